@@ -1,0 +1,32 @@
+# The two commands: `make demo` and `make test`. Each creates .venv first when it is missing.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.iclscope-installed
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+# torch goes in first and pinned: an unpinned torch pulled in by a dependency can be a
+# multi-GB CUDA build. Without a CUDA GPU this pin resolves to the CPU wheel.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# with a CUDA GPU, PyPI's default torch wheel (CUDA) is wanted; without one, the pin
+	# resolves to the CPU wheel this machine keeps on disk
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/iclscope demo --out runs
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+test: setup lint
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+clean:
+	rm -rf build dist *.egg-info

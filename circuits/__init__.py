@@ -1,0 +1,1 @@
+"""iclscope circuits (see DESIGN.md)."""

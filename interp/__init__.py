@@ -1,0 +1,1 @@
+"""iclscope: hooked models, prompts, runs."""

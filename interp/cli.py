@@ -1,0 +1,197 @@
+"""The ``iclscope`` command line.
+
+Every command turns a user mistake into one clear message (problem and fix) without a
+traceback, and exits non-zero; see :func:`main`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from interp.errors import IclscopeError
+
+app = typer.Typer(
+    help="iclscope: see how a language model learns from its context.\n\n"
+    "Run `iclscope demo` for a first report on the embedded model organism.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+organism_app = typer.Typer(
+    help="The embedded ICL model organism: train or evaluate it.", no_args_is_help=True
+)
+app.add_typer(organism_app, name="organism")
+console = Console()
+err_console = Console(stderr=True)
+
+MODEL_HELP = "'organism' (embedded default), a local Hugging Face folder, or a hub name"
+
+
+@app.command()
+def tasks(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
+    """List the task families; every --task option takes these names."""
+    from interp.organism.data import TASK_FAMILIES
+
+    rows = [
+        {
+            "name": f.name,
+            "kind": f.kind,
+            "template": f.template.demo,
+            "labels": list(f.labels),
+            "description": f.description,
+        }
+        for f in TASK_FAMILIES.values()
+    ]
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    table = Table("name", "kind", "template", "labels", "description")
+    for r in rows:
+        labels = ", ".join(r["labels"][:6]) + (" ..." if len(r["labels"]) > 6 else "")
+        table.add_row(r["name"], r["kind"], repr(r["template"]), labels or "(open)",
+                      r["description"])  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+def inspect(
+    model: str = typer.Option("organism", help=MODEL_HELP),
+    backend: str = typer.Option("transformer_lens", help="transformer_lens or nnsight"),
+):
+    """Show a model's shape and its hook points."""
+    from interp.models import load_model
+
+    m = load_model(model, backend=backend)
+    console.print(m.cfg)
+    names = m.hook_names()
+    console.print(f"{len(names)} hook points; layer 0:")
+    for n in names:
+        if n.startswith("blocks.0.") or not n.startswith("blocks."):
+            console.print(f"  {n}")
+
+
+@organism_app.command("train")
+def organism_train(
+    out: Path = typer.Option(..., help="Folder to write the trained model into."),
+    seed: int = typer.Option(0, help="Random seed; the same seed gives the same data stream."),
+    minutes: float = typer.Option(70.0, help="Wall-clock budget; the schedule follows it."),
+    max_steps: int | None = typer.Option(None, help="Stop after this many steps instead."),
+    d_model: int = typer.Option(128),
+    n_layers: int = typer.Option(4),
+):
+    """Train the ICL model organism on the synthetic language (CPU, about an hour)."""
+    from interp.organism.train import TrainConfig, train
+
+    cfg = TrainConfig(seed=seed, minutes=minutes, max_steps=max_steps, d_model=d_model,
+                      n_layers=n_layers)  # fmt: skip
+    record = train(out, cfg, log=console.print)
+    console.print(f"wrote {out} ({record['steps']} steps, {record['wall_seconds'] / 60:.1f} min)")
+
+
+@organism_app.command("eval")
+def organism_eval(
+    model: str = typer.Option("organism", help=MODEL_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    n: int = typer.Option(200, help="Held-out prompts per cell."),
+):
+    """Score held-out prompts: ICL accuracy by shots, ranking P@1, key-value retrieval."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from interp.models import resolve_spec
+    from interp.organism.evaluate import evaluate_organism
+
+    where, _ = resolve_spec(model)
+    hf = AutoModelForCausalLM.from_pretrained(where).eval()
+    result = evaluate_organism(hf, AutoTokenizer.from_pretrained(where), n=n)
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table("measure", *[f"{k}-shot" for k in ("0", "1", "2", "4", "8")])
+    for key in ("classification_semantic", "classification_arbitrary", "function_tasks"):
+        table.add_row(key, *[f"{v:.3f}" for v in result[key].values()])
+    console.print(table)
+    console.print(f"ranking precision@1 (10 documents): {result['ranking_p_at_1']:.3f}")
+    console.print(
+        f"key-value retrieval ({result['kv_retrieval_tokens']} tokens): "
+        f"{result['kv_retrieval_acc']:.3f}"
+    )
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs"), help="Runs folder to write the run directory into."),
+    model: str = typer.Option("organism", help=MODEL_HELP),
+    seed: int = typer.Option(0),
+    n: int = typer.Option(200, help="Held-out prompts per evaluation cell."),
+):
+    """Evaluate the model and take a first look inside one prompt; writes a report."""
+    from interp.demo import run_demo
+
+    path = run_demo(out, model=model, seed=seed, n=n, log=console.print)
+    console.print(f"[bold green]report:[/] {path / 'report.html'}")
+    print(path)
+
+
+@app.command()
+def show(run: Path = typer.Argument(..., help="A run directory.")):
+    """Print a run's status and headline numbers."""
+    from interp.runs import load_run
+
+    loaded = load_run(run)
+    m = loaded.manifest
+    console.print(f"{run}: {m.get('kind')} on {m.get('model')}, status [bold]{loaded.status}[/]")
+    if m.get("error"):
+        console.print(f"error: {m['error']}")
+    for key, value in loaded.summary.items():
+        console.print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
+    console.print(f"  tables: {', '.join(loaded.tables)}; figures: {', '.join(loaded.figures)}")
+
+
+@app.command("app")
+def app_command(
+    runs: Path = typer.Option(Path("runs"), help="Runs folder to browse."),
+    port: int = typer.Option(8501, help="Port to serve on."),
+):
+    """Start the Streamlit explorer in the browser."""
+    import subprocess
+
+    script = Path(__file__).resolve().parent.parent / "app" / "explorer.py"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
+           "--server.port", str(port), "--browser.gatherUsageStats", "false", "--",
+           "--runs", str(runs.resolve())]  # fmt: skip
+    console.print(f"iclscope explorer on http://localhost:{port} (runs: {runs})")
+    raise SystemExit(subprocess.call(cmd))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors print as one message, never a traceback."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        app(args=argv, standalone_mode=False)
+    except IclscopeError as err:
+        err_console.print(f"[bold red]error:[/] {err.problem}")
+        if err.fix:
+            err_console.print(f"[bold]fix:[/] {err.fix}")
+        return 2
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("aborted")
+        return 130
+    except Exception as err:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(err, click.ClickException):
+            err.show()
+            return err.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

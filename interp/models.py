@@ -1,0 +1,294 @@
+"""Hooked models: one hook vocabulary over two backends.
+
+``load_model(spec, backend)`` returns a :class:`HookedModel`. Both backends speak
+TransformerLens hook names (``blocks.{l}.attn.hook_z``, ``blocks.{l}.hook_resid_pre``, ...), so
+an analysis never needs to know which one it runs on:
+
+* ``transformer_lens``: a TransformerLens 4 ``TransformerBridge`` (the full vocabulary,
+  ``start_at_layer``, gradients);
+* ``nnsight``: an nnsight ``TransformersModel`` over the unconverted Hugging Face model, with
+  the hook names mapped onto module inputs and outputs (see :mod:`interp.nnsight_backend`).
+
+``spec`` is ``"organism"`` (the embedded model organism), a local Hugging Face folder, or a hub
+name (only where the hub is reachable).
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from interp.errors import IclscopeError
+from interp.prompts import PromptBuilder
+
+Backend = Literal["transformer_lens", "nnsight"]
+HookFn = Callable[..., Tensor | None]
+"""A forward hook ``fn(activation, hook) -> activation | None``, as in TransformerLens;
+``hook.name`` is the hook's name. Returning a tensor replaces the activation."""
+FwdHooks = Sequence[tuple[str, HookFn]]
+Cache = dict[str, Tensor]
+"""Activations by hook name, each ``(batch, ...)`` as TransformerLens shapes them."""
+
+ORGANISM_DIR = Path(__file__).parent / "organism" / "model"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The shape of a model, the same whatever the backend."""
+
+    name: str
+    architecture: str
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    d_head: int
+    d_model: int
+    n_ctx: int
+    d_vocab: int
+
+    @classmethod
+    def from_hf(cls, name: str, hf) -> ModelConfig:
+        def get(*keys, default=None):
+            for k in keys:
+                if getattr(hf, k, None) is not None:
+                    return getattr(hf, k)
+            return default
+
+        n_heads = get("num_attention_heads", "n_head")
+        d_model = get("hidden_size", "n_embd")
+        return cls(
+            name=name,
+            architecture=hf.model_type,
+            n_layers=get("num_hidden_layers", "n_layer"),
+            n_heads=n_heads,
+            n_kv_heads=get("num_key_value_heads", default=n_heads),
+            d_head=get("head_dim", default=d_model // n_heads),
+            d_model=d_model,
+            n_ctx=get("max_position_embeddings", "n_positions", "n_ctx"),
+            d_vocab=hf.vocab_size,
+        )
+
+
+class HookRef:
+    """What a hook function receives as ``hook``: enough to know where it is."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        parts = name.split(".")
+        self.layer = int(parts[1]) if parts[0] == "blocks" else None
+
+    def __repr__(self) -> str:
+        return f"HookRef({self.name!r})"
+
+
+class HookedModel(ABC):
+    """A causal LM with TransformerLens hook names, whichever backend runs it."""
+
+    backend: Backend
+    cfg: ModelConfig
+    tokenizer: object
+    path: str
+
+    @abstractmethod
+    def hook_names(self) -> list[str]:
+        """Every hook point this backend exposes, in execution order."""
+
+    @abstractmethod
+    def run_with_hooks(
+        self,
+        tokens: Int[Tensor, "batch pos"],
+        fwd_hooks: FwdHooks = (),
+        attention_mask: Int[Tensor, "batch pos"] | None = None,
+    ) -> Float[Tensor, "batch pos d_vocab"]:
+        """Run forward with hooks that may read or replace activations; return logits."""
+
+    def run_with_cache(
+        self,
+        tokens: Int[Tensor, "batch pos"],
+        names_filter: Callable[[str], bool] | Sequence[str] | str | None = None,
+        attention_mask: Int[Tensor, "batch pos"] | None = None,
+    ) -> tuple[Float[Tensor, "batch pos d_vocab"], Cache]:
+        """Run forward and return the logits and the activations whose names pass the filter."""
+        names = [n for n in self.hook_names() if _matches(names_filter, n)]
+        cache: Cache = {}
+
+        def saver(name: str) -> HookFn:
+            # keyed by the name asked for: TransformerLens reports an alias's canonical name
+            def save(act: Tensor, hook) -> None:
+                cache[name] = act.detach().clone()
+
+            return save
+
+        with torch.no_grad():
+            logits = self.run_with_hooks(tokens, [(n, saver(n)) for n in names], attention_mask)
+        return logits, cache
+
+    def __call__(self, tokens, attention_mask=None) -> Float[Tensor, "batch pos d_vocab"]:
+        with torch.no_grad():
+            return self.run_with_hooks(tokens, (), attention_mask)
+
+    @property
+    @abstractmethod
+    def hf_model(self):
+        """The underlying Hugging Face model (shared weights, no hooks)."""
+
+    @torch.no_grad()
+    def logit_lens(self, resid: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_vocab"]:
+        """Read a residual-stream state out through the final norm and the unembedding."""
+        base = self.hf_model.base_model
+        norm = getattr(base, "norm", None) or base.ln_f
+        return self.hf_model.get_output_embeddings()(norm(resid))
+
+    def prompt_builder(self, padding_side: Literal["left", "right"] = "right", **kw):
+        """A :class:`PromptBuilder` that refuses prompts longer than this model's context."""
+        return PromptBuilder(self.tokenizer, n_ctx=self.cfg.n_ctx, padding_side=padding_side, **kw)
+
+    def check_layer(self, layer: int) -> int:
+        if not 0 <= layer < self.cfg.n_layers:
+            raise IclscopeError(
+                f"layer {layer} is out of range for {self.cfg.name} ({self.cfg.n_layers} layers)",
+                fix=f"use a layer from 0 to {self.cfg.n_layers - 1}",
+            )
+        return layer
+
+    def check_head(self, layer: int, head: int) -> tuple[int, int]:
+        self.check_layer(layer)
+        if not 0 <= head < self.cfg.n_heads:
+            raise IclscopeError(
+                f"head {head} is out of range for {self.cfg.name} ({self.cfg.n_heads} heads)",
+                fix=f"use a head from 0 to {self.cfg.n_heads - 1}",
+            )
+        return layer, head
+
+    def check_hook(self, name: str) -> str:
+        if name not in set(self.hook_names()):
+            layer = HookRef(name).layer if name.startswith("blocks.") else None
+            if layer is not None:
+                self.check_layer(layer)
+            raise IclscopeError(
+                f"no hook point {name!r} on the {self.backend} backend",
+                fix="list the available names with model.hook_names()",
+            )
+        return name
+
+
+def _matches(names_filter, name: str) -> bool:
+    if names_filter is None:
+        return True
+    if isinstance(names_filter, str):
+        return name == names_filter
+    if callable(names_filter):
+        return bool(names_filter(name))
+    return name in names_filter
+
+
+class TransformerLensModel(HookedModel):
+    """The TransformerLens 4 backend: a ``TransformerBridge`` in eval mode."""
+
+    backend: Backend = "transformer_lens"
+
+    def __init__(self, bridge, tokenizer, cfg: ModelConfig, path: str) -> None:
+        self.bridge = bridge.eval()
+        self.tokenizer = tokenizer
+        self.cfg = cfg
+        self.path = path
+        self._names: list[str] | None = None
+
+    @property
+    def hf_model(self):
+        return self.bridge.original_model
+
+    def hook_names(self) -> list[str]:
+        if self._names is None:
+            # the bridge's cache holds the TransformerLens aliases (hook_z ...) that hook_dict
+            # lacks, so list what a one-token forward caches
+            with torch.no_grad():
+                _, cache = self.bridge.run_with_cache(torch.zeros(1, 1, dtype=torch.long))
+            self._names = list(cache.keys())
+        return self._names
+
+    def run_with_hooks(self, tokens, fwd_hooks=(), attention_mask=None):
+        for name, _ in fwd_hooks:
+            self.check_hook(name)
+        return self.bridge.run_with_hooks(
+            tokens, fwd_hooks=list(fwd_hooks), attention_mask=attention_mask
+        )
+
+
+def resolve_spec(spec: str) -> tuple[str, bool]:
+    """``(path_or_name, is_local)`` for a model spec, or a clear error."""
+    if spec == "organism":
+        if not (ORGANISM_DIR / "config.json").exists():
+            raise IclscopeError(
+                f"the embedded organism is missing from {ORGANISM_DIR}",
+                fix="reinstall iclscope, or train one with `iclscope organism train --out DIR` "
+                "and pass --model DIR",
+            )
+        return str(ORGANISM_DIR), True
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise IclscopeError(
+                f"{spec} is a folder but not a Hugging Face model (no config.json)",
+                fix="point at the folder holding config.json, the weights and the tokenizer",
+            )
+        return str(path), True
+    looks_like_path = spec.startswith((".", "/", "~")) or os.sep in spec and spec.count("/") > 1
+    if looks_like_path or path.exists() or not spec.strip():
+        raise IclscopeError(
+            f"unknown model path {spec!r}: no such folder",
+            fix="pass 'organism', an existing local Hugging Face folder, or a hub name",
+        )
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        raise IclscopeError(
+            f"{spec!r} is not a local folder and HF_HUB_OFFLINE is set, so it cannot be "
+            "downloaded from the hub",
+            fix="download the model elsewhere and pass its local folder, or unset HF_HUB_OFFLINE",
+        )
+    return spec, False
+
+
+def load_model(
+    spec: str = "organism",
+    backend: Backend = "transformer_lens",
+    device: str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> HookedModel:
+    """Load a causal LM as a :class:`HookedModel`.
+
+    ``spec``: ``"organism"``, a local Hugging Face folder, or a hub name (online only).
+    ``backend``: ``"transformer_lens"`` or ``"nnsight"``; both expose the same hook names.
+    """
+    from transformers import AutoConfig, AutoTokenizer
+
+    where, _ = resolve_spec(spec)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        hf_config = AutoConfig.from_pretrained(where)
+        tokenizer = AutoTokenizer.from_pretrained(where)
+    except OSError as err:
+        raise IclscopeError(
+            f"could not load model {spec!r}: {err}".split("\n")[0],
+            fix="check the name, your network, or pass a local Hugging Face folder",
+        ) from err
+    cfg = ModelConfig.from_hf("organism" if spec == "organism" else spec, hf_config)
+    if backend == "transformer_lens":
+        from transformer_lens.model_bridge import TransformerBridge
+
+        bridge = TransformerBridge.boot_transformers(
+            where, device=device, dtype=dtype, tokenizer=tokenizer
+        )
+        return TransformerLensModel(bridge, tokenizer, cfg, where)
+    if backend == "nnsight":
+        from interp.nnsight_backend import NNsightModel
+
+        return NNsightModel.load(where, tokenizer, cfg, device, dtype)
+    raise IclscopeError(f"unknown backend {backend!r}", fix="use 'transformer_lens' or 'nnsight'")

@@ -1,0 +1,168 @@
+"""Task families of the organism's language and the batches it is trained and scored on."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from interp.organism import language as lang
+from interp.prompts import (
+    CIRCUIT_TEMPLATE,
+    FUNCTION_TEMPLATE,
+    KV_TEMPLATE,
+    RANKING_TEMPLATE,
+    PromptBatch,
+    PromptBuilder,
+    Template,
+)
+
+Kind = Literal["classification", "function", "ranking", "retrieval"]
+
+
+@dataclass(frozen=True)
+class TaskFamily:
+    """A named family of prompts: ``sample(rng, k)`` draws one episode with k demonstrations
+    (k is the number of documents for ranking and of key-value pairs for retrieval)."""
+
+    name: str
+    kind: Kind
+    template: Template
+    labels: tuple[str, ...]
+    sample: Callable[[random.Random, int], lang.Episode]
+    description: str
+    default_k: int = 4
+
+
+def _families() -> dict[str, TaskFamily]:
+    fams = [
+        TaskFamily(
+            "sentiment_semantic", "classification", CIRCUIT_TEMPLATE, lang.CLASS_NAMES,
+            lambda rng, k: lang.sample_classification(rng, k, arbitrary=False),
+            "classify a multi-word input into its latent class, labels are the class names",
+        ),
+        TaskFamily(
+            "sentiment_arbitrary", "classification", CIRCUIT_TEMPLATE, lang.ARBITRARY_LABELS,
+            lambda rng, k: lang.sample_classification(rng, k, arbitrary=True),
+            "as sentiment_semantic, but each prompt assigns random label words to its classes",
+        ),
+    ]  # fmt: skip
+    for op in lang.FUNCTION_OPS:
+        for pos in lang.FUNCTION_POSITIONS:
+            fams.append(
+                TaskFamily(
+                    f"fn_{op}_{pos}",
+                    "function",
+                    FUNCTION_TEMPLATE,
+                    (),
+                    lambda rng, k, op=op, pos=pos: lang.sample_function(rng, k, op, pos),
+                    f"answer the {op} of the {pos} of three words",
+                )  # fmt: skip
+            )
+    fams += [
+        TaskFamily(
+            "ranking", "ranking", RANKING_TEMPLATE, lang.NUMBER_WORDS,
+            lambda rng, k: lang.sample_ranking(rng, k),
+            "name the ID of the one document that contains the query word", default_k=10,
+        ),
+        TaskFamily(
+            "kv_retrieval", "retrieval", KV_TEMPLATE, (),
+            lambda rng, k: lang.sample_kv(rng, k),
+            "recall the value of a key from a long list of key: value lines", default_k=64,
+        ),
+    ]  # fmt: skip
+    return {f.name: f for f in fams}
+
+
+TASK_FAMILIES: dict[str, TaskFamily] = _families()
+FUNCTION_FAMILIES = [n for n, f in TASK_FAMILIES.items() if f.kind == "function"]
+
+
+def get_family(name: str) -> TaskFamily:
+    from interp.errors import IclscopeError
+
+    if name not in TASK_FAMILIES:
+        raise IclscopeError(
+            f"unknown task {name!r}", fix=f"choose one of: {', '.join(TASK_FAMILIES)}"
+        )
+    return TASK_FAMILIES[name]
+
+
+def build_family_batch(
+    builder: PromptBuilder, family: str, n: int, k: int | None = None, seed: int = 0
+) -> PromptBatch:
+    """``n`` prompts of one family with ``k`` shots (or documents / pairs), reproducibly."""
+    fam = get_family(family)
+    rng = random.Random(f"{family}:{k}:{seed}")
+    k = fam.default_k if k is None else k
+    return builder.build(fam.template, [fam.sample(rng, k) for _ in range(n)])
+
+
+# ---------------------------------------------------------------------------------------------
+# Training batches: prompts with their answer appended, and per-token loss weights.
+
+
+@dataclass
+class TrainBatch:
+    tokens: torch.Tensor  # (batch, pos) int64
+    weights: torch.Tensor  # (batch, pos - 1) float: loss weight of predicting token t+1
+
+
+def _kv_training_episode(rng: random.Random, n_pairs: int) -> lang.Episode:
+    """Key-value lines, then repeats of earlier keys: every repeat's value is learnable,
+    where a single final query would give one useful token per 300."""
+    ep = lang.sample_kv(rng, n_pairs)
+    repeats = [ep.docs[i] for i in rng.sample(range(len(ep.docs)), min(8, len(ep.docs)))]
+    ep.docs = ep.docs + repeats[:-1]
+    ep.query, ep.answer = repeats[-1]
+    return ep
+
+
+def sample_training_batch(
+    builder: PromptBuilder, rng: random.Random, tokens_per_batch: int
+) -> TrainBatch:
+    """One batch of one template with one shot count, so rows have similar lengths and
+    padding stays low. Mixture: classification 40% (3/4 arbitrary labels), functions 30%,
+    ranking 15%, key-value retrieval 15%."""
+    r = rng.random()
+    if r < 0.7:
+        k = rng.randint(0, 8)
+        n = max(8, tokens_per_batch // (10 * k + 12))
+        if r < 0.4:
+            eps = [lang.sample_classification(rng, k, rng.random() < 0.75) for _ in range(n)]
+            return _with_answers([builder.build(CIRCUIT_TEMPLATE, eps)])
+        tasks = [(op, pos) for op in lang.FUNCTION_OPS for pos in lang.FUNCTION_POSITIONS]
+        eps = [lang.sample_function(rng, k, *rng.choice(tasks)) for _ in range(n)]
+        return _with_answers([builder.build(FUNCTION_TEMPLATE, eps)])
+    if r < 0.85:
+        n_docs = rng.randint(3, 14)
+        n = max(4, tokens_per_batch // (14 * n_docs + 8))
+        eps = [lang.sample_ranking(rng, n_docs) for _ in range(n)]
+        return _with_answers([builder.build(RANKING_TEMPLATE, eps)])
+    n_pairs = rng.randint(8, 66)
+    n = max(4, tokens_per_batch // (4 * n_pairs + 36))
+    eps = [_kv_training_episode(rng, n_pairs) for _ in range(n)]
+    return _with_answers([builder.build(KV_TEMPLATE, eps)])
+
+
+def _with_answers(batches: list[PromptBatch], answer_weight: float = 5.0) -> TrainBatch:
+    rows, weights = [], []
+    for b in batches:
+        for i, ann in enumerate(b.annotations):
+            row = b.tokens[i, : ann.length].tolist() + [int(b.answer_ids[i])]
+            w = [1.0] * (len(row) - 1)
+            w[-1] = answer_weight
+            for y in ann.y:  # demonstration labels are the ICL signal: weigh them as answers
+                w[y - 1] = answer_weight
+            rows.append(row)
+            weights.append(w)
+    longest = max(len(r) for r in rows)
+    tokens = torch.zeros(len(rows), longest, dtype=torch.long)
+    wt = torch.zeros(len(rows), longest - 1)
+    for i, (r, w) in enumerate(zip(rows, weights)):
+        tokens[i, : len(r)] = torch.tensor(r)
+        wt[i, : len(w)] = torch.tensor(w)
+    return TrainBatch(tokens, wt)

@@ -1,0 +1,1 @@
+"""iclscope kernels (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""iclscope probes (see DESIGN.md)."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from interp.errors import IclscopeError
@@ -29,7 +30,7 @@ organism_app = typer.Typer(
 )
 app.add_typer(organism_app, name="organism")
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True, highlight=False)  # paths stay whole
 
 MODEL_HELP = "'organism' (embedded default), a local Hugging Face folder, or a hub name"
 
@@ -176,9 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=False)
     except IclscopeError as err:
-        err_console.print(f"[bold red]error:[/] {err.problem}")
+        err_console.print("[bold red]error:[/]", escape(err.problem))
         if err.fix:
-            err_console.print(f"[bold]fix:[/] {err.fix}")
+            err_console.print("[bold]fix:[/]", escape(err.fix))
         return 2
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted")

@@ -1,0 +1,91 @@
+"""The command line: clear errors without tracebacks, JSON outputs, complete run directories."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from interp.cli import main
+from interp.runs import load_run
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """Run the installed entry point as a user would, in a fresh process."""
+    return subprocess.run([sys.executable, "-m", "interp.cli", *args], capture_output=True,
+                          text=True, env=ENV, timeout=600)  # fmt: skip
+
+
+def test_help_lists_every_command():
+    out = cli("--help")
+    assert out.returncode == 0
+    for command in ("tasks", "demo", "organism", "inspect", "show", "app"):
+        assert command in out.stdout
+    sub = cli("organism", "--help")
+    assert "train" in sub.stdout and "eval" in sub.stdout
+
+
+def test_tasks_json(capsys):
+    assert main(["tasks", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    kinds = {r["kind"] for r in rows}
+    assert kinds == {"classification", "function", "ranking", "retrieval"}
+    names = {r["name"] for r in rows}
+    assert {"sentiment_semantic", "sentiment_arbitrary", "ranking", "kv_retrieval"} <= names
+    assert sum(r["kind"] == "function" for r in rows) >= 8
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["demo", "--model", "./no/such/model"], "unknown model path"),
+        (["organism", "eval", "--model", "/nonexistent/folder"], "unknown model path"),
+        (["inspect", "--model", "org/hub-model"], "HF_HUB_OFFLINE"),
+    ],
+)
+def test_user_errors_print_cleanly(args, message):
+    out = cli(*args)
+    assert out.returncode == 2
+    assert message in out.stderr and "fix:" in out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+
+
+def test_corrupt_run_directory(tmp_path):
+    run = tmp_path / "demo-broken"
+    run.mkdir()
+    (run / "manifest.json").write_text("{not json")
+    out = cli("show", str(run))
+    assert out.returncode == 2 and "manifest.json" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert (run / "manifest.json").read_text() == "{not json"  # nothing lost
+
+
+def test_eval_json_on_a_tiny_model(tiny_dirs, capsys):
+    assert main(["organism", "eval", "--model", tiny_dirs["llama"], "--json", "--n", "8"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    for key in ("classification_semantic", "classification_arbitrary", "function_tasks"):
+        assert set(result[key]) == {"0", "1", "2", "4", "8"}
+        assert all(0.0 <= v <= 1.0 for v in result[key].values())
+    assert 0.0 <= result["ranking_p_at_1"] <= 1.0 and 0.0 <= result["kv_retrieval_acc"] <= 1.0
+
+
+def test_demo_writes_a_complete_run(tiny_dirs, tmp_path, capsys):
+    assert main(["demo", "--model", tiny_dirs["gpt2"], "--out", str(tmp_path), "--n", "8"]) == 0
+    path = capsys.readouterr().out.strip().splitlines()[-1]
+    run = load_run(path)
+    assert run.status == "complete"
+    assert run.manifest["seed"] == 0 and run.manifest["versions"]["torch"]
+    assert {"eval_by_shots", "logit_lens", "query_attention"} <= set(run.tables)
+    assert {"icl_curve", "logit_lens", "query_attention"} <= set(run.figures)
+    assert "classification_arbitrary_8shot" in run.summary
+    html = (run.path / "report.html").read_text()
+    assert "plotly" in html and "Held-out evaluation" in html
+    # same seed, same numbers
+    assert main(["demo", "--model", tiny_dirs["gpt2"], "--out", str(tmp_path), "--n", "8"]) == 0
+    again = load_run(capsys.readouterr().out.strip().splitlines()[-1])
+    assert again.summary == run.summary

@@ -1,0 +1,34 @@
+"""A wheel built from the repository carries the app and the embedded model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_wheel_contains_app_and_organism(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path), str(ROOT)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    (wheel,) = tmp_path.glob("iclscope-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for required in (
+        "app/explorer.py",
+        "interp/cli.py",
+        "interp/organism/model/config.json",
+        "interp/organism/model/model.safetensors",
+        "interp/organism/model/tokenizer.json",
+        "interp/organism/model/training_record.json",
+        "circuits/__init__.py",
+        "kernels/__init__.py",
+    ):
+        assert required in names, required
+    entry = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "iclscope = interp.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
+    assert not any(n.startswith("kernels-") for n in names)  # the distribution is not "kernels"

@@ -37,12 +37,23 @@ class TrainConfig:
     n_ctx: int = 512
     lr: float = 2e-3
     warmup: int = 200
+    decay_from: float = 0.5
+    """Fraction of the budget at constant peak lr before the cosine decay (to 10%) starts:
+    the ICL phase change needs steps at full learning rate."""
     weight_decay: float = 0.05
     tokens_per_batch: int = 6000
     eval_every_minutes: float = 10.0
     final_eval_n: int = 200
     log_every: int = 50
     threads: int = 2
+
+
+def _decay(progress: float, start: float) -> float:
+    """1 until ``start``, then a cosine from 1 down to 0.1 at the end of the budget."""
+    if progress <= start:
+        return 1.0
+    t = (progress - start) / max(1e-9, 1 - start)
+    return 0.1 + 0.45 * (1 + math.cos(math.pi * min(t, 1.0)))
 
 
 def model_config(cfg: TrainConfig, vocab_size: int, tokenizer) -> LlamaConfig:
@@ -90,7 +101,7 @@ def train(out: Path, cfg: TrainConfig, log=print) -> dict:
         if elapsed >= budget or (cfg.max_steps is not None and step >= cfg.max_steps):
             break
         progress = elapsed / budget if cfg.max_steps is None else step / cfg.max_steps
-        lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) * 0.5 * (1 + math.cos(math.pi * progress))
+        lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) * _decay(progress, cfg.decay_from)
         for group in opt.param_groups:
             group["lr"] = lr
         batch = sample_training_batch(builder, rng, cfg.tokens_per_batch)

@@ -1,0 +1,131 @@
+"""The intervention plan: the one data type every analysis hands to the engine.
+
+A plan is a list of rows; each row is one forward pass's worth of edits on one prompt. The
+engine stacks rows along the batch axis, so a sweep over a thousand components is a thousand
+rows, not a thousand model calls. Plans are plain data (frozen dataclasses of ints, floats and
+strings, plus a bank of named tensors), so they print, serialise into a run directory and
+compare equal.
+
+* :class:`Patch` sets ``act := (1 - alpha) * act + alpha * src`` at a hook, for chosen positions
+  and heads. Activation patching, mean / zero / resample ablation and soft injection of a task
+  vector differ only in ``source`` and ``alpha``.
+* :class:`Knockout` forbids query positions from attending to key positions in one layer (an
+  additive ``-inf`` on the pre-softmax scores), in chosen heads or all of them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from torch import Tensor
+
+from interp.errors import IclscopeError
+
+Source = Literal["clean", "corrupted", "mean", "zero", "resample", "tensor"]
+"""Where a patch's replacement comes from:
+
+* ``clean`` / ``corrupted``: the same hook and position in the cached clean or corrupted run of
+  the row's prompt (``source_prompt`` overrides which prompt);
+* ``mean``: the hook's mean over the plan's reference prompts, per position;
+* ``zero``: zeros;
+* ``resample``: the clean run of another prompt, ``source_prompt``;
+* ``tensor``: ``plan.tensors[tensor]``, shaped like one position of the hook (e.g. a task vector
+  ``(head, d_head)`` for ``hook_z``)."""
+
+Base = Literal["clean", "corrupted"]
+"""Which prompt a row runs forward on: patching *from* clean *into* corrupted runs on corrupted."""
+
+
+@dataclass(frozen=True)
+class Patch:
+    """Replace or mix one hook's activation at some positions (and heads)."""
+
+    hook: str
+    source: Source
+    positions: tuple[int, ...] | None = None
+    """Token positions; ``None`` means every position."""
+    heads: tuple[int, ...] | None = None
+    """Heads for per-head hooks (``hook_z``, ``hook_q``...); ``None`` means every head."""
+    alpha: float = 1.0
+    source_prompt: int | None = None
+    tensor: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.alpha <= 1.0:
+            raise IclscopeError(f"alpha {self.alpha} is outside [0, 1]", fix="use 0 <= alpha <= 1")
+        if self.source == "tensor" and self.tensor is None:
+            raise IclscopeError("a 'tensor' patch needs tensor=NAME", fix="name a plan tensor")
+        if self.source == "resample" and self.source_prompt is None:
+            raise IclscopeError("a 'resample' patch needs source_prompt", fix="pick a prompt")
+
+    @property
+    def layer(self) -> int | None:
+        parts = self.hook.split(".")
+        return int(parts[1]) if parts[0] == "blocks" else None
+
+
+@dataclass(frozen=True)
+class Knockout:
+    """Query positions may not attend to key positions in ``layer`` (the given heads, or all)."""
+
+    layer: int
+    queries: tuple[int, ...]
+    keys: tuple[int, ...]
+    heads: tuple[int, ...] | None = None
+
+
+Edit = Patch | Knockout
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """One forward pass: a prompt, the edits applied to it, and labels for the result table."""
+
+    prompt: int
+    edits: tuple[Edit, ...] = ()
+    labels: tuple[tuple[str, object], ...] = ()
+    """``(column, value)`` pairs for the result row, e.g. ``(("layer", 3), ("head", 1))``."""
+
+    @property
+    def first_layer(self) -> int:
+        """The earliest layer an edit touches: everything before it is the unedited run."""
+        layers = [e.layer for e in self.edits]
+        known = [layer for layer in layers if layer is not None]
+        return min(known) if len(known) == len(layers) and known else 0
+
+
+@dataclass
+class InterventionPlan:
+    """Rows to run, the run they start from, and a bank of named tensors for ``tensor`` patches."""
+
+    rows: list[PlanRow]
+    base: Base = "corrupted"
+    tensors: dict[str, Tensor] = field(default_factory=dict)
+    reference_prompts: tuple[int, ...] | None = None
+    """Prompts whose activations define ``mean`` sources (``None``: all prompts)."""
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def hooks(self) -> list[str]:
+        """Every hook a patch in the plan touches, sorted."""
+        return sorted({e.hook for r in self.rows for e in r.edits if isinstance(e, Patch)})
+
+    def to_json(self) -> str:
+        """The plan as JSON (tensors by name and shape only), for the run directory."""
+        rows = [
+            {"prompt": r.prompt, "labels": dict(r.labels),
+             "edits": [{"kind": type(e).__name__, **asdict(e)} for e in r.edits]}
+            for r in self.rows
+        ]  # fmt: skip
+        tensors = {k: list(v.shape) for k, v in self.tensors.items()}
+        return json.dumps({"base": self.base, "tensors": tensors, "rows": rows})
+
+    def __repr__(self) -> str:
+        kinds = sorted({type(e).__name__ for r in self.rows for e in r.edits})
+        return (
+            f"InterventionPlan({len(self.rows)} rows on {self.base}, edits: {', '.join(kinds)}; "
+            f"hooks: {', '.join(self.hooks()[:4])}{' ...' if len(self.hooks()) > 4 else ''})"
+        )

@@ -110,6 +110,20 @@ class HookedModel(ABC):
     ) -> Float[Tensor, "batch pos d_vocab"]:
         """Run forward with hooks that may read or replace activations; return logits."""
 
+    supports_resume: bool = False
+    """Whether :meth:`run_from_layer` can start a forward pass at a middle layer."""
+
+    def run_from_layer(
+        self,
+        resid: Float[Tensor, "batch pos d_model"],
+        layer: int,
+        fwd_hooks: FwdHooks = (),
+        attention_mask: Int[Tensor, "batch pos"] | None = None,
+    ) -> Float[Tensor, "batch pos d_vocab"]:
+        """Run layers ``layer..`` on a residual stream ``resid`` (``hook_resid_pre`` of
+        ``layer``) with hooks; the engine resumes cached runs this way."""
+        raise NotImplementedError(f"the {self.backend} backend cannot start at a middle layer")
+
     def run_with_cache(
         self,
         tokens: Int[Tensor, "batch pos"],
@@ -220,6 +234,16 @@ class TransformerLensModel(HookedModel):
             self.check_hook(name)
         return self.bridge.run_with_hooks(
             tokens, fwd_hooks=list(fwd_hooks), attention_mask=attention_mask
+        )
+
+    supports_resume = True
+
+    def run_from_layer(self, resid, layer, fwd_hooks=(), attention_mask=None):
+        self.check_layer(layer)
+        for name, _ in fwd_hooks:
+            self.check_hook(name)
+        return self.bridge.run_with_hooks(
+            resid, fwd_hooks=list(fwd_hooks), start_at_layer=layer, attention_mask=attention_mask
         )
 
 

@@ -16,6 +16,7 @@ forward passes of the layers after the earliest edit.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -27,7 +28,8 @@ from tqdm.auto import tqdm
 import kernels
 from interp.errors import IclscopeError
 from interp.metrics import Metric, build_metric
-from interp.models import HookedModel
+from interp.models import HookedModel, HookFn
+from interp.native import LlamaNative, Recording
 from interp.plan import InterventionPlan, Knockout, Patch, PlanRow
 from interp.prompts import PromptBatch, check_pair
 
@@ -67,10 +69,18 @@ class Engine:
     activations of one chunk fit in ``memory_gb``.
     """
 
-    def __init__(self, model: HookedModel, max_batch: int | None = None, memory_gb: float = 1.0):
+    def __init__(
+        self,
+        model: HookedModel,
+        max_batch: int | None = None,
+        memory_gb: float = 1.0,
+        fast: bool = True,
+    ):
         self.model = model
         self.max_batch = max_batch
         self.memory_gb = memory_gb
+        self.fast = fast
+        self._native_runner: LlamaNative | None = None
 
     # -- sizing -----------------------------------------------------------------------------
     def rows_per_chunk(self, n_pos: int) -> int:
@@ -87,42 +97,48 @@ class Engine:
         return f"{len(plan)} rows in {chunks} forward passes of up to {per} rows"
 
     # -- sources ----------------------------------------------------------------------------
-    def _banks(
-        self,
-        plan: InterventionPlan,
-        clean: PromptBatch,
-        corrupted: PromptBatch | None,
-        resume: bool,
-    ) -> tuple[dict[str, SourceBank], dict[str, Tensor], Tensor]:
-        """Source banks per hook, the base run's residual stream for resuming, clean logits."""
+    def _native(self, plan: InterventionPlan) -> LlamaNative | None:
+        """The fast path, where the architecture and every hook of the plan allow it."""
+        hooks = plan.hooks() + [
+            f"blocks.{e.layer}.attn.hook_attn_scores"
+            for r in plan.rows for e in r.edits if isinstance(e, Knockout)
+        ]  # fmt: skip
+        if not self.fast or not LlamaNative.supports(hooks, self.model.cfg.architecture):
+            return None
+        if self._native_runner is None:
+            self._native_runner = LlamaNative(self.model.hf_model)
+        return self._native_runner
+
+    def _caches(self, plan, clean, corrupted, native, resume_hooks):
+        """Clean logits and the cached source runs (native recordings on the fast path)."""
         hooks = plan.hooks()
-        for hook in hooks:
-            self.model.check_hook(hook)
-        base = corrupted if plan.base == "corrupted" else clean
-        if base is None:
-            raise IclscopeError(
-                "the plan runs on corrupted prompts but none were given",
-                fix="pass corrupted=... or build the plan with base='clean'",
-            )
-        starts = ({r.first_layer for r in plan.rows} - {0}) if resume else set()
-        resume_hooks = [f"blocks.{layer}.hook_resid_pre" for layer in sorted(starts)]
+        if native is not None:
+            clean_logits, clean_rec = native.record(clean.tokens, hooks)
+            corrupt_rec = native.record(corrupted.tokens, hooks)[1] if corrupted else None
+            return clean_logits, clean_rec, corrupt_rec
         clean_logits, clean_cache = self.model.run_with_cache(
-            clean.tokens, hooks + (resume_hooks if base is clean else []), clean.attention_mask
+            clean.tokens, hooks + resume_hooks, clean.attention_mask
         )
-        corrupt_cache: dict[str, Tensor] = {}
+        corrupt_cache = None
         if corrupted is not None:
-            _, corrupt_cache = self.model.run_with_cache(
-                corrupted.tokens, hooks + (resume_hooks if base is corrupted else []),
-                corrupted.attention_mask,
-            )  # fmt: skip
-        base_cache = clean_cache if base is clean else corrupt_cache
-        ref = list(plan.reference_prompts or range(len(clean)))
+            corrupt_cache = self.model.run_with_cache(
+                corrupted.tokens, hooks + resume_hooks, corrupted.attention_mask
+            )[1]
+        return (
+            clean_logits,
+            Recording(cache=clean_cache),
+            (Recording(cache=corrupt_cache) if corrupt_cache is not None else None),
+        )
+
+    def _banks(self, plan, clean_cache, corrupt_cache, n_prompts) -> dict[str, SourceBank]:
+        """Stack every source a hook's patches may read into one bank per hook."""
+        ref = list(plan.reference_prompts or range(n_prompts))
         banks = {}
-        for hook in hooks:
+        for hook in plan.hooks():
             act = clean_cache[hook]
             parts = [act]
             corrupted_at = -1
-            if hook in corrupt_cache:
+            if corrupt_cache is not None:
                 corrupted_at = act.shape[0]
                 parts.append(corrupt_cache[hook])
             mean_at = sum(p.shape[0] for p in parts)
@@ -134,8 +150,7 @@ class Engine:
                 parts.append(given.expand(1, act.shape[1], *given.shape).clone())
             banks[hook] = SourceBank(torch.cat(parts), 0, corrupted_at, mean_at, mean_at + 1,
                                      named)  # fmt: skip
-        resid = {h: base_cache[h] for h in resume_hooks}
-        return banks, resid, clean_logits
+        return banks
 
     @staticmethod
     def _tensors_at(plan: InterventionPlan, hook: str) -> set[str]:
@@ -144,8 +159,11 @@ class Engine:
         return {e.tensor for e in edits if isinstance(e, Patch) and e.hook == hook and e.tensor}
 
     # -- one chunk --------------------------------------------------------------------------
-    def _hooks_for(self, rows: list[PlanRow], banks: dict[str, SourceBank], n_pos: int):
-        """One hook function per touched hook point, each a single kernel call for all rows."""
+    def _hooks_for(
+        self, rows: list[PlanRow], banks: dict[str, SourceBank], n_pos: int, shift: int = 0
+    ) -> dict[str, HookFn]:
+        """One hook function per touched hook point, each a single kernel call for all rows.
+        ``shift``: the first computed position (activations then start there)."""
         patches: dict[str, list] = defaultdict(list)
         edges: dict[int, list] = defaultdict(list)
         for i, row in enumerate(rows):
@@ -153,13 +171,13 @@ class Engine:
                 if isinstance(e, Knockout):
                     self.model.check_layer(e.layer)
                     for h in e.heads or (-1,):
-                        edges[e.layer] += [(i, h, q, k) for q in e.queries for k in e.keys]
+                        edges[e.layer] += [(i, h, q - shift, k) for q in e.queries for k in e.keys]
                     continue
                 src = banks[e.hook].index(e, row.prompt)
                 positions = range(n_pos) if e.positions is None else e.positions
                 for h in e.heads or (-1,):
-                    patches[e.hook] += [(i, p, h, src, p, e.alpha) for p in positions]
-        hooks = []
+                    patches[e.hook] += [(i, p - shift, h, src, p, e.alpha) for p in positions]
+        hooks: dict[str, HookFn] = {}
         for hook_name, coo in patches.items():
             cols = list(zip(*coo))
             idx = [torch.tensor(c, dtype=torch.long) for c in cols[:5]]
@@ -169,14 +187,14 @@ class Engine:
             def apply(act, hook, idx=idx, alpha=alpha, bank=bank):
                 return kernels.patch_or_mix(act, bank.to(act.device), *idx, alpha)
 
-            hooks.append((hook_name, apply))
+            hooks[hook_name] = apply
         for layer, coo in edges.items():
             cols = [torch.tensor(c, dtype=torch.long) for c in zip(*coo)]
 
             def knock(scores, hook, cols=cols):
                 return kernels.mask_edges(scores, *cols)
 
-            hooks.append((f"blocks.{layer}.attn.hook_attn_scores", knock))
+            hooks[f"blocks.{layer}.attn.hook_attn_scores"] = knock
         return hooks
 
     # -- the run ----------------------------------------------------------------------------
@@ -193,35 +211,75 @@ class Engine:
         """Run every plan row; one result row per plan row (its labels and the metric)."""
         if corrupted is not None:
             check_pair(clean, corrupted)
-        resume = resume and self.model.supports_resume
-        banks, resid, clean_logits = self._banks(plan, clean, corrupted, resume)
-        s_q = clean.s_q
-        if isinstance(metric, str):
-            metric = build_metric(
-                metric, clean, corrupted, clean_logits[torch.arange(len(clean)), s_q]
-            )
         base = corrupted if plan.base == "corrupted" else clean
-        n_pos = base.tokens.shape[1]
-        order = sorted(range(len(plan)), key=lambda i: plan.rows[i].first_layer if resume else 0)
+        if base is None:
+            raise IclscopeError(
+                "the plan runs on corrupted prompts but none were given",
+                fix="pass corrupted=... or build the plan with base='clean'",
+            )
+        for hook in plan.hooks():
+            self.model.check_hook(hook)
+        native = self._native(plan)
+        resume = resume and (native is not None or self.model.supports_resume)
+        s_q, n_pos = clean.s_q, base.tokens.shape[1]
+        starts = ({r.first_layer for r in plan.rows} - {0}) if resume else set()
+        resume_hooks = [f"blocks.{layer}.hook_resid_pre" for layer in sorted(starts)]
+        clean_logits, clean_rec, corrupt_rec = self._caches(
+            plan, clean, corrupted, native, resume_hooks
+        )
+        base_rec = clean_rec if base is clean else corrupt_rec
+        banks = self._banks(
+            plan, clean_rec.cache, corrupt_rec.cache if corrupt_rec else None, len(clean)
+        )
+        if isinstance(metric, str):
+            at_sq = clean_logits[torch.arange(len(clean)), s_q]
+            metric = build_metric(metric, clean, corrupted, at_sq)
+
+        def start(i: int) -> tuple[int, int]:
+            row = plan.rows[i]
+            if not resume:
+                return 0, 0
+            # positions only resume on the fast path, and never past the read-out position
+            pos = min(row.first_position, int(s_q[row.prompt])) if native is not None else 0
+            return pos, row.first_layer
+
+        order = sorted(range(len(plan)), key=start)
         per = self.rows_per_chunk(n_pos)
         values = torch.empty(len(plan))
         bar = tqdm(total=len(plan), desc="patching", unit="row", disable=not progress)
-        for start in range(0, len(order), per):
-            chunk = order[start : start + per]
-            rows = [plan.rows[i] for i in chunk]
+        i = 0
+        while i < len(order):
+            pos = start(order[i])[0]
+            chunk = [order[i]]
+            while len(chunk) < per and i + len(chunk) < len(order):
+                if start(order[i + len(chunk)])[0] != pos:
+                    break
+                chunk.append(order[i + len(chunk)])
+            i += len(chunk)
+            rows = [plan.rows[j] for j in chunk]
             prompt = torch.tensor([r.prompt for r in rows])
-            layer = min(r.first_layer for r in rows) if resume else 0
-            hooks = self._hooks_for(rows, banks, n_pos)
-            mask = base.attention_mask[prompt]
-            if layer > 0:
-                logits = self.model.run_from_layer(
-                    resid[f"blocks.{layer}.hook_resid_pre"][prompt], layer, hooks, mask
-                )
+            hooks = self._hooks_for(rows, banks, n_pos, shift=pos)
+            if native is not None:
+                # rows are sorted by start layer: each run of equal layers joins together
+                layers = [start(j)[1] for j in chunk]
+                joins, k = [], 0
+                for layer, run in itertools.groupby(layers):
+                    n = len(list(run))
+                    joins.append((layer, base_rec.resid_pre[layer][prompt[k : k + n], pos:]))
+                    k += n
+                at_sq = native.resume(joins, pos, prompt, base_rec, hooks, s_q[prompt] - pos)
             else:
-                logits = self.model.run_with_hooks(base.tokens[prompt], hooks, mask)
-            values[chunk] = (
-                metric(logits[torch.arange(len(rows)), s_q[prompt]], prompt).float().cpu()
-            )
+                layer = min(start(j)[1] for j in chunk)
+                mask = base.attention_mask[prompt]
+                if layer > 0:
+                    resid = base_rec.cache[f"blocks.{layer}.hook_resid_pre"][prompt]
+                    logits = self.model.run_from_layer(resid, layer, list(hooks.items()), mask)
+                else:
+                    logits = self.model.run_with_hooks(
+                        base.tokens[prompt], list(hooks.items()), mask
+                    )
+                at_sq = logits[torch.arange(len(rows)), s_q[prompt]]
+            values[chunk] = metric(at_sq, prompt).float().cpu()
             bar.update(len(rows))
         bar.close()
         table = pd.DataFrame([dict(r.labels) | {"prompt": r.prompt} for r in plan.rows])

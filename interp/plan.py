@@ -95,6 +95,17 @@ class PlanRow:
         known = [layer for layer in layers if layer is not None]
         return min(known) if len(known) == len(layers) and known else 0
 
+    @property
+    def first_position(self) -> int:
+        """The earliest position an edit touches: attention is causal, so every position before
+        it is exactly the unedited run's, at every layer."""
+        starts = [
+            0 if positions is None else min(positions, default=0)
+            for positions in (e.queries if isinstance(e, Knockout) else e.positions
+                              for e in self.edits)
+        ]  # fmt: skip
+        return min(starts, default=0)
+
 
 @dataclass
 class InterventionPlan:

@@ -39,14 +39,15 @@ def reference_metric(clean, corrupted):
     return lambda logits: logits[0, s_q, good] - logits[0, s_q, bad]
 
 
+@pytest.mark.parametrize("fast", [False, True], ids=["hooked", "native"])
 @pytest.mark.parametrize("resume", [False, True])
-def test_heads_all_positions_match_transformer_lens(model, resume):
+def test_heads_all_positions_match_transformer_lens(model, resume, fast):
     clean, corrupted = pair(model)
     _, clean_cache = model.bridge.run_with_cache(clean.tokens)
     ref = patching.get_act_patch_attn_head_out_all_pos(
         model.bridge, corrupted.tokens, clean_cache, reference_metric(clean, corrupted)
     )
-    ours = Engine(model, max_batch=7).run(
+    ours = Engine(model, max_batch=7, fast=fast).run(
         head_sweep(model.cfg, [0]), clean, corrupted, resume=resume, progress=False
     )
     grid = torch.tensor(ours.pivot(index="layer", columns="head", values="metric").values)
@@ -54,14 +55,15 @@ def test_heads_all_positions_match_transformer_lens(model, resume):
     assert (grid - ref).abs().max() <= TOL
 
 
-def test_heads_per_position_match_transformer_lens(model):
+@pytest.mark.parametrize("fast", [False, True], ids=["hooked", "native"])
+def test_heads_per_position_match_transformer_lens(model, fast):
     clean, corrupted = pair(model, seed=5, k=1)
     n_pos = clean.tokens.shape[1]
     _, clean_cache = model.bridge.run_with_cache(clean.tokens)
     ref = patching.get_act_patch_attn_head_out_by_pos(
         model.bridge, corrupted.tokens, clean_cache, reference_metric(clean, corrupted)
     )  # (layer, pos, head)
-    ours = Engine(model, max_batch=64).run(
+    ours = Engine(model, max_batch=64, fast=fast).run(
         head_sweep(model.cfg, [0], n_pos=n_pos), clean, corrupted, progress=False
     )
     grid = torch.tensor(ours.sort_values(["layer", "position", "head"]).metric.values).view(
@@ -84,7 +86,8 @@ def test_resid_pre_matches_transformer_lens(model):
     assert (grid.view(model.cfg.n_layers, n_pos) - ref).abs().max() <= TOL
 
 
-def test_soft_injection_and_knockout_rows(model):
+@pytest.mark.parametrize("fast", [False, True], ids=["hooked", "native"])
+def test_soft_injection_and_knockout_rows(model, fast):
     clean, corrupted = pair(model)
     s_q = int(clean.s_q[0])
     y = clean.annotations[0].y
@@ -100,7 +103,7 @@ def test_soft_injection_and_knockout_rows(model):
         ],
         base="clean", tensors={"tv": vec},
     )  # fmt: skip
-    ours = Engine(model).run(plan, clean, corrupted, metric="prob", progress=False)
+    ours = Engine(model, fast=fast).run(plan, clean, corrupted, metric="prob", progress=False)
 
     def inject(act, hook):
         act = act.clone()
@@ -129,6 +132,11 @@ def test_nnsight_backend_gives_the_same_numbers(tiny_dirs):
     nn = load_model(tiny_dirs["llama"], backend="nnsight")
     clean, corrupted = pair(tl)
     plan = head_sweep(tl.cfg, [0])
-    a = Engine(tl).run(plan, clean, corrupted, progress=False)
-    b = Engine(nn).run(plan, clean, corrupted, progress=False)
-    assert (torch.tensor(a.metric.values) - torch.tensor(b.metric.values)).abs().max() <= TOL
+    a = Engine(tl, fast=False).run(plan, clean, corrupted, progress=False)
+    b = Engine(nn, fast=False).run(plan, clean, corrupted, progress=False)
+    c = Engine(nn, fast=True).run(plan, clean, corrupted, progress=False)
+    assert a.metric.abs().max() > 0  # the sweep measured something
+    for other in (b, c):
+        assert (
+            torch.tensor(a.metric.values) - torch.tensor(other.metric.values)
+        ).abs().max() <= TOL

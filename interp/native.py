@@ -1,0 +1,174 @@
+"""A hook-aware forward over a Hugging Face Llama that can start at any layer and position.
+
+This is the engine's fast path. It runs the model's own modules (norms, projections, MLP), so
+it adds no per-call framework overhead, and it can resume a forward pass in two ways:
+
+* at layer ``l``: feed the cached ``hook_resid_pre`` of layer ``l``; earlier layers are skipped;
+* at position ``p``: a patch at position ``p`` cannot change anything before ``p`` (attention is
+  causal), so only the suffix ``p..`` is computed, attending to the cached keys and values of
+  the prefix.
+
+Rows may join a running batch at the layer where they start, so one pass serves rows with
+different starting layers. Hook names follow TransformerLens; activations are suffix-only, so a
+hook at position ``t`` of the prompt sees it at ``t - p``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+NATIVE_HOOKS = (
+    "hook_resid_pre", "attn.hook_attn_scores", "attn.hook_z", "hook_attn_out",
+    "hook_resid_mid", "hook_mlp_out", "hook_resid_post",
+)  # fmt: skip
+NATIVE_ARCHITECTURES = ("llama", "mistral", "qwen2")
+
+Hooks = dict[str, Callable[[Tensor, object], Tensor | None]]
+
+
+@dataclass
+class Recording:
+    """What a full forward of the base prompts leaves behind for resuming."""
+
+    resid_pre: list[Tensor] = field(default_factory=list)  # per layer (batch, pos, d_model)
+    keys: list[Tensor] = field(default_factory=list)  # per layer (batch, kv, pos, d_head), roped
+    values: list[Tensor] = field(default_factory=list)
+    cache: dict[str, Tensor] = field(default_factory=dict)
+
+
+class _Ref:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class LlamaNative:
+    """The forward pass of a Hugging Face Llama-family model, with resume points and hooks."""
+
+    def __init__(self, hf) -> None:
+        self.hf = hf
+        base = hf.model
+        self.layers, self.norm, self.embed, self.rotary = (
+            base.layers, base.norm, base.embed_tokens, base.rotary_emb,
+        )  # fmt: skip
+        cfg = hf.config
+        self.n_heads = cfg.num_attention_heads
+        self.n_kv = cfg.num_key_value_heads
+        self.d_head = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
+        self.scale = self.layers[0].self_attn.scaling
+
+    @staticmethod
+    def supports(hooks: list[str], architecture: str) -> bool:
+        kinds = {h.split(".", 2)[2] for h in hooks if h.startswith("blocks.")}
+        return architecture in NATIVE_ARCHITECTURES and kinds <= set(NATIVE_HOOKS)
+
+    def _hook(self, hooks: Hooks, name: str, act: Tensor, record: Recording | None) -> Tensor:
+        fn = hooks.get(name)
+        if fn is not None:
+            out = fn(act, _Ref(name))
+            act = act if out is None else out
+        if record is not None and name in record.cache:
+            record.cache[name] = act.detach().clone()
+        return act
+
+    def _attention(self, layer: int, x, cos, sin, prefix, hooks, record):
+        attn = self.layers[layer].self_attn
+        b, s, _ = x.shape
+        q = attn.q_proj(x).view(b, s, self.n_heads, self.d_head).transpose(1, 2)
+        k = attn.k_proj(x).view(b, s, self.n_kv, self.d_head).transpose(1, 2)
+        v = attn.v_proj(x).view(b, s, self.n_kv, self.d_head).transpose(1, 2)
+        q, k = apply_rotary_pos_emb(q, k, cos, sin)
+        if record is not None:
+            record.keys.append(k)
+            record.values.append(v)
+        if prefix is not None:
+            k = torch.cat([prefix[0], k], dim=2)
+            v = torch.cat([prefix[1], v], dim=2)
+        group = self.n_heads // self.n_kv
+        k = k.repeat_interleave(group, dim=1) if group > 1 else k
+        v = v.repeat_interleave(group, dim=1) if group > 1 else v
+        offset = k.shape[2] - s
+        name = f"blocks.{layer}.attn.hook_attn_scores"
+        allowed = None
+        if offset or name in hooks:
+            rows = torch.arange(s, device=x.device)[:, None] + offset
+            allowed = torch.arange(k.shape[2], device=x.device)[None, :] <= rows
+        if name in hooks:
+            scores = (q @ k.transpose(-1, -2)) * self.scale
+            scores = scores.masked_fill(~allowed, float("-inf"))
+            scores = self._hook(hooks, name, scores, record)
+            z = torch.softmax(scores.float(), dim=-1).to(v.dtype) @ v
+        else:
+            z = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=allowed, is_causal=allowed is None, scale=self.scale
+            )
+        z = self._hook(hooks, f"blocks.{layer}.attn.hook_z", z.transpose(1, 2), record)
+        out = attn.o_proj(z.reshape(b, s, -1))
+        return self._hook(hooks, f"blocks.{layer}.hook_attn_out", out, record)
+
+    def layer(self, layer: int, h, cos, sin, prefix, hooks: Hooks, record=None) -> Tensor:
+        block = self.layers[layer]
+        h = self._hook(hooks, f"blocks.{layer}.hook_resid_pre", h, record)
+        if record is not None:
+            record.resid_pre.append(h.detach().clone())
+        h = h + self._attention(layer, block.input_layernorm(h), cos, sin, prefix, hooks, record)
+        h = self._hook(hooks, f"blocks.{layer}.hook_resid_mid", h, record)
+        mlp = block.mlp(block.post_attention_layernorm(h))
+        h = h + self._hook(hooks, f"blocks.{layer}.hook_mlp_out", mlp, record)
+        return self._hook(hooks, f"blocks.{layer}.hook_resid_post", h, record)
+
+    def rope(self, start: int, length: int, like: Tensor) -> tuple[Tensor, Tensor]:
+        positions = torch.arange(start, start + length, device=like.device)[None]
+        return self.rotary(like, positions)
+
+    @torch.no_grad()
+    def record(self, tokens: Tensor, names: list[str], hooks: Hooks | None = None):
+        """A full forward of ``tokens``; returns logits and a :class:`Recording`."""
+        rec = Recording(cache=dict.fromkeys(names))
+        h = self.embed(tokens)
+        cos, sin = self.rope(0, tokens.shape[1], h)
+        for layer in range(len(self.layers)):
+            h = self.layer(layer, h, cos, sin, None, hooks or {}, rec)
+        return self.hf.lm_head(self.norm(h)), rec
+
+    @torch.no_grad()
+    def resume(
+        self,
+        joins: list[tuple[int, Tensor]],
+        start_pos: int,
+        prefix_rows: Tensor,
+        rec: Recording,
+        hooks: Hooks,
+        read_at: Tensor,
+    ) -> Tensor:
+        """Run rows that join at given layers, over positions ``start_pos..``.
+
+        ``joins``: ``(layer, resid)`` in row order, layers ascending, each ``resid`` the
+        ``(rows, suffix, d_model)`` state those rows enter with. ``prefix_rows`` picks each row's
+        base prompt in ``rec`` for the prefix keys/values. Returns logits at ``read_at``
+        (suffix-relative position per row).
+        """
+        h = None
+        first = joins[0][0]
+        length = joins[0][1].shape[1]
+        cos, sin = self.rope(start_pos, length, joins[0][1])
+        pending = list(joins)
+        for layer in range(first, len(self.layers)):
+            while pending and pending[0][0] == layer:
+                entering = pending.pop(0)[1]
+                h = entering if h is None else torch.cat([h, entering])
+            prefix = None
+            if start_pos:
+                rows = prefix_rows[: h.shape[0]]
+                prefix = (
+                    rec.keys[layer][rows, :, :start_pos],
+                    rec.values[layer][rows, :, :start_pos],
+                )
+            h = self.layer(layer, h, cos, sin, prefix, hooks)
+        last = h[torch.arange(h.shape[0]), read_at]
+        return self.hf.lm_head(self.norm(last))

@@ -29,6 +29,9 @@ organism_app = typer.Typer(
     help="The embedded ICL model organism: train or evaluate it.", no_args_is_help=True
 )
 app.add_typer(organism_app, name="organism")
+bench_app = typer.Typer(help="Benchmarks: commands that print ratios, not tests.",
+                        no_args_is_help=True)  # fmt: skip
+app.add_typer(bench_app, name="bench")
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True, highlight=False)  # paths stay whole
 
@@ -138,6 +141,24 @@ def demo(
     path = run_demo(out, model=model, seed=seed, n=n, log=console.print)
     console.print(f"[bold green]report:[/] {path / 'report.html'}")
     print(path)
+
+
+@bench_app.command("patching")
+def bench_patching_command(
+    model: str = typer.Option("organism", help=MODEL_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    repeats: int = typer.Option(3, help="Timed repeats per method (median reported)."),
+):
+    """Time head patching four ways (TransformerLens, nnsight, our engine with and without
+    resuming) against a plain forward, on workloads A (heads x 8 pairs) and B (heads x
+    positions x 1 pair)."""
+    from interp.bench import bench_patching
+
+    result = bench_patching(
+        model, repeats=repeats, log=(lambda *a: None) if as_json else console.print
+    )
+    if as_json:
+        print(json.dumps(result))
 
 
 @app.command()

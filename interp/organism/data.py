@@ -9,6 +9,7 @@ from typing import Literal
 
 import torch
 
+from interp.errors import IclscopeError
 from interp.organism import language as lang
 from interp.prompts import (
     CIRCUIT_TEMPLATE,
@@ -82,8 +83,6 @@ FUNCTION_FAMILIES = [n for n, f in TASK_FAMILIES.items() if f.kind == "function"
 
 
 def get_family(name: str) -> TaskFamily:
-    from interp.errors import IclscopeError
-
     if name not in TASK_FAMILIES:
         raise IclscopeError(
             f"unknown task {name!r}", fix=f"choose one of: {', '.join(TASK_FAMILIES)}"
@@ -99,6 +98,37 @@ def build_family_batch(
     rng = random.Random(f"{family}:{k}:{seed}")
     k = fam.default_k if k is None else k
     return builder.build(fam.template, [fam.sample(rng, k) for _ in range(n)])
+
+
+def corrupt_query(ep: lang.Episode, rng: random.Random) -> lang.Episode:
+    """The same demonstrations with a query from another class of the prompt, word count kept,
+    so clean and corrupted prompts line up token for token and differ in their answer."""
+    names = ep.meta["label_map"]
+    others = [c for c in names if c != ep.meta["class"]]
+    if not others:
+        raise IclscopeError("a one-class prompt has no corrupted counterpart")
+    cls = rng.choice(others)
+    words = [rng.choice(lang.CLASS_WORDS[cls]) if w in lang.WORD_CLASS else w
+             for w in ep.query.split()]  # fmt: skip
+    return lang.Episode(ep.demos, " ".join(words), names[cls], ep.labels,
+                        meta={**ep.meta, "class": cls})  # fmt: skip
+
+
+def build_pair_batches(
+    builder: PromptBuilder, family: str, n: int, k: int, seed: int = 0
+) -> tuple[PromptBatch, PromptBatch]:
+    """Clean and corrupted batches of a classification family for patching: the corrupted
+    query comes from another class, so ``logit_diff`` measures what the query carries."""
+    fam = get_family(family)
+    if fam.kind != "classification":
+        raise IclscopeError(
+            f"patching pairs are built for classification families, not {family!r}",
+            fix="use sentiment_semantic or sentiment_arbitrary",
+        )
+    rng = random.Random(f"pairs:{family}:{k}:{seed}")
+    clean = [fam.sample(rng, k) for _ in range(n)]
+    corrupted = [corrupt_query(ep, rng) for ep in clean]
+    return builder.build(fam.template, clean), builder.build(fam.template, corrupted)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,158 @@
+"""``iclscope bench patching``: our engine against TransformerLens and nnsight, in one process.
+
+Two workloads on the same clean/corrupted prompts:
+
+* **A**: every head of every layer, patched over all positions, on 8 prompt pairs;
+* **B**: every head of every layer at each position separately, on 1 pair (thousands of
+  components: the classic fine-grained sweep).
+
+Each runs four ways: ``transformer_lens.patching`` (one forward per component), the fastest
+nnsight form we could write (all rows of a chunk stacked in one trace, each layer's patches one
+indexed assignment), our engine without resuming, and our engine in full (resuming at the
+earliest edited layer and position). A plain Hugging Face forward over the same rows, in the same
+chunks, is the floor. Times are medians over repeats; results are compared element-wise.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+from interp.engine import Engine
+from interp.models import load_model
+from interp.organism.data import build_pair_batches
+from interp.sweeps import head_sweep
+
+
+def _median_time(fn, repeats: int):
+    times, out = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), out
+
+
+@torch.no_grad()
+def _nnsight_heads(nn, clean_z, tokens, rows, s_q, good, bad, chunk):
+    """Fastest nnsight form: per chunk, one trace; per layer, one indexed assignment into the
+    output projection's input for every row patching that layer."""
+    cfg = nn.cfg
+    out = []
+    layers = nn.nn.model.layers
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        prompt = torch.tensor([r[0] for r in part])
+        per_layer = []
+        for layer in range(cfg.n_layers):
+            sel = [(i, r) for i, r in enumerate(part) if r[1] == layer]
+            idx = torch.tensor([i for i, _ in sel], dtype=torch.long)
+            per_layer.append((idx, [r for _, r in sel]))
+        result = {}
+        with nn.nn.trace(tokens[prompt]):
+            for layer in range(cfg.n_layers):
+                idx, sel = per_layer[layer]
+                if len(sel) == 0:
+                    continue
+                z = layers[layer].self_attn.o_proj.input
+                heads = z.view(*z.shape[:2], cfg.n_heads, cfg.d_head)
+                src = clean_z[layer]
+                for pos in {r[3] for r in sel}:
+                    keep = [k for k, r in enumerate(sel) if r[3] == pos]
+                    rows_k = idx[keep]
+                    head_k = torch.tensor([sel[k][2] for k in keep])
+                    prom_k = torch.tensor([sel[k][0] for k in keep])
+                    if pos is None:
+                        heads[rows_k, :, head_k] = src[prom_k, :, head_k]
+                    else:
+                        heads[rows_k, pos, head_k] = src[prom_k, pos, head_k]
+            result["logits"] = nn.nn.lm_head.output
+        logits = result["logits"][torch.arange(len(part)), s_q[prompt]]
+        out.append(
+            logits.gather(1, good[prompt, None])[:, 0] - logits.gather(1, bad[prompt, None])[:, 0]
+        )
+    return torch.cat(out)
+
+
+def _transformer_lens(tl, clean, corrupted, per_position: bool):
+    from transformer_lens import patching
+
+    s_q = clean.s_q
+    rows = torch.arange(len(clean))
+
+    def metric(logits):
+        at = logits[rows, s_q]
+        return (at[rows, clean.answer_ids] - at[rows, corrupted.answer_ids]).mean()
+
+    _, cache = tl.bridge.run_with_cache(clean.tokens)
+    fn = (patching.get_act_patch_attn_head_out_by_pos if per_position
+          else patching.get_act_patch_attn_head_out_all_pos)  # fmt: skip
+    return fn(tl.bridge, corrupted.tokens, cache, metric)
+
+
+def _plain(hf, tokens, chunk):
+    with torch.no_grad():
+        for start in range(0, tokens.shape[0], chunk):
+            hf(input_ids=tokens[start : start + chunk])
+
+
+def bench_patching(model: str = "organism", repeats: int = 3, shots: int = 4, log=print) -> dict:
+    """Measure workloads A and B four ways; returns the benchmark's JSON object."""
+    tl = load_model(model)
+    nn = load_model(model, backend="nnsight")
+    return {
+        name: _workload(tl, nn, name, n_pairs, per_position, shots, repeats, log)
+        for name, n_pairs, per_position in (("A", 8, False), ("B", 1, True))
+    }
+
+
+def _workload(tl, nn, name, n_pairs, per_position, shots, repeats, log) -> dict:
+    cfg = tl.cfg
+    clean, corrupted = build_pair_batches(tl.prompt_builder(), "sentiment_semantic", n_pairs,
+                                          shots, seed=1)  # fmt: skip
+    n_pos = clean.tokens.shape[1]
+    plan = head_sweep(cfg, range(n_pairs), n_pos=n_pos if per_position else None)
+    engine = Engine(tl)
+    chunk = engine.rows_per_chunk(n_pos)
+    log(f"workload {name}: {len(plan)} rows, {n_pos} tokens, chunks of {chunk}")
+    run = lambda resume: engine.run(plan, clean, corrupted, resume=resume, progress=False)
+    t_full, ours = _median_time(lambda: run(True), repeats)
+    t_noreuse, ours_noreuse = _median_time(lambda: run(False), repeats)
+    row_tokens = corrupted.tokens[torch.tensor([r.prompt for r in plan.rows])]
+    t_plain, _ = _median_time(lambda: _plain(tl.hf_model, row_tokens, chunk), repeats)
+    t_tl, ref = _median_time(lambda: _transformer_lens(tl, clean, corrupted, per_position), 1)
+    _, clean_cache = tl.run_with_cache(
+        clean.tokens, [f"blocks.{l}.attn.hook_z" for l in range(cfg.n_layers)]
+    )
+    clean_z = [clean_cache[f"blocks.{l}.attn.hook_z"] for l in range(cfg.n_layers)]
+    nn_rows = [(r.prompt, dict(r.labels)["layer"], dict(r.labels)["head"],
+                dict(r.labels).get("position")) for r in plan.rows]  # fmt: skip
+    t_nn, nn_values = _median_time(lambda: _nnsight_heads(
+        nn, clean_z, corrupted.tokens, nn_rows, clean.s_q, clean.answer_ids,
+        corrupted.answer_ids, chunk), repeats)  # fmt: skip
+    keys = ["layer", "position", "head"] if per_position else ["layer", "head"]
+    ref_grid = ref.flatten().double()
+    grids = [
+        torch.tensor(t.groupby(keys).metric.mean().values)
+        for t in (ours, ours_noreuse, ours.assign(metric=nn_values.detach().numpy()))
+    ]
+    # fmt: skip
+    result = {
+        "rows": len(plan),
+        "seconds": {
+            "transformer_lens": t_tl,
+            "nnsight": t_nn,
+            "engine_no_reuse": t_noreuse,
+            "engine": t_full,
+            "plain_forward": t_plain,
+        },  # fmt: skip
+        "speedup_vs_transformer_lens": t_tl / t_full,
+        "speedup_vs_nnsight": t_nn / t_full,
+        "hook_overhead": t_noreuse / t_plain,
+        "reuse_gain": t_noreuse / t_full,
+        "max_abs_diff": max(float((g - ref_grid).abs().max()) for g in grids),
+    }
+    log(f"  {result}")
+    return result

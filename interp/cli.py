@@ -29,6 +29,8 @@ organism_app = typer.Typer(
     help="The embedded ICL model organism: train or evaluate it.", no_args_is_help=True
 )
 app.add_typer(organism_app, name="organism")
+run_app = typer.Typer(help="Analyses that write a run directory.", no_args_is_help=True)
+app.add_typer(run_app, name="run")
 bench_app = typer.Typer(help="Benchmarks: commands that print ratios, not tests.",
                         no_args_is_help=True)  # fmt: skip
 app.add_typer(bench_app, name="bench")
@@ -139,6 +141,33 @@ def demo(
     from interp.demo import run_demo
 
     path = run_demo(out, model=model, seed=seed, n=n, log=console.print)
+    console.print(f"[bold green]report:[/] {path / 'report.html'}")
+    print(path)
+
+
+@run_app.command("patch")
+def run_patch_command(
+    model: str = typer.Option("organism", help=MODEL_HELP),
+    task: str = typer.Option("sentiment_semantic", help="A classification task family."),
+    component: str = typer.Option("heads", help="heads, resid, mlp or edges"),
+    metric: str = typer.Option("logit_diff", help="logit_diff, prob, acc or kl"),
+    ablation: str | None = typer.Option(None, help="mean, zero or resample (default: patch)"),
+    prompts: int = typer.Option(8, help="Clean/corrupted prompt pairs."),
+    shots: int = typer.Option(4),
+    seed: int = typer.Option(0),
+    max_batch: int | None = typer.Option(
+        None, help="Rows per forward pass (default: fit a 1 GiB budget)."
+    ),
+    out: Path = typer.Option(Path("runs"), help="Runs folder."),
+):
+    """Patch or ablate every component in batched forward passes; write heatmaps, the top
+    components, the plan, summary.json and a report."""
+    from interp.patch_run import run_patch
+
+    if ablation not in (None, "mean", "zero", "resample"):
+        raise IclscopeError(f"unknown ablation {ablation!r}", fix="use mean, zero or resample")
+    path = run_patch(out, model, task, component, metric, ablation, prompts, shots, seed,
+                     max_batch, log=console.print)  # fmt: skip
     console.print(f"[bold green]report:[/] {path / 'report.html'}")
     print(path)
 

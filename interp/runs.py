@@ -184,6 +184,13 @@ class RunWriter:
         self._figures[name] = fig
         return out
 
+    def artifact(self, filename: str, text: str) -> Path:
+        """Save another text file (e.g. ``plan.json``) in the run directory."""
+        stem, dot, ext = filename.partition(".")
+        out = self.path / f"{_check_name(stem, 'artifact')}{dot}{_check_name(ext, 'extension')}"
+        atomic_write_text(out, text)
+        return out
+
     def summary(self, values: dict[str, Any]) -> None:
         """Merge ``values`` into summary.json."""
         self._summary.update(values)

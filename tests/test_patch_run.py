@@ -1,0 +1,44 @@
+"""``iclscope run patch`` writes a complete run directory for every component and ablation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from interp.cli import main
+from interp.runs import load_run
+
+
+@pytest.mark.parametrize(
+    "component, ablation, figure",
+    [("heads", None, "layer_by_head"), ("resid", None, "layer_by_position"),
+     ("mlp", "mean", "layer_by_position"), ("edges", None, "layer_by_edge"),
+     ("heads", "resample", "layer_by_head"), ("heads", "zero", "layer_by_head")],
+)  # fmt: skip
+def test_run_patch_writes_a_run(tiny_dirs, tmp_path, capsys, component, ablation, figure):
+    args = ["run", "patch", "--model", tiny_dirs["llama"], "--component", component,
+            "--prompts", "2", "--out", str(tmp_path)]  # fmt: skip
+    if ablation:
+        args += ["--ablation", ablation, "--metric", "kl"]
+    assert main(args) == 0
+    run = load_run(capsys.readouterr().out.strip().splitlines()[-1])
+    assert run.status == "complete"
+    assert {"results", "by_component", "top_components"} <= set(run.tables)
+    assert figure in run.figures
+    plan = json.loads((run.path / "plan.json").read_text())
+    assert len(plan["rows"]) == len(run.tables["results"]) == run.summary["rows"]
+    assert run.tables["results"].metric.notna().all()
+    if ablation:  # KL to the clean run: ablating something must move some row off zero
+        assert run.tables["results"].metric.max() > 1e-6
+        assert plan["rows"][0]["edits"][0]["source"] == ablation
+    assert run.summary["top_component"]["metric"] == run.tables["top_components"].metric.iloc[0]
+
+
+def test_run_patch_refuses_bad_input(tiny_dirs, tmp_path, capsys):
+    base = ["run", "patch", "--model", tiny_dirs["llama"], "--out", str(tmp_path)]
+    assert main(base + ["--component", "neurons"]) == 2
+    assert "unknown component" in capsys.readouterr().err
+    assert main(base + ["--task", "ranking"]) == 2
+    assert "classification" in capsys.readouterr().err
+    assert main(base + ["--ablation", "noise"]) == 2

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import plotly.express as px
 
+from interp.attribution import attribute, rank_agreement
 from interp.engine import Engine
 from interp.errors import IclscopeError
 from interp.models import load_model
@@ -88,6 +89,12 @@ def run_patch(out: Path, model: str, task: str, component: str, metric: str,
         start = time.perf_counter()
         table = engine.run(plan, clean, corrupted, metric=metric)
         seconds = time.perf_counter() - start
+        if component in ("heads", "resid") and ablation is None:
+            keys = ["layer", "head"] if component == "heads" else ["layer", "position"]
+            approx = attribute(m, clean, corrupted, component)
+            exact = table.groupby(keys, as_index=False).metric.mean()
+            run.table("attribution", approx)
+            run.summary({"attribution_rank_corr": rank_agreement(exact, approx, keys)})
         run.artifact("plan.json", plan.to_json())
         run.table("results", table)
         keys = [c for c in table.columns if c not in ("prompt", "metric")]

@@ -158,6 +158,7 @@ def run_patch_command(
     max_batch: int | None = typer.Option(
         None, help="Rows per forward pass (default: fit a 1 GiB budget)."
     ),
+    per_position: bool = typer.Option(False, help="Heads: patch each position separately."),
     out: Path = typer.Option(Path("runs"), help="Runs folder."),
 ):
     """Patch or ablate every component in batched forward passes; write heatmaps, the top
@@ -167,7 +168,7 @@ def run_patch_command(
     if ablation not in (None, "mean", "zero", "resample"):
         raise IclscopeError(f"unknown ablation {ablation!r}", fix="use mean, zero or resample")
     path = run_patch(out, model, task, component, metric, ablation, prompts, shots, seed,
-                     max_batch, log=console.print)  # fmt: skip
+                     max_batch, per_position, log=console.print)  # fmt: skip
     console.print(f"[bold green]report:[/] {path / 'report.html'}")
     print(path)
 

@@ -45,14 +45,16 @@ def edge_sweep(n_layers: int, prompts, annotations, base="corrupted") -> Interve
     return InterventionPlan(rows, base=base)
 
 
-def build_plan(component, cfg, clean, ablation: str | None) -> InterventionPlan:
+def build_plan(
+    component, cfg, clean, ablation: str | None, per_position: bool = False
+) -> InterventionPlan:
     # resample reads another prompt's clean run: sweep with "clean", then point each row away
     source: Source = "clean" if ablation in (None, "resample") else ablation  # type: ignore
     base = "clean" if ablation else "corrupted"
     prompts = range(len(clean))
     n_pos = clean.tokens.shape[1]
     if component == "heads":
-        plan = head_sweep(cfg, prompts, source=source, base=base)
+        plan = head_sweep(cfg, prompts, n_pos if per_position else None, source, base)
     elif component in ("resid", "mlp"):
         hook = "hook_resid_pre" if component == "resid" else "hook_mlp_out"
         plan = resid_sweep(cfg, prompts, n_pos, hook=hook, source=source, base=base)
@@ -73,23 +75,25 @@ def build_plan(component, cfg, clean, ablation: str | None) -> InterventionPlan:
 
 def run_patch(out: Path, model: str, task: str, component: str, metric: str,
               ablation: str | None = None, prompts: int = 8, shots: int = 4, seed: int = 0,
-              max_batch: int | None = None, log=print) -> Path:  # fmt: skip
+              max_batch: int | None = None, per_position: bool = False,
+              log=print) -> Path:  # fmt: skip
     if component not in COMPONENTS:
         raise IclscopeError(f"unknown component {component!r}", fix=f"use one of {COMPONENTS}")
     params = {"component": component, "metric": metric, "ablation": ablation,
-              "prompts": prompts, "shots": shots, "max_batch": max_batch}  # fmt: skip
+              "prompts": prompts, "shots": shots, "max_batch": max_batch,
+              "per_position": per_position}  # fmt: skip
     with RunWriter(out, kind="patch", model=model, task=task, seed=seed, command=sys.argv,
                    params=params) as run:  # fmt: skip
         m = load_model(model)
         clean, corrupted = build_pair_batches(m.prompt_builder(), task, prompts, shots, seed)
-        plan = build_plan(component, m.cfg, clean, ablation)
+        plan = build_plan(component, m.cfg, clean, ablation, per_position)
         engine = Engine(m, max_batch=max_batch)
         log(f"plan: {plan!r}")
         log(engine.estimate(plan, clean.tokens.shape[1]))
         start = time.perf_counter()
         table = engine.run(plan, clean, corrupted, metric=metric)
         seconds = time.perf_counter() - start
-        if component in ("heads", "resid") and ablation is None:
+        if component in ("heads", "resid") and ablation is None and not per_position:
             keys = ["layer", "head"] if component == "heads" else ["layer", "position"]
             approx = attribute(m, clean, corrupted, component)
             exact = table.groupby(keys, as_index=False).metric.mean()

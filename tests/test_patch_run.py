@@ -33,6 +33,19 @@ def test_run_patch_writes_a_run(tiny_dirs, tmp_path, capsys, component, ablation
         assert run.tables["results"].metric.max() > 1e-6
         assert plan["rows"][0]["edits"][0]["source"] == ablation
     assert run.summary["top_component"]["metric"] == run.tables["top_components"].metric.iloc[0]
+    if component in ("heads", "resid") and not ablation:  # attribution beside exact patching
+        assert -1.0 <= run.summary["attribution_rank_corr"] <= 1.0
+        assert len(run.tables["attribution"]) == len(run.tables["by_component"])
+
+
+def test_heads_per_position(tiny_dirs, tmp_path, capsys):
+    args = ["run", "patch", "--model", tiny_dirs["llama"], "--per-position", "--prompts", "1",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert main(args) == 0
+    run = load_run(capsys.readouterr().out.strip().splitlines()[-1])
+    table = run.tables["results"]
+    assert {"layer", "head", "position"} <= set(table.columns)
+    assert "layer_by_head" in run.figures and "layer_by_position" in run.figures
 
 
 def test_run_patch_refuses_bad_input(tiny_dirs, tmp_path, capsys):

@@ -66,7 +66,9 @@ class Engine:
     """Runs intervention plans on a :class:`HookedModel`.
 
     ``max_batch`` caps rows per forward pass; otherwise chunks are sized so the live
-    activations of one chunk fit in ``memory_gb``.
+    activations of one chunk fit in ``memory_gb``. ``fast`` uses the native Llama forward where
+    it applies; ``min_rows`` is the smallest chunk worth a forward pass of its own when rows
+    start at different positions.
     """
 
     def __init__(
@@ -75,11 +77,13 @@ class Engine:
         max_batch: int | None = None,
         memory_gb: float = 1.0,
         fast: bool = True,
+        min_rows: int = 256,
     ):
         self.model = model
         self.max_batch = max_batch
         self.memory_gb = memory_gb
         self.fast = fast
+        self.min_rows = min_rows
         self._native_runner: LlamaNative | None = None
 
     # -- sizing -----------------------------------------------------------------------------
@@ -243,19 +247,13 @@ class Engine:
             pos = min(row.first_position, int(s_q[row.prompt])) if native is not None else 0
             return pos, row.first_layer
 
-        order = sorted(range(len(plan)), key=start)
         per = self.rows_per_chunk(n_pos)
         values = torch.empty(len(plan))
         bar = tqdm(total=len(plan), desc="patching", unit="row", disable=not progress)
-        i = 0
-        while i < len(order):
-            pos = start(order[i])[0]
-            chunk = [order[i]]
-            while len(chunk) < per and i + len(chunk) < len(order):
-                if start(order[i + len(chunk)])[0] != pos:
-                    break
-                chunk.append(order[i + len(chunk)])
-            i += len(chunk)
+        for chunk in _chunks(sorted(range(len(plan)), key=start), start, per, self.min_rows):
+            # a chunk starts at its earliest row's position; joins need rows sorted by layer
+            pos = min(start(j)[0] for j in chunk)
+            chunk = sorted(chunk, key=lambda j: start(j)[1])
             rows = [plan.rows[j] for j in chunk]
             prompt = torch.tensor([r.prompt for r in rows])
             hooks = self._hooks_for(rows, banks, n_pos, shift=pos)
@@ -285,3 +283,23 @@ class Engine:
         table = pd.DataFrame([dict(r.labels) | {"prompt": r.prompt} for r in plan.rows])
         table["metric"] = values.numpy()
         return table
+
+
+def _chunks(order: list[int], start, per: int, min_rows: int) -> list[list[int]]:
+    """Split rows (sorted by start position) into forward passes of at most ``per`` rows.
+    Rows starting at the same position go together; neighbouring positions are merged while a
+    chunk has fewer than ``min_rows`` rows, trading a little recomputation for fewer calls."""
+    groups = [list(g) for _, g in itertools.groupby(order, key=lambda j: start(j)[0])]
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    for group in groups:
+        if current and (len(current) >= min_rows or len(current) + len(group) > per):
+            chunks.append(current)
+            current = []
+        current += group
+        while len(current) > per:
+            chunks.append(current[:per])
+            current = current[per:]
+    if current:
+        chunks.append(current)
+    return chunks

@@ -178,6 +178,7 @@ def bench_patching_command(
     model: str = typer.Option("organism", help=MODEL_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     repeats: int = typer.Option(3, help="Timed repeats per method (median reported)."),
+    shots: int = typer.Option(4, help="Demonstrations per prompt (sets the prompt length)."),
 ):
     """Time head patching four ways (TransformerLens, nnsight, our engine with and without
     resuming) against a plain forward, on workloads A (heads x 8 pairs) and B (heads x
@@ -185,7 +186,7 @@ def bench_patching_command(
     from interp.bench import bench_patching
 
     result = bench_patching(
-        model, repeats=repeats, log=(lambda *a: None) if as_json else console.print
+        model, repeats=repeats, shots=shots, log=(lambda *a: None) if as_json else console.print
     )
     if as_json:
         print(json.dumps(result))

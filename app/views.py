@@ -61,7 +61,7 @@ def runs_page(root: str) -> str | None:
     if query:
         hit = table.apply(lambda r: query.lower() in " ".join(map(str, r.values)).lower(), axis=1)
         table = table[hit]
-    st.dataframe(table, hide_index=True, use_container_width=True)
+    st.table(table.set_index("run"))  # a real HTML table: readable by people and browsers alike
     if table.empty:
         st.info(f"no runs under {root}: write one with `iclscope demo` or `iclscope run patch`")
         return None
@@ -158,9 +158,10 @@ def prompt_page(default_model: str = "organism") -> None:
     name = f"blocks.{layer}.attn.hook_pattern"
     _, cache = model.run_with_cache(batch.tokens, [name], batch.attention_mask)
     weights = cache[name][0, head, ann.s_q, : ann.length].tolist()
+    kinds = [r if r in ("x_q", "s_q") else (r.split("_")[0] or "template") for r in roles]
     frame = pd.DataFrame({"position": range(ann.length), "token": tokens, "role": roles,
-                          "attention": weights})  # fmt: skip
-    fig = px.bar(frame, x="position", y="attention", color="role", hover_data=["token"],
+                          "kind": kinds, "attention": weights})  # fmt: skip
+    fig = px.bar(frame, x="position", y="attention", color="kind", hover_data=["token", "role"],
                  title=f"L{layer}H{head}: attention from s_q")  # fmt: skip
     st.plotly_chart(fig, use_container_width=True, key="attention")
 

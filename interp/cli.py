@@ -173,6 +173,24 @@ def run_patch_command(
     print(path)
 
 
+@run_app.command("circuit")
+def run_circuit_command(
+    model: str = typer.Option("organism", help=MODEL_HELP),
+    task: str = typer.Option("sentiment_arbitrary", help="A classification task family."),
+    shots: int = typer.Option(4),
+    prompts: int = typer.Option(512, help="Prompts for the probes and the ablation table."),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(Path("runs"), help="Runs folder."),
+):
+    """The ICL inference circuit (Cho et al.): summarize, semantics merge, retrieve and copy,
+    and the attention-edge ablation table, written as a run directory."""
+    from interp.circuit_run import run_circuit
+
+    path = run_circuit(out, model, task, shots, prompts, seed, log=console.print)
+    console.print(f"[bold green]report:[/] {path / 'report.html'}")
+    print(path)
+
+
 @bench_app.command("patching")
 def bench_patching_command(
     model: str = typer.Option("organism", help=MODEL_HELP),

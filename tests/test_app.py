@@ -32,7 +32,7 @@ def app(runs_root, monkeypatch) -> AppTest:
 def test_runs_list_shows_every_run_and_the_broken_one(runs_root, monkeypatch):
     at = app(runs_root, monkeypatch)
     assert not at.exception
-    table = at.dataframe[0].value
+    table = at.table[0].value.reset_index()
     assert len(table) == 3
     broken = table[table.run == "demo-broken"].iloc[0]
     assert broken.status == "broken" and "manifest.json" in broken.reason
@@ -48,7 +48,7 @@ def test_opening_a_broken_run_shows_why_and_does_not_crash(runs_root, monkeypatc
 
 def test_a_complete_run_shows_summary_and_report(runs_root, monkeypatch):
     at = app(runs_root, monkeypatch)
-    patch = next(n for n in at.dataframe[0].value.run if n.startswith("patch-"))
+    patch = next(n for n in at.table[0].value.reset_index().run if n.startswith("patch-"))
     at.selectbox(key="run_pick").set_value(patch).run()
     assert not at.exception
     assert any(h.value == "Top components" for h in at.subheader)
@@ -58,7 +58,7 @@ def test_a_complete_run_shows_summary_and_report(runs_root, monkeypatch):
 def test_filter_narrows_the_list(runs_root, monkeypatch):
     at = app(runs_root, monkeypatch)
     at.text_input(key="filter").input("patch").run()
-    assert list(at.dataframe[0].value.kind) == ["patch"]
+    assert list(at.table[0].value.reset_index().kind) == ["patch"]
 
 
 def test_paths_outside_the_root_are_refused(runs_root):

@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.iclscope-installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench clean chromium
 
 setup: $(STAMP)
 
@@ -25,7 +25,13 @@ lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-test: setup lint
+# the browser tests need Debian's Chromium; as root it is installed here, otherwise they skip loudly
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1 && [ "$$(id -u)" = "0" ]; then \
+		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+test: setup lint chromium
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 clean:

@@ -15,7 +15,8 @@ APP = str(Path(__file__).resolve().parent.parent / "app" / "explorer.py")
 @pytest.fixture(scope="module")
 def runs_root(tiny_dirs, tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    assert main(["demo", "--model", tiny_dirs["llama"], "--out", str(root), "--n", "4"]) == 0
+    args = ["demo", "--model", tiny_dirs["llama"], "--out", str(root), "--n", "4", "--no-pipeline"]
+    assert main(args) == 0
     assert main(["run", "patch", "--model", tiny_dirs["llama"], "--prompts", "2",
                  "--out", str(root)]) == 0  # fmt: skip
     broken = root / "demo-broken"

@@ -42,7 +42,8 @@ def served(tiny_dirs, tmp_path_factory):
     root = tmp_path_factory.mktemp("browser-runs")
     assert main(["run", "patch", "--model", tiny_dirs["llama"], "--prompts", "2",
                  "--out", str(root)]) == 0  # fmt: skip
-    assert main(["demo", "--model", tiny_dirs["llama"], "--out", str(root), "--n", "4"]) == 0
+    assert main(["run", "circuit", "--model", tiny_dirs["llama"], "--prompts", "16",
+                 "--out", str(root)]) == 0  # fmt: skip
     (root / "patch-broken").mkdir()
     (root / "patch-broken" / "manifest.json").write_text('{"status": "comp')
     port = free_port()
@@ -70,7 +71,7 @@ def test_explorer_in_chromium(served, tiny_dirs, tmp_path):
     from playwright.sync_api import sync_playwright
 
     url, root = served
-    patch_run = next(p.name for p in root.iterdir() if p.name.startswith("patch-2"))
+    circuit_run = next(p.name for p in root.iterdir() if p.name.startswith("circuit-"))
     shots = tmp_path / "screenshots"
     shots.mkdir()
     console_errors: list[str] = []
@@ -78,13 +79,15 @@ def test_explorer_in_chromium(served, tiny_dirs, tmp_path):
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
-        page.goto(f"{url}/?run={patch_run}")  # a run named in the URL opens directly
+        page.goto(f"{url}/?run={circuit_run}")  # a run named in the URL opens directly
         page.wait_for_selector("table", timeout=60_000)
         runs_list = page.locator("table").first
         assert runs_list.locator("tbody tr").count() == 3
         text = runs_list.inner_text()
         assert "patch-broken" in text and "broken" in text
-        # its plotly figures render with data
+        # the circuit run's sections render plotly figures with data
+        page.get_by_text("Step 1: summarize").first.wait_for(timeout=60_000)
+        page.get_by_text("Ablations").first.wait_for(timeout=60_000)
         page.wait_for_selector(".js-plotly-plot", timeout=60_000)
         n_traces = page.evaluate(
             "() => [...document.querySelectorAll('.js-plotly-plot')].map(e => (e.data||[]).length)"

@@ -75,8 +75,12 @@ def test_eval_json_on_a_tiny_model(tiny_dirs, capsys):
 
 
 def test_demo_writes_a_complete_run(tiny_dirs, tmp_path, capsys):
-    assert main(["demo", "--model", tiny_dirs["gpt2"], "--out", str(tmp_path), "--n", "8"]) == 0
+    args = ["demo", "--model", tiny_dirs["gpt2"], "--out", str(tmp_path), "--n", "8",
+            "--circuit-prompts", "16"]  # fmt: skip
+    assert main(args) == 0
     path = capsys.readouterr().out.strip().splitlines()[-1]
+    kinds = sorted(p.name.split("-")[0] for p in tmp_path.iterdir())
+    assert kinds == ["circuit", "demo", "patch"]  # the whole pipeline ran
     run = load_run(path)
     assert run.status == "complete"
     assert run.manifest["seed"] == 0 and run.manifest["versions"]["torch"]
@@ -86,6 +90,8 @@ def test_demo_writes_a_complete_run(tiny_dirs, tmp_path, capsys):
     html = (run.path / "report.html").read_text()
     assert "plotly" in html and "Held-out evaluation" in html
     # same seed, same numbers
-    assert main(["demo", "--model", tiny_dirs["gpt2"], "--out", str(tmp_path), "--n", "8"]) == 0
+    again_args = ["demo", "--model", tiny_dirs["gpt2"], "--out", str(tmp_path), "--n", "8",
+                  "--no-pipeline"]  # fmt: skip
+    assert main(again_args) == 0
     again = load_run(capsys.readouterr().out.strip().splitlines()[-1])
     assert again.summary == run.summary

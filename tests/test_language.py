@@ -50,5 +50,5 @@ def test_training_batches_weight_answers(organism_tokenizer):
     for _ in range(6):
         b = sample_training_batch(builder, rng, 2000)
         assert b.weights.shape == (b.tokens.shape[0], b.tokens.shape[1] - 1)
-        assert (b.weights.max(1).values == 5.0).all()  # every row has a weighted answer
+        assert (b.weights.max(1).values == 3.0).all()  # every row has a weighted answer
         assert ((b.weights > 0).sum(1) > 5).all()

@@ -37,7 +37,7 @@ class TrainConfig:
     n_ctx: int = 512
     lr: float = 2e-3
     warmup: int = 200
-    decay_from: float = 0.5
+    decay_from: float = 0.6
     """Fraction of the budget at constant peak lr before the cosine decay (to 10%) starts:
     the ICL phase change needs steps at full learning rate."""
     weight_decay: float = 0.05

@@ -26,6 +26,8 @@ def test_wheel_contains_app_and_organism(tmp_path):
         "interp/organism/model/tokenizer.json",
         "interp/organism/model/training_record.json",
         "circuits/__init__.py",
+        "circuits/icl_circuit/steps.py",
+        "probes/centroid.py",
         "kernels/__init__.py",
     ):
         assert required in names, required

@@ -8,12 +8,11 @@ STAMP := $(VENV)/.iclscope-installed
 setup: $(STAMP)
 
 # torch goes in first and pinned: an unpinned torch pulled in by a dependency can be a
-# multi-GB CUDA build. Without a CUDA GPU this pin resolves to the CPU wheel.
+# multi-GB CUDA build. Without a CUDA GPU this pin resolves to the CPU wheel kept on disk
+# here; with one, PyPI's default (CUDA) wheel of the same version is the one wanted.
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# with a CUDA GPU, PyPI's default torch wheel (CUDA) is wanted; without one, the pin
-	# resolves to the CPU wheel this machine keeps on disk
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[test]"
 	touch $(STAMP)

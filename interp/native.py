@@ -122,6 +122,60 @@ class LlamaNative:
         h = h + self._hook(hooks, f"blocks.{layer}.hook_mlp_out", mlp, record)
         return self._hook(hooks, f"blocks.{layer}.hook_resid_post", h, record)
 
+    def _at_read(self, hooks: Hooks, name: str, act: Tensor, read_at: Tensor, n_pos: int):
+        """Run a hook written for the whole suffix on the read positions only: scatter them
+        into a zero buffer of the full shape, hook, gather back. Edits elsewhere land in the
+        buffer and vanish, which is right: in the last layer they cannot reach ``read_at``."""
+        if name not in hooks:
+            return act
+        rows = torch.arange(act.shape[0], device=act.device)
+        full = act.new_zeros((act.shape[0], n_pos, *act.shape[2:]))
+        full[rows, read_at] = act[:, 0]
+        return self._hook(hooks, name, full, None)[rows, read_at][:, None]
+
+    def last_layer(self, h, cos, sin, prefix, hooks: Hooks, read_at: Tensor) -> Tensor:
+        """The last layer computed only where the logits are read: keys and values for every
+        position, but queries, attention output and MLP at ``read_at`` alone."""
+        layer = len(self.layers) - 1
+        block, attn = self.layers[layer], self.layers[layer].self_attn
+        b, s, _ = h.shape
+        rows = torch.arange(b, device=h.device)
+        h = self._hook(hooks, f"blocks.{layer}.hook_resid_pre", h, None)
+        x = block.input_layernorm(h)
+        k = attn.k_proj(x).view(b, s, self.n_kv, self.d_head).transpose(1, 2)
+        v = attn.v_proj(x).view(b, s, self.n_kv, self.d_head).transpose(1, 2)
+        q = attn.q_proj(x[rows, read_at][:, None]).view(b, 1, self.n_heads, self.d_head)
+        q = q.transpose(1, 2)
+        cos_q, sin_q = cos[0, read_at][:, None], sin[0, read_at][:, None]
+        q = apply_rotary_pos_emb(q, q, cos_q, sin_q)[0]
+        k = apply_rotary_pos_emb(k, k, cos, sin)[1]
+        if prefix is not None:
+            k = torch.cat([prefix[0], k], dim=2)
+            v = torch.cat([prefix[1], v], dim=2)
+        group = self.n_heads // self.n_kv
+        k = k.repeat_interleave(group, dim=1) if group > 1 else k
+        v = v.repeat_interleave(group, dim=1) if group > 1 else v
+        offset = k.shape[2] - s
+        allowed = torch.arange(k.shape[2], device=h.device)[None, :] <= (read_at + offset)[:, None]
+        allowed = allowed[:, None, None, :]
+        name = f"blocks.{layer}.attn.hook_attn_scores"
+        if name in hooks:
+            scores = ((q @ k.transpose(-1, -2)) * self.scale).masked_fill(~allowed, float("-inf"))
+            full = scores.new_zeros((b, self.n_heads, s, k.shape[2]))
+            full[rows, :, read_at] = scores[:, :, 0]
+            scores = self._hook(hooks, name, full, None)[rows, :, read_at][:, :, None]
+            z = torch.softmax(scores.float(), dim=-1).to(v.dtype) @ v
+        else:
+            z = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=self.scale)
+        z = self._at_read(hooks, f"blocks.{layer}.attn.hook_z", z.transpose(1, 2), read_at, s)
+        out = attn.o_proj(z.reshape(b, 1, -1))
+        out = self._at_read(hooks, f"blocks.{layer}.hook_attn_out", out, read_at, s)
+        hq = h[rows, read_at][:, None] + out
+        hq = self._at_read(hooks, f"blocks.{layer}.hook_resid_mid", hq, read_at, s)
+        mlp = block.mlp(block.post_attention_layernorm(hq))
+        hq = hq + self._at_read(hooks, f"blocks.{layer}.hook_mlp_out", mlp, read_at, s)
+        return self._at_read(hooks, f"blocks.{layer}.hook_resid_post", hq, read_at, s)[:, 0]
+
     def rope(self, start: int, length: int, like: Tensor) -> tuple[Tensor, Tensor]:
         positions = torch.arange(start, start + length, device=like.device)[None]
         return self.rotary(like, positions)

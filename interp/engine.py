@@ -110,7 +110,7 @@ class Engine:
         if not self.fast or not LlamaNative.supports(hooks, self.model.cfg.architecture):
             return None
         if self._native_runner is None:
-            self._native_runner = LlamaNative(self.model.hf_model)
+            self._native_runner = LlamaNative(self.model.plain_model())
         return self._native_runner
 
     def _caches(self, plan, clean, corrupted, native, resume_hooks):

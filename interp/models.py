@@ -154,6 +154,12 @@ class HookedModel(ABC):
     def hf_model(self):
         """The underlying Hugging Face model (shared weights, no hooks)."""
 
+    def plain_model(self):
+        """The model as Hugging Face runs it, with no hook wrappers: the engine's fast path and
+        the benchmark floor use it. The bridge wraps every module of its ``hf_model``, so for
+        TransformerLens a second, unwrapped copy is loaded once (weights held twice)."""
+        return self.hf_model
+
     @torch.no_grad()
     def logit_lens(self, resid: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_vocab"]:
         """Read a residual-stream state out through the final norm and the unembedding."""
@@ -219,6 +225,19 @@ class TransformerLensModel(HookedModel):
     @property
     def hf_model(self):
         return self.bridge.original_model
+
+    def plain_model(self):
+        if getattr(self, "_plain", None) is None:
+            from transformers import AutoModelForCausalLM
+
+            self._plain = (
+                AutoModelForCausalLM.from_pretrained(
+                    self.path, dtype=self.hf_model.dtype, attn_implementation="sdpa"
+                )
+                .to(self.hf_model.device)
+                .eval()
+            )
+        return self._plain
 
     def hook_names(self) -> list[str]:
         if self._names is None:

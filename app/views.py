@@ -13,8 +13,15 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+# Heavy imports happen once, here: Streamlit reruns the page in threads, and a lazy import that
+# races another rerun can see a half-initialised module ("cannot import name AutoConfig").
+import transformers  # noqa: E402
+from transformer_lens.model_bridge import TransformerBridge  # noqa: E402, F401
+
 from interp.errors import IclscopeError
 from interp.runs import Run, list_runs, load_run, resolve_run
+
+_LOADED = (transformers.AutoConfig, transformers.AutoTokenizer, transformers.AutoModelForCausalLM)
 
 ROLE_COLOURS = {"x": "#cfe2ff", "s": "#ffe5b4", "y": "#c7f0c2", "x_q": "#b6d4fe",
                 "s_q": "#ffb3b3", "block": "#eeeeee", "": "#ffffff"}  # fmt: skip

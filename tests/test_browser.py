@@ -80,10 +80,10 @@ def test_explorer_in_chromium(served, tiny_dirs, tmp_path):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
         page.goto(f"{url}/?run={circuit_run}")  # a run named in the URL opens directly
-        page.wait_for_selector("table", timeout=60_000)
-        runs_list = page.locator("table").first
-        assert runs_list.locator("tbody tr").count() == 3
+        page.get_by_text("patch-broken").first.wait_for(timeout=60_000)
+        runs_list = page.locator("table", has_text="patch-broken").first
         text = runs_list.inner_text()
+        assert runs_list.locator("tbody tr").count() == 3, text
         assert "patch-broken" in text and "broken" in text
         # the circuit run's sections render plotly figures with data
         page.get_by_text("Step 1: summarize").first.wait_for(timeout=60_000)
@@ -96,7 +96,8 @@ def test_explorer_in_chromium(served, tiny_dirs, tmp_path):
         page.screenshot(path=str(shots / "run.png"), full_page=True)
         # prompt view: coloured tokens and an attention plot for a chosen head
         page.get_by_text("Prompt view").click()
-        box = page.get_by_label("model")
+        page.get_by_role("heading", name="Prompt view").wait_for(timeout=60_000)
+        box = page.get_by_label("model", exact=True)
         box.fill(tiny_dirs["llama"])
         box.press("Enter")
         page.wait_for_selector("span.tok", timeout=60_000)

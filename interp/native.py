@@ -76,6 +76,16 @@ class LlamaNative:
             record.cache[name] = act.detach().clone()
         return act
 
+    def _keys_values(self, k: Tensor, v: Tensor, prefix) -> tuple[Tensor, Tensor]:
+        """Prepend the cached prefix keys/values, then give each query head its KV head."""
+        if prefix is not None:
+            k = torch.cat([prefix[0], k], dim=2)
+            v = torch.cat([prefix[1], v], dim=2)
+        group = self.n_heads // self.n_kv
+        if group > 1:
+            k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+        return k, v
+
     def _attention(self, layer: int, x, cos, sin, prefix, hooks, record):
         attn = self.layers[layer].self_attn
         b, s, _ = x.shape
@@ -86,12 +96,7 @@ class LlamaNative:
         if record is not None:
             record.keys.append(k)
             record.values.append(v)
-        if prefix is not None:
-            k = torch.cat([prefix[0], k], dim=2)
-            v = torch.cat([prefix[1], v], dim=2)
-        group = self.n_heads // self.n_kv
-        k = k.repeat_interleave(group, dim=1) if group > 1 else k
-        v = v.repeat_interleave(group, dim=1) if group > 1 else v
+        k, v = self._keys_values(k, v, prefix)
         offset = k.shape[2] - s
         name = f"blocks.{layer}.attn.hook_attn_scores"
         allowed = None
@@ -149,12 +154,7 @@ class LlamaNative:
         cos_q, sin_q = cos[0, read_at][:, None], sin[0, read_at][:, None]
         q = apply_rotary_pos_emb(q, q, cos_q, sin_q)[0]
         k = apply_rotary_pos_emb(k, k, cos, sin)[1]
-        if prefix is not None:
-            k = torch.cat([prefix[0], k], dim=2)
-            v = torch.cat([prefix[1], v], dim=2)
-        group = self.n_heads // self.n_kv
-        k = k.repeat_interleave(group, dim=1) if group > 1 else k
-        v = v.repeat_interleave(group, dim=1) if group > 1 else v
+        k, v = self._keys_values(k, v, prefix)
         offset = k.shape[2] - s
         allowed = torch.arange(k.shape[2], device=h.device)[None, :] <= (read_at + offset)[:, None]
         allowed = allowed[:, None, None, :]

@@ -77,14 +77,38 @@ class LlamaNative:
         return act
 
     def _keys_values(self, k: Tensor, v: Tensor, prefix) -> tuple[Tensor, Tensor]:
-        """Prepend the cached prefix keys/values, then give each query head its KV head."""
+        """Prepend the cached prefix keys/values (KV heads, not yet expanded per query head)."""
         if prefix is not None:
             k = torch.cat([prefix[0], k], dim=2)
             v = torch.cat([prefix[1], v], dim=2)
-        group = self.n_heads // self.n_kv
-        if group > 1:
-            k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
         return k, v
+
+    def _per_query_head(self, kv: Tensor) -> Tensor:
+        group = self.n_heads // self.n_kv
+        return kv.repeat_interleave(group, dim=1) if group > 1 else kv
+
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, allowed: Tensor | None) -> Tensor:
+        """Softmax attention of ``q`` (b, heads, s, d) over KV heads ``k``/``v`` (b, kv, t, d);
+        ``allowed`` (..., s, t) is a boolean mask, ``None`` meaning causal with t == s.
+
+        On CUDA this is SDPA's fused kernel. On CPU, SDPA is slower than two matmuls at these
+        small head sizes, so each KV head's query group is folded into one matmul instead,
+        which also spares the copy that expanding K/V per query head would make."""
+        if q.is_cuda:
+            k, v = self._per_query_head(k), self._per_query_head(v)
+            return F.scaled_dot_product_attention(
+                q, k, v, attn_mask=allowed, is_causal=allowed is None, scale=self.scale
+            )
+        b, h, s, d = q.shape
+        group, t = h // self.n_kv, k.shape[2]
+        if allowed is None:
+            allowed = torch.ones(s, t, dtype=torch.bool, device=q.device).tril()
+        if allowed.dim() == 4:  # (b, 1, s, t): add the group axis after the KV-head axis
+            allowed = allowed[:, :, None]
+        scores = (q.reshape(b, self.n_kv, group * s, d) @ k.transpose(-1, -2)) * self.scale
+        scores = scores.view(b, self.n_kv, group, s, t).masked_fill(~allowed, float("-inf"))
+        probs = torch.softmax(scores.float().view(b, self.n_kv, group * s, t), dim=-1)
+        return (probs.to(v.dtype) @ v).view(b, h, s, d)
 
     def _attention(self, layer: int, x, cos, sin, prefix, hooks, record):
         attn = self.layers[layer].self_attn
@@ -104,14 +128,13 @@ class LlamaNative:
             rows = torch.arange(s, device=x.device)[:, None] + offset
             allowed = torch.arange(k.shape[2], device=x.device)[None, :] <= rows
         if name in hooks:
+            k, v = self._per_query_head(k), self._per_query_head(v)
             scores = (q @ k.transpose(-1, -2)) * self.scale
             scores = scores.masked_fill(~allowed, float("-inf"))
             scores = self._hook(hooks, name, scores, record)
             z = torch.softmax(scores.float(), dim=-1).to(v.dtype) @ v
         else:
-            z = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=allowed, is_causal=allowed is None, scale=self.scale
-            )
+            z = self._attend(q, k, v, allowed)
         z = self._hook(hooks, f"blocks.{layer}.attn.hook_z", z.transpose(1, 2), record)
         out = attn.o_proj(z.reshape(b, s, -1))
         return self._hook(hooks, f"blocks.{layer}.hook_attn_out", out, record)
@@ -160,13 +183,14 @@ class LlamaNative:
         allowed = allowed[:, None, None, :]
         name = f"blocks.{layer}.attn.hook_attn_scores"
         if name in hooks:
+            k, v = self._per_query_head(k), self._per_query_head(v)
             scores = ((q @ k.transpose(-1, -2)) * self.scale).masked_fill(~allowed, float("-inf"))
             full = scores.new_zeros((b, self.n_heads, s, k.shape[2]))
             full[rows, :, read_at] = scores[:, :, 0]
             scores = self._hook(hooks, name, full, None)[rows, :, read_at][:, :, None]
             z = torch.softmax(scores.float(), dim=-1).to(v.dtype) @ v
         else:
-            z = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=self.scale)
+            z = self._attend(q, k, v, allowed)
         z = self._at_read(hooks, f"blocks.{layer}.attn.hook_z", z.transpose(1, 2), read_at, s)
         out = attn.o_proj(z.reshape(b, 1, -1))
         out = self._at_read(hooks, f"blocks.{layer}.hook_attn_out", out, read_at, s)

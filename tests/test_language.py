@@ -19,12 +19,14 @@ def test_vocabulary_and_tokenizer_roundtrip(organism_tokenizer):
                                                                    "sentiment"]  # fmt: skip
 
 
-def test_next_class_cycles_back():
-    for word in lang.CONTENT_WORDS:
-        w = word
-        for _ in lang.CLASS_NAMES:
-            w = lang.next_in_class_order(w)
-        assert w == word and lang.next_in_class_order(word) != word
+def test_function_inputs_tell_positions_apart():
+    rng = random.Random(0)
+    for _ in range(200):
+        ep = lang.sample_function(rng, 4, "index", "middle")
+        for x, y in [*ep.demos, (ep.query, ep.answer)]:
+            words = x.split()
+            assert len({lang.WORD_CLASS[w] for w in words}) == 3
+            assert y == lang.class_index(words[1]) and y in lang.NUMBER_WORDS
 
 
 def test_function_tasks_are_ambiguous_zero_shot():

@@ -24,7 +24,7 @@ def tokens_of(tok, batch, i, span):
 
 
 @pytest.mark.parametrize("side", ["left", "right"])
-@pytest.mark.parametrize("family", ["sentiment_arbitrary", "fn_next_last"])
+@pytest.mark.parametrize("family", ["sentiment_arbitrary", "fn_index_last"])
 def test_demo_positions_under_padding(organism_tokenizer, side, family):
     tok = organism_tokenizer
     rng = random.Random(3)

@@ -155,19 +155,21 @@ def sample_training_batch(
     builder: PromptBuilder, rng: random.Random, tokens_per_batch: int
 ) -> TrainBatch:
     """One batch of one template with one shot count, so rows have similar lengths and
-    padding stays low. Mixture: classification 45% (9/10 arbitrary labels: they need ICL,
-    semantic labels do not), functions 30%, ranking 12.5%, key-value retrieval 12.5%."""
+    padding stays low. Mixture: classification 50% (9/10 arbitrary labels: they need ICL,
+    semantic labels do not), functions 30%, ranking 10%, key-value retrieval 10%. Shots run
+    1..10: a 0-shot arbitrary or function prompt has no learnable answer, and every demo label
+    after the first is itself an in-context prediction, so long prompts teach ICL the most."""
     r = rng.random()
-    if r < 0.75:
-        k = rng.randint(0, 8)
+    if r < 0.8:
+        k = rng.randint(1, 10)
         n = max(8, tokens_per_batch // (10 * k + 12))
-        if r < 0.45:
+        if r < 0.5:
             eps = [lang.sample_classification(rng, k, rng.random() < 0.9) for _ in range(n)]
             return _with_answers([builder.build(CIRCUIT_TEMPLATE, eps)])
         tasks = [(op, pos) for op in lang.FUNCTION_OPS for pos in lang.FUNCTION_POSITIONS]
         eps = [lang.sample_function(rng, k, *rng.choice(tasks)) for _ in range(n)]
         return _with_answers([builder.build(FUNCTION_TEMPLATE, eps)])
-    if r < 0.875:
+    if r < 0.9:
         n_docs = rng.randint(3, 14)
         n = max(4, tokens_per_batch // (14 * n_docs + 8))
         eps = [lang.sample_ranking(rng, n_docs) for _ in range(n)]
@@ -184,7 +186,8 @@ def _with_answers(batches: list[PromptBatch], answer_weight: float = 3.0) -> Tra
         for i, ann in enumerate(b.annotations):
             row = b.tokens[i, : ann.length].tolist() + [int(b.answer_ids[i])]
             w = [1.0] * (len(row) - 1)
-            w[-1] = answer_weight
+            for p in [*ann.y, len(row) - 1]:  # demo labels and the answer: the ICL targets
+                w[p - 1] = answer_weight
             rows.append(row)
             weights.append(w)
     longest = max(len(r) for r in rows)

@@ -7,8 +7,9 @@ to need them:
   classification prompt must be *summarized* into a class before a label can be chosen;
 * arbitrary label words assigned per prompt, so the mapping class -> label exists only in the
   demonstrations (0-shot is chance, k-shot needs retrieve-and-copy);
-* nine function tasks, {copy, class, next} x {first, middle, last} word, all over the same
-  three-word inputs, so a 0-shot query is ambiguous and the task must be read off the demos;
+* nine function tasks, {copy, class, index} x {first, middle, last} word, all over the same
+  three-word inputs (one word from each of three classes, so every demonstration tells the
+  positions apart): a 0-shot query is ambiguous and the task must be read off the demos;
 * ranking prompts whose single relevant document shares a word with the query;
 * long key-value contexts, which need an induction-style lookup.
 
@@ -65,17 +66,15 @@ def vocabulary() -> list[str]:
     return words
 
 
-def next_in_class_order(word: str, step: int = 1) -> str:
-    """The word with the same index in the next class (cat -> red -> bread -> hammer -> cat)."""
-    cls = WORD_CLASS[word]
-    idx = CLASS_WORDS[cls].index(word)
-    nxt = CLASS_NAMES[(CLASS_NAMES.index(cls) + step) % len(CLASS_NAMES)]
-    return CLASS_WORDS[nxt][idx]
+def class_index(word: str) -> str:
+    """The number word of a content word's class (animal 0, color 1, food 2, tool 3): a
+    four-entry map, where a word-to-word table would first have to be memorised."""
+    return NUMBER_WORDS[CLASS_NAMES.index(WORD_CLASS[word])]
 
 
-FunctionOp = Literal["copy", "class", "next"]
+FunctionOp = Literal["copy", "class", "index"]
 FUNCTION_POSITIONS = {"first": 0, "middle": 1, "last": 2}
-FUNCTION_OPS: tuple[FunctionOp, ...] = ("copy", "class", "next")
+FUNCTION_OPS: tuple[FunctionOp, ...] = ("copy", "class", "index")
 
 
 def apply_function(op: str, position: str, words: list[str]) -> str:
@@ -84,7 +83,7 @@ def apply_function(op: str, position: str, words: list[str]) -> str:
         return word
     if op == "class":
         return WORD_CLASS[word]
-    return next_in_class_order(word)
+    return class_index(word)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,7 +137,7 @@ def sample_classification(
 
 def sample_function(rng: random.Random, k: int, op: str, position: str) -> Episode:
     def item() -> tuple[str, str]:
-        words = rng.sample(CONTENT_WORDS, 3)
+        words = [rng.choice(CLASS_WORDS[c]) for c in rng.sample(CLASS_NAMES, 3)]
         return " ".join(words), apply_function(op, position, words)
 
     demos = [item() for _ in range(k)]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 import torch
@@ -117,8 +117,9 @@ class Engine:
         """Clean logits and the cached source runs (native recordings on the fast path)."""
         hooks = plan.hooks()
         if native is not None:
-            clean_logits, clean_rec = native.record(clean.tokens, hooks)
-            corrupt_rec = native.record(corrupted.tokens, hooks)[1] if corrupted else None
+            names = sorted({*hooks, *resume_hooks})
+            clean_logits, clean_rec = native.record(clean.tokens, names)
+            corrupt_rec = native.record(corrupted.tokens, names)[1] if corrupted else None
             return clean_logits, clean_rec, corrupt_rec
         clean_logits, clean_cache = self.model.run_with_cache(
             clean.tokens, hooks + resume_hooks, clean.attention_mask
@@ -134,9 +135,10 @@ class Engine:
             (Recording(cache=corrupt_cache) if corrupt_cache is not None else None),
         )
 
-    def _banks(self, plan, clean_cache, corrupt_cache, n_prompts) -> dict[str, SourceBank]:
-        """Stack every source a hook's patches may read into one bank per hook."""
-        ref = list(plan.reference_prompts or range(n_prompts))
+    def _banks(self, plan, clean_cache, corrupt_cache, mask) -> dict[str, SourceBank]:
+        """Stack every source a hook's patches may read into one bank per hook. The mean is
+        taken per position over the reference prompts that reach it (padding is not data)."""
+        ref = list(plan.reference_prompts or range(mask.shape[0]))
         banks = {}
         for hook in plan.hooks():
             act = clean_cache[hook]
@@ -146,7 +148,9 @@ class Engine:
                 corrupted_at = act.shape[0]
                 parts.append(corrupt_cache[hook])
             mean_at = sum(p.shape[0] for p in parts)
-            parts += [act[ref].mean(0, keepdim=True), torch.zeros_like(act[:1])]
+            real = mask[ref].to(act.dtype).view(len(ref), -1, *[1] * (act.dim() - 2))
+            mean = (act[ref] * real).sum(0, keepdim=True) / real.sum(0, keepdim=True).clamp(min=1)
+            parts += [mean, torch.zeros_like(act[:1])]
             named = {}
             for name in sorted(self._tensors_at(plan, hook)):
                 named[name] = mean_at + 2 + len(named)
@@ -164,25 +168,36 @@ class Engine:
 
     # -- one chunk --------------------------------------------------------------------------
     def _hooks_for(
-        self, rows: list[PlanRow], banks: dict[str, SourceBank], n_pos: int, shift: int = 0
+        self,
+        rows: list[PlanRow],
+        banks: dict[str, SourceBank],
+        n_pos: int,
+        shift: int | list[int] = 0,
+        width: int | None = None,
     ) -> dict[str, HookFn]:
         """One hook function per touched hook point, each a single kernel call for all rows.
-        ``shift``: the first computed position (activations then start there)."""
+        ``shift``: the first computed position, for all rows or per row (activations then start
+        there); ``width``: how many positions the activations hold, edits outside dropped."""
         patches: dict[str, list] = defaultdict(list)
         edges: dict[int, list] = defaultdict(list)
         for i, row in enumerate(rows):
+            at = shift if isinstance(shift, int) else shift[i]
             for e in row.edits:
                 if isinstance(e, Knockout):
                     self.model.check_layer(e.layer)
                     for h in e.heads or (-1,):
-                        edges[e.layer] += [(i, h, q - shift, k) for q in e.queries for k in e.keys]
+                        edges[e.layer] += [(i, h, q - at, k) for q in e.queries for k in e.keys]
                     continue
                 src = banks[e.hook].index(e, row.prompt)
                 positions = range(n_pos) if e.positions is None else e.positions
+                if width is not None:
+                    positions = [p for p in positions if 0 <= p - at < width]
                 for h in e.heads or (-1,):
-                    patches[e.hook] += [(i, p - shift, h, src, p, e.alpha) for p in positions]
+                    patches[e.hook] += [(i, p - at, h, src, p, e.alpha) for p in positions]
         hooks: dict[str, HookFn] = {}
         for hook_name, coo in patches.items():
+            if not coo:  # every edit at this hook fell outside the computed positions
+                continue
             cols = list(zip(*coo))
             idx = [torch.tensor(c, dtype=torch.long) for c in cols[:5]]
             alpha = torch.tensor(cols[5], dtype=torch.float32)
@@ -200,6 +215,47 @@ class Engine:
 
             hooks[f"blocks.{layer}.attn.hook_attn_scores"] = knock
         return hooks
+
+    def _tail_states(self, native, rows, prompt, layer, pos, rec, banks, n_pos) -> Tensor:
+        """The suffix ``pos..`` after ``layer`` for rows whose edits all sit in that layer's
+        tail: the base run's states, recomputed only where the edits land (one position per
+        row when each row edits one position, else the whole suffix)."""
+        z_name = f"blocks.{layer}.attn.hook_z"
+        points = [r.point for r in rows]
+        if all(p is not None for p in points):
+            post = rec.resid_pre[layer + 1][prompt, pos:]
+            at = torch.tensor(points)
+            x, z = rec.resid_pre[layer][prompt, at][:, None], rec.cache[z_name][prompt, at][:, None]
+            hooks = self._hooks_for(rows, banks, n_pos, shift=points, width=1)
+            post[torch.arange(len(rows)), at - pos] = native.tail(layer, x, z, hooks)[:, 0]
+            return post
+        x, z = rec.resid_pre[layer][prompt, pos:], rec.cache[z_name][prompt, pos:]
+        return native.tail(layer, x, z, self._hooks_for(rows, banks, n_pos, shift=pos))
+
+    def _last_tail_logits(self, native, rows, prompt, read, rec, banks, n_pos) -> Tensor:
+        """Logits for rows whose edits all sit in the last layer's tail: that tail is computed
+        at the read-out position alone (edits elsewhere cannot reach it)."""
+        layer = len(rec.resid_pre) - 1
+        x = rec.resid_pre[layer][prompt, read][:, None]
+        z = rec.cache[f"blocks.{layer}.attn.hook_z"][prompt, read][:, None]
+        hooks = self._hooks_for(rows, banks, n_pos, shift=read.tolist(), width=1)
+        return native.logits(native.tail(layer, x, z, hooks)[:, 0])
+
+    def _joins(self, native, chunk, rows, prompt, pos, start, tails, rec, banks, n_pos):
+        """``(layer, states)`` for each run of rows (sorted by start layer) joining the resumed
+        pass: the base run's suffix, with tail rows' edited layer already applied."""
+        joins, k = [], 0
+        for layer, run in itertools.groupby(range(len(chunk)), key=lambda i: start(chunk[i])[1]):
+            idx = list(run)
+            states = rec.resid_pre[layer][prompt[idx], pos:]
+            tail = [i for i in idx if chunk[i] in tails]
+            if tail:
+                at = torch.tensor([i - k for i in tail])
+                states[at] = self._tail_states(native, [rows[i] for i in tail], prompt[tail],
+                                               layer - 1, pos, rec, banks, n_pos)  # fmt: skip
+            joins.append((layer, states))
+            k += len(idx)
+        return joins
 
     # -- the run ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -226,15 +282,23 @@ class Engine:
         native = self._native(plan)
         resume = resume and (native is not None or self.model.supports_resume)
         s_q, n_pos = clean.s_q, base.tokens.shape[1]
+        n_layers = self.model.cfg.n_layers
+        # rows whose edits all sit after one layer's attention start from that layer's tail
+        tails = {}
+        if native is not None and resume:
+            tails = {i: r.tail_layer for i, r in enumerate(plan.rows) if r.tail_layer is not None}
         starts = ({r.first_layer for r in plan.rows} - {0}) if resume else set()
+        starts |= {layer + 1 for layer in tails.values()} - {n_layers}
         resume_hooks = [f"blocks.{layer}.hook_resid_pre" for layer in sorted(starts)]
+        resume_hooks += [f"blocks.{layer}.attn.hook_z" for layer in sorted(set(tails.values()))]
         clean_logits, clean_rec, corrupt_rec = self._caches(
             plan, clean, corrupted, native, resume_hooks
         )
         base_rec = clean_rec if base is clean else corrupt_rec
         banks = self._banks(
-            plan, clean_rec.cache, corrupt_rec.cache if corrupt_rec else None, len(clean)
-        )
+            plan, clean_rec.cache, corrupt_rec.cache if corrupt_rec else None,
+            clean.attention_mask,
+        )  # fmt: skip
         if isinstance(metric, str):
             at_sq = clean_logits[torch.arange(len(clean)), s_q]
             metric = build_metric(metric, clean, corrupted, at_sq)
@@ -245,26 +309,33 @@ class Engine:
                 return 0, 0
             # positions only resume on the fast path, and never past the read-out position
             pos = min(row.first_position, int(s_q[row.prompt])) if native is not None else 0
-            return pos, row.first_layer
+            return pos, (tails[i] + 1 if i in tails else row.first_layer)
 
         per = self.rows_per_chunk(n_pos)
         values = torch.empty(len(plan))
         bar = tqdm(total=len(plan), desc="patching", unit="row", disable=not progress)
-        for chunk in _chunks(sorted(range(len(plan)), key=start), start, per, self.min_rows):
+        last = [i for i, layer in tails.items() if layer == n_layers - 1]
+        for lo in range(0, len(last), per):
+            chunk = last[lo : lo + per]
+            rows = [plan.rows[j] for j in chunk]
+            prompt = torch.tensor([r.prompt for r in rows])
+            logits = self._last_tail_logits(native, rows, prompt, s_q[prompt], base_rec, banks,
+                                            n_pos)  # fmt: skip
+            values[chunk] = metric(logits, prompt).float().cpu()
+            bar.update(len(rows))
+        order = sorted(set(range(len(plan))) - set(last), key=start)
+        for chunk in _chunks(order, start, per, self.min_rows):
             # a chunk starts at its earliest row's position; joins need rows sorted by layer
             pos = min(start(j)[0] for j in chunk)
             chunk = sorted(chunk, key=lambda j: start(j)[1])
             rows = [plan.rows[j] for j in chunk]
             prompt = torch.tensor([r.prompt for r in rows])
-            hooks = self._hooks_for(rows, banks, n_pos, shift=pos)
+            # tail rows enter the resumed pass already edited, so the pass leaves them alone
+            mixed = [replace(r, edits=()) if j in tails else r for j, r in zip(chunk, rows)]
+            hooks = self._hooks_for(mixed, banks, n_pos, shift=pos)
             if native is not None:
-                # rows are sorted by start layer: each run of equal layers joins together
-                layers = [start(j)[1] for j in chunk]
-                joins, k = [], 0
-                for layer, run in itertools.groupby(layers):
-                    n = len(list(run))
-                    joins.append((layer, base_rec.resid_pre[layer][prompt[k : k + n], pos:]))
-                    k += n
+                joins = self._joins(native, chunk, rows, prompt, pos, start, tails, base_rec,
+                                    banks, n_pos)  # fmt: skip
                 at_sq = native.resume(joins, pos, prompt, base_rec, hooks, s_q[prompt] - pos)
             else:
                 layer = min(start(j)[1] for j in chunk)

@@ -110,7 +110,8 @@ class LlamaNative:
         probs = torch.softmax(scores.float().view(b, self.n_kv, group * s, t), dim=-1)
         return (probs.to(v.dtype) @ v).view(b, h, s, d)
 
-    def _attention(self, layer: int, x, cos, sin, prefix, hooks, record):
+    def _mix(self, layer: int, x, cos, sin, prefix, hooks, record) -> Tensor:
+        """The attention mixing of ``layer``: ``z`` (b, pos, head, d_head), before ``hook_z``."""
         attn = self.layers[layer].self_attn
         b, s, _ = x.shape
         q = attn.q_proj(x).view(b, s, self.n_heads, self.d_head).transpose(1, 2)
@@ -135,31 +136,43 @@ class LlamaNative:
             z = torch.softmax(scores.float(), dim=-1).to(v.dtype) @ v
         else:
             z = self._attend(q, k, v, allowed)
-        z = self._hook(hooks, f"blocks.{layer}.attn.hook_z", z.transpose(1, 2), record)
-        out = attn.o_proj(z.reshape(b, s, -1))
-        return self._hook(hooks, f"blocks.{layer}.hook_attn_out", out, record)
+        return z.transpose(1, 2)
+
+    def tail(self, layer: int, h: Tensor, z: Tensor, hooks: Hooks, record=None) -> Tensor:
+        """Everything in ``layer`` after attention has mixed positions: ``hook_z``, the output
+        projection, the MLP. It acts on each position alone, so it can run on any subset of
+        positions (the engine runs it where an edit after the mixing lands, nowhere else)."""
+        block = self.layers[layer]
+        z = self._hook(hooks, f"blocks.{layer}.attn.hook_z", z, record)
+        out = block.self_attn.o_proj(z.reshape(*z.shape[:2], -1))
+        h = h + self._hook(hooks, f"blocks.{layer}.hook_attn_out", out, record)
+        h = self._hook(hooks, f"blocks.{layer}.hook_resid_mid", h, record)
+        mlp = block.mlp(block.post_attention_layernorm(h))
+        h = h + self._hook(hooks, f"blocks.{layer}.hook_mlp_out", mlp, record)
+        return self._hook(hooks, f"blocks.{layer}.hook_resid_post", h, record)
 
     def layer(self, layer: int, h, cos, sin, prefix, hooks: Hooks, record=None) -> Tensor:
         block = self.layers[layer]
         h = self._hook(hooks, f"blocks.{layer}.hook_resid_pre", h, record)
         if record is not None:
             record.resid_pre.append(h.detach().clone())
-        h = h + self._attention(layer, block.input_layernorm(h), cos, sin, prefix, hooks, record)
-        h = self._hook(hooks, f"blocks.{layer}.hook_resid_mid", h, record)
-        mlp = block.mlp(block.post_attention_layernorm(h))
-        h = h + self._hook(hooks, f"blocks.{layer}.hook_mlp_out", mlp, record)
-        return self._hook(hooks, f"blocks.{layer}.hook_resid_post", h, record)
+        z = self._mix(layer, block.input_layernorm(h), cos, sin, prefix, hooks, record)
+        return self.tail(layer, h, z, hooks, record)
 
-    def _at_read(self, hooks: Hooks, name: str, act: Tensor, read_at: Tensor, n_pos: int):
-        """Run a hook written for the whole suffix on the read positions only: scatter them
+    @staticmethod
+    def _at_read(fn, read_at: Tensor, n_pos: int):
+        """A hook written for the whole suffix, run on the read positions only: scatter them
         into a zero buffer of the full shape, hook, gather back. Edits elsewhere land in the
         buffer and vanish, which is right: in the last layer they cannot reach ``read_at``."""
-        if name not in hooks:
-            return act
-        rows = torch.arange(act.shape[0], device=act.device)
-        full = act.new_zeros((act.shape[0], n_pos, *act.shape[2:]))
-        full[rows, read_at] = act[:, 0]
-        return self._hook(hooks, name, full, None)[rows, read_at][:, None]
+
+        def at_read(act: Tensor, ref) -> Tensor:
+            rows = torch.arange(act.shape[0], device=act.device)
+            full = act.new_zeros((act.shape[0], n_pos, *act.shape[2:]))
+            full[rows, read_at] = act[:, 0]
+            out = fn(full, ref)
+            return (full if out is None else out)[rows, read_at][:, None]
+
+        return at_read
 
     def last_layer(self, h, cos, sin, prefix, hooks: Hooks, read_at: Tensor) -> Tensor:
         """The last layer computed only where the logits are read: keys and values for every
@@ -191,14 +204,11 @@ class LlamaNative:
             z = torch.softmax(scores.float(), dim=-1).to(v.dtype) @ v
         else:
             z = self._attend(q, k, v, allowed)
-        z = self._at_read(hooks, f"blocks.{layer}.attn.hook_z", z.transpose(1, 2), read_at, s)
-        out = attn.o_proj(z.reshape(b, 1, -1))
-        out = self._at_read(hooks, f"blocks.{layer}.hook_attn_out", out, read_at, s)
-        hq = h[rows, read_at][:, None] + out
-        hq = self._at_read(hooks, f"blocks.{layer}.hook_resid_mid", hq, read_at, s)
-        mlp = block.mlp(block.post_attention_layernorm(hq))
-        hq = hq + self._at_read(hooks, f"blocks.{layer}.hook_mlp_out", mlp, read_at, s)
-        return self._at_read(hooks, f"blocks.{layer}.hook_resid_post", hq, read_at, s)[:, 0]
+        at_read = {
+            name: self._at_read(fn, read_at, s)
+            for name, fn in hooks.items() if name.startswith(f"blocks.{layer}.")
+        }  # fmt: skip
+        return self.tail(layer, h[rows, read_at][:, None], z.transpose(1, 2), at_read)[:, 0]
 
     def rope(self, start: int, length: int, like: Tensor) -> tuple[Tensor, Tensor]:
         positions = torch.arange(start, start + length, device=like.device)[None]
@@ -212,7 +222,7 @@ class LlamaNative:
         cos, sin = self.rope(0, tokens.shape[1], h)
         for layer in range(len(self.layers)):
             h = self.layer(layer, h, cos, sin, None, hooks or {}, rec)
-        return self.hf.lm_head(self.norm(h)), rec
+        return self.logits(h), rec
 
     @torch.no_grad()
     def resume(
@@ -236,7 +246,8 @@ class LlamaNative:
         length = joins[0][1].shape[1]
         cos, sin = self.rope(start_pos, length, joins[0][1])
         pending = list(joins)
-        for layer in range(first, len(self.layers)):
+        last = len(self.layers) - 1
+        for layer in range(first, last + 1):
             while pending and pending[0][0] == layer:
                 entering = pending.pop(0)[1]
                 h = entering if h is None else torch.cat([h, entering])
@@ -247,6 +258,11 @@ class LlamaNative:
                     rec.keys[layer][rows, :, :start_pos],
                     rec.values[layer][rows, :, :start_pos],
                 )
-            h = self.layer(layer, h, cos, sin, prefix, hooks)
-        last = h[torch.arange(h.shape[0]), read_at]
-        return self.hf.lm_head(self.norm(last))
+            if layer < last:
+                h = self.layer(layer, h, cos, sin, prefix, hooks)
+            else:
+                return self.logits(self.last_layer(h, cos, sin, prefix, hooks, read_at))
+        raise ValueError("resume needs rows that join at or before the last layer")
+
+    def logits(self, h: Tensor) -> Tensor:
+        return self.hf.lm_head(self.norm(h))

@@ -106,6 +106,29 @@ class PlanRow:
         ]  # fmt: skip
         return min(starts, default=0)
 
+    @property
+    def tail_layer(self) -> int | None:
+        """The layer, when every edit is a patch in that layer *after* attention has mixed
+        positions (``hook_z`` to ``hook_resid_post``): the row then leaves the unedited run only
+        inside that layer's position-wise tail, at the edited positions."""
+        if not self.edits or any(isinstance(e, Knockout) for e in self.edits):
+            return None
+        layers = {e.layer for e in self.edits}
+        kinds = {e.hook.split(".", 2)[-1] for e in self.edits}
+        if len(layers) != 1 or None in layers or not kinds <= set(TAIL_HOOKS):
+            return None
+        return layers.pop()
+
+    @property
+    def point(self) -> int | None:
+        """The one position every edit touches, if there is exactly one."""
+        positions = {p for e in self.edits for p in (getattr(e, "positions", None) or (-1, -2))}
+        return positions.pop() if len(positions) == 1 else None
+
+
+TAIL_HOOKS = ("attn.hook_z", "hook_attn_out", "hook_resid_mid", "hook_mlp_out", "hook_resid_post")
+"""Hooks of a layer after its attention has mixed positions: each position is computed alone."""
+
 
 @dataclass
 class InterventionPlan:

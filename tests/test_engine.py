@@ -152,8 +152,15 @@ def random_plan(cfg, n_pos: int, seed: int, n_rows: int = 48) -> InterventionPla
             kind, layer = kinds[pick(len(kinds))], pick(cfg.n_layers)
             positions = [None, (pick(n_pos),), (pick(n_pos), pick(n_pos))][pick(3)]
             heads = (pick(cfg.n_heads),) if kind == "attn.hook_z" and pick(2) else None
-            edits.append(Patch(f"blocks.{layer}.{kind}", ["clean", "mean", "zero"][pick(3)],
-                               positions=positions, heads=heads, alpha=[1.0, 0.3][pick(2)]))
+            edits.append(
+                Patch(
+                    f"blocks.{layer}.{kind}",
+                    ["clean", "mean", "zero"][pick(3)],
+                    positions=positions,
+                    heads=heads,
+                    alpha=[1.0, 0.3][pick(2)],
+                )
+            )
         if pick(8) == 0:
             edits.append(Knockout(pick(cfg.n_layers), (n_pos - 1,), (0, 1)))
         rows.append(PlanRow(i % 2, tuple(edits), (("row", i),)))

@@ -7,8 +7,12 @@ Given an :class:`~interp.plan.InterventionPlan`, the engine
 2. stacks plan rows along the batch axis in chunks sized to a memory budget, rows sorted by the
    earliest layer they edit so each chunk starts as late as it can;
 3. resumes each chunk from the cached residual stream at that layer (everything before it is
-   the unedited base run, so recomputing it is waste);
-4. at each hook applies every row's edits with one kernel call (:mod:`kernels`).
+   the unedited base run, so recomputing it is waste) and, on the native Llama path, at the
+   earliest edited position (the prefix's cached keys and values serve the suffix);
+4. starts a row whose edits all sit after a layer's attention (``hook_z`` .. ``hook_resid_post``)
+   from that layer's position-wise tail, computed only where the edits land, and computes the
+   last layer only at the read-out position;
+5. at each hook applies every row's edits with one kernel call (:mod:`kernels`).
 
 No Python loop over components calls the model: a sweep of N components costs about N / chunk
 forward passes of the layers after the earliest edit.
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import pandas as pd
 import torch
@@ -30,36 +34,9 @@ from interp.errors import IclscopeError
 from interp.metrics import Metric, build_metric
 from interp.models import HookedModel, HookFn
 from interp.native import LlamaNative, Recording
-from interp.plan import InterventionPlan, Knockout, Patch, PlanRow
+from interp.plan import InterventionPlan, Knockout, PlanRow
 from interp.prompts import PromptBatch, check_pair
-
-
-@dataclass
-class SourceBank:
-    """All replacement values for one hook, stacked so one kernel call can read any of them:
-    rows ``[clean prompts | corrupted prompts | mean | zero | named tensors]``."""
-
-    values: Tensor  # (n_sources, pos, [head,] d)
-    clean: int
-    corrupted: int
-    mean: int
-    zero: int
-    tensors: dict[str, int]
-
-    def index(self, edit: Patch, prompt: int) -> int:
-        if edit.source == "clean":
-            return self.clean + (edit.source_prompt if edit.source_prompt is not None else prompt)
-        if edit.source == "corrupted":
-            if self.corrupted < 0:
-                raise IclscopeError("a patch reads the corrupted run but none was given",
-                                    fix="pass corrupted prompts to Engine.run")  # fmt: skip
-            base = edit.source_prompt if edit.source_prompt is not None else prompt
-            return self.corrupted + base
-        if edit.source == "resample":
-            return self.clean + int(edit.source_prompt)
-        if edit.source == "tensor":
-            return self.tensors[edit.tensor]
-        return self.mean if edit.source == "mean" else self.zero
+from interp.sources import SourceBank, build_banks
 
 
 class Engine:
@@ -134,37 +111,6 @@ class Engine:
             Recording(cache=clean_cache),
             (Recording(cache=corrupt_cache) if corrupt_cache is not None else None),
         )
-
-    def _banks(self, plan, clean_cache, corrupt_cache, mask) -> dict[str, SourceBank]:
-        """Stack every source a hook's patches may read into one bank per hook. The mean is
-        taken per position over the reference prompts that reach it (padding is not data)."""
-        ref = list(plan.reference_prompts or range(mask.shape[0]))
-        banks = {}
-        for hook in plan.hooks():
-            act = clean_cache[hook]
-            parts = [act]
-            corrupted_at = -1
-            if corrupt_cache is not None:
-                corrupted_at = act.shape[0]
-                parts.append(corrupt_cache[hook])
-            mean_at = sum(p.shape[0] for p in parts)
-            real = mask[ref].to(act.dtype).view(len(ref), -1, *[1] * (act.dim() - 2))
-            mean = (act[ref] * real).sum(0, keepdim=True) / real.sum(0, keepdim=True).clamp(min=1)
-            parts += [mean, torch.zeros_like(act[:1])]
-            named = {}
-            for name in sorted(self._tensors_at(plan, hook)):
-                named[name] = mean_at + 2 + len(named)
-                given = plan.tensors[name].to(act.dtype)
-                parts.append(given.expand(1, act.shape[1], *given.shape).clone())
-            banks[hook] = SourceBank(torch.cat(parts), 0, corrupted_at, mean_at, mean_at + 1,
-                                     named)  # fmt: skip
-        return banks
-
-    @staticmethod
-    def _tensors_at(plan: InterventionPlan, hook: str) -> set[str]:
-        """Names of the plan tensors that patches at ``hook`` read."""
-        edits = (e for r in plan.rows for e in r.edits)
-        return {e.tensor for e in edits if isinstance(e, Patch) and e.hook == hook and e.tensor}
 
     # -- one chunk --------------------------------------------------------------------------
     def _hooks_for(
@@ -295,7 +241,7 @@ class Engine:
             plan, clean, corrupted, native, resume_hooks
         )
         base_rec = clean_rec if base is clean else corrupt_rec
-        banks = self._banks(
+        banks = build_banks(
             plan, clean_rec.cache, corrupt_rec.cache if corrupt_rec else None,
             clean.attention_mask,
         )  # fmt: skip

@@ -105,7 +105,8 @@ class LlamaNative:
             allowed = torch.ones(s, t, dtype=torch.bool, device=q.device).tril()
         if allowed.dim() == 4:  # (b, 1, s, t): add the group axis after the KV-head axis
             allowed = allowed[:, :, None]
-        scores = (q.reshape(b, self.n_kv, group * s, d) @ k.transpose(-1, -2)) * self.scale
+        # scaling q, not the scores: the scores are the larger tensor once t > d_head
+        scores = (q * self.scale).reshape(b, self.n_kv, group * s, d) @ k.transpose(-1, -2)
         scores = scores.view(b, self.n_kv, group, s, t).masked_fill(~allowed, float("-inf"))
         probs = torch.softmax(scores.float().view(b, self.n_kv, group * s, t), dim=-1)
         return (probs.to(v.dtype) @ v).view(b, h, s, d)

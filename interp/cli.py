@@ -91,12 +91,19 @@ def organism_train(
     max_steps: int | None = typer.Option(None, help="Stop after this many steps instead."),
     d_model: int = typer.Option(128),
     n_layers: int = typer.Option(4),
+    init: Path | None = typer.Option(
+        None, help="Continue from this trained organism folder instead of a fresh model."
+    ),
+    lr: float = typer.Option(2e-3, help="Peak learning rate."),
 ):
     """Train the ICL model organism on the synthetic language (CPU, about an hour)."""
     from interp.organism.train import TrainConfig, train
 
+    if init is not None and not (init / "config.json").is_file():
+        raise IclscopeError(f"--init {init} is not a trained model folder (no config.json)",
+                            fix="pass a folder written by `iclscope organism train`")  # fmt: skip
     cfg = TrainConfig(seed=seed, minutes=minutes, max_steps=max_steps, d_model=d_model,
-                      n_layers=n_layers)  # fmt: skip
+                      n_layers=n_layers, init=str(init) if init else None, lr=lr)  # fmt: skip
     record = train(out, cfg, log=console.print)
     console.print(f"wrote {out} ({record['steps']} steps, {record['wall_seconds'] / 60:.1f} min)")
 

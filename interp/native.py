@@ -107,7 +107,7 @@ class LlamaNative:
             allowed = allowed[:, :, None]
         # scaling q, not the scores: the scores are the larger tensor once t > d_head
         scores = (q * self.scale).reshape(b, self.n_kv, group * s, d) @ k.transpose(-1, -2)
-        scores = scores.view(b, self.n_kv, group, s, t).masked_fill(~allowed, float("-inf"))
+        scores = scores.view(b, self.n_kv, group, s, t).masked_fill_(~allowed, float("-inf"))
         probs = torch.softmax(scores.float().view(b, self.n_kv, group * s, t), dim=-1)
         return (probs.to(v.dtype) @ v).view(b, h, s, d)
 

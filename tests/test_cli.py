@@ -46,6 +46,10 @@ def test_tasks_json(capsys):
         (["demo", "--model", "./no/such/model"], "unknown model path"),
         (["organism", "eval", "--model", "/nonexistent/folder"], "unknown model path"),
         (["inspect", "--model", "org/hub-model"], "HF_HUB_OFFLINE"),
+        (
+            ["organism", "train", "--out", "/tmp/iclscope-x", "--init", "/nonexistent"],
+            "not a trained model folder",
+        ),
     ],
 )
 def test_user_errors_print_cleanly(args, message):

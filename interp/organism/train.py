@@ -46,6 +46,8 @@ class TrainConfig:
     final_eval_n: int = 200
     log_every: int = 50
     threads: int = 2
+    init: str | None = None
+    """A trained organism folder to continue from (its record is chained into this one)."""
 
 
 def _decay(progress: float, start: float) -> float:
@@ -54,6 +56,14 @@ def _decay(progress: float, start: float) -> float:
         return 1.0
     t = (progress - start) / max(1e-9, 1 - start)
     return 0.1 + 0.45 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+def _chain(init_record: dict | None) -> dict | None:
+    """What a continued run started from: the earlier run's config, steps and time."""
+    if init_record is None:
+        return None
+    keep = ("config", "steps", "wall_seconds", "continued_from", "final_eval")
+    return {k: init_record.get(k) for k in keep}
 
 
 def model_config(cfg: TrainConfig, vocab_size: int, tokenizer) -> LlamaConfig:
@@ -81,7 +91,12 @@ def train(out: Path, cfg: TrainConfig, log=print) -> dict:
     rng = random.Random(cfg.seed)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = save_tokenizer(out)
-    model = LlamaForCausalLM(model_config(cfg, len(tokenizer), tokenizer))
+    if cfg.init:
+        model = LlamaForCausalLM.from_pretrained(cfg.init, dtype=torch.float32)
+        init_record = json.loads((Path(cfg.init) / "training_record.json").read_text())
+    else:
+        model = LlamaForCausalLM(model_config(cfg, len(tokenizer), tokenizer))
+        init_record = None
     model.config.use_cache = False
     builder = PromptBuilder(tokenizer, n_ctx=cfg.n_ctx)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n]
@@ -133,11 +148,17 @@ def train(out: Path, cfg: TrainConfig, log=print) -> dict:
     model.eval()
     final = evaluate_organism(model, tokenizer, n=cfg.final_eval_n)
     model.save_pretrained(str(out))
+    prev = init_record or {}
     record = {
         "config": asdict(cfg),
         "parameters": n_params,
         "steps": step,
         "wall_seconds": round(wall, 1),
+        "continued_from": _chain(init_record),
+        "total_steps": step + prev.get("total_steps", prev.get("steps", 0)),
+        "total_wall_seconds": round(
+            wall + prev.get("total_wall_seconds", prev.get("wall_seconds", 0)), 1
+        ),
         "torch": torch.__version__,
         "loss_curve": curve,
         "evals": evals,

@@ -134,7 +134,7 @@ def _workload(tl, nn, name, n_pairs, per_position, shots, repeats, log) -> dict:
     t_noreuse, ours_noreuse = _median_time(lambda: run(False), repeats)
     row_tokens = corrupted.tokens[torch.tensor([r.prompt for r in plan.rows])]
     t_plain = _plain_floor(tl.plain_model(), row_tokens, chunk, repeats)
-    t_tl, ref = _median_time(lambda: _transformer_lens(tl, clean, corrupted, per_position), 1)
+    t_tl, ref = _median_time(lambda: _transformer_lens(tl, clean, corrupted, per_position), repeats)
     _, clean_cache = tl.run_with_cache(
         clean.tokens, [f"blocks.{l}.attn.hook_z" for l in range(cfg.n_layers)]
     )

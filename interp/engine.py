@@ -225,6 +225,8 @@ class Engine:
             )
         for hook in plan.hooks():
             self.model.check_hook(hook)
+        for row in plan.rows:
+            row.check_overlaps()
         native = self._native(plan)
         resume = resume and (native is not None or self.model.supports_resume)
         s_q, n_pos = clean.s_q, base.tokens.shape[1]

@@ -106,6 +106,19 @@ class PlanRow:
         ]  # fmt: skip
         return min(starts, default=0)
 
+    def check_overlaps(self) -> None:
+        """Refuse two patches of one hook that touch the same position and head: one kernel
+        call applies a hook's edits together, so their order would be undefined."""
+        patches = [e for e in self.edits if isinstance(e, Patch)]
+        for i, a in enumerate(patches):
+            for b in patches[i + 1 :]:
+                if a.hook == b.hook and _meet(a.positions, b.positions) and _meet(a.heads, b.heads):
+                    raise IclscopeError(
+                        f"a row of prompt {self.prompt} patches {a.hook} twice at the same "
+                        "positions and heads",
+                        fix="merge them into one Patch, or put them in separate rows",
+                    )
+
     @property
     def tail_layer(self) -> int | None:
         """The layer, when every edit is a patch in that layer *after* attention has mixed
@@ -124,6 +137,11 @@ class PlanRow:
         """The one position every edit touches, if there is exactly one."""
         positions = {p for e in self.edits for p in (getattr(e, "positions", None) or (-1, -2))}
         return positions.pop() if len(positions) == 1 else None
+
+
+def _meet(a: tuple[int, ...] | None, b: tuple[int, ...] | None) -> bool:
+    """Whether two index sets share an element (``None`` is every index)."""
+    return a is None or b is None or bool(set(a) & set(b))
 
 
 TAIL_HOOKS = ("attn.hook_z", "hook_attn_out", "hook_resid_mid", "hook_mlp_out", "hook_resid_post")

@@ -7,6 +7,7 @@ import torch
 from transformer_lens import patching
 
 from interp.engine import Engine
+from interp.errors import IclscopeError
 from interp.models import load_model
 from interp.organism.data import build_pair_batches
 from interp.plan import InterventionPlan, Knockout, Patch, PlanRow
@@ -150,6 +151,8 @@ def random_plan(cfg, n_pos: int, seed: int, n_rows: int = 48) -> InterventionPla
         edits = []
         for _ in range(1 + (pick(4) == 0)):
             kind, layer = kinds[pick(len(kinds))], pick(cfg.n_layers)
+            if any(e.hook == f"blocks.{layer}.{kind}" for e in edits):
+                continue  # two patches of one hook in one row are refused (see below)
             positions = [None, (pick(n_pos),), (pick(n_pos), pick(n_pos))][pick(3)]
             heads = (pick(cfg.n_heads),) if kind == "attn.hook_z" and pick(2) else None
             edits.append(
@@ -177,3 +180,11 @@ def test_resumed_fast_path_equals_a_full_forward_on_random_plans(model, seed):
     slow = Engine(model, fast=False).run(plan, clean, corrupted, resume=False, progress=False)
     diff = (torch.tensor(fast.metric.values) - torch.tensor(slow.metric.values)).abs().max()
     assert diff <= TOL
+
+
+def test_overlapping_patches_in_one_row_are_refused(model):
+    clean, corrupted = pair(model)
+    hook = "blocks.0.hook_mlp_out"
+    row = PlanRow(0, (Patch(hook, "clean", positions=(1, 2)), Patch(hook, "zero", positions=(2,))))
+    with pytest.raises(IclscopeError, match="twice"):
+        Engine(model).run(InterventionPlan([row]), clean, corrupted, progress=False)

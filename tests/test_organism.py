@@ -48,13 +48,12 @@ def test_shipped_organism_has_a_training_record():
 
 def test_shipped_organism_is_the_trained_one(shipped_eval):
     """What the shipped weights measurably do (an untrained model does none of it): name a
-    class from its words, and use one or two demonstrations to map classes to arbitrary
-    labels. The 8-shot targets of the foundation issue are not met yet; see the README."""
+    class from its words, and map classes to arbitrary labels from the demonstrations, at 8
+    shots far above the 0-shot guess (the foundation issue's ICL-gain target is 0.40)."""
     arbitrary = shipped_eval["classification_arbitrary"]
     assert set(arbitrary) == {"0", "1", "2", "4", "8"}
     assert shipped_eval["classification_semantic"]["0"] >= 0.95
-    # demonstrations help: ICL, if not yet at 8 shots
-    assert max(arbitrary[k] for k in ("1", "2")) >= arbitrary["0"] + 0.3
+    assert arbitrary["8"] >= 0.75 and arbitrary["8"] >= arbitrary["0"] + 0.4
     functions = shipped_eval["function_tasks"]
     assert max(functions[k] for k in ("1", "2", "4", "8")) >= functions["0"] + 0.05
     assert shipped_eval["kv_retrieval_tokens"] >= 256

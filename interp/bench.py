@@ -10,8 +10,9 @@ Each runs four ways: ``transformer_lens.patching`` (one forward per component), 
 nnsight form we could write (all rows of a chunk stacked in one trace, each layer's patches one
 indexed assignment), our engine without resuming, and our engine in full (resuming at the
 earliest edited layer and position). A plain Hugging Face forward over the same rows, in the same
-chunks, with the faster of its SDPA and eager attention, is the floor. Times are medians over
-repeats; results are compared element-wise.
+chunks, with the faster of its SDPA and eager attention, is the floor. Our engine and the floor
+are timed in turns after a warm-up call each; times are medians over repeats; results are
+compared element-wise.
 """
 
 from __future__ import annotations
@@ -99,15 +100,25 @@ def _plain(hf, tokens, chunk):
             hf(input_ids=tokens[start : start + chunk])
 
 
-def _plain_floor(hf, tokens, chunk, repeats) -> float:
-    """The plain forward's time with whichever attention kernel is faster here (SDPA or
-    eager), so the floor is the best a hook-free forward can do."""
-    times = []
-    for impl in ("sdpa", "eager"):
-        hf.set_attn_implementation(impl)
-        times.append(_median_time(lambda: _plain(hf, tokens, chunk), repeats)[0])
-    hf.set_attn_implementation("sdpa")
-    return min(times)
+def _plain_with(hf, impl: str, tokens, chunk):
+    hf.set_attn_implementation(impl)
+    try:
+        _plain(hf, tokens, chunk)
+    finally:
+        hf.set_attn_implementation("sdpa")
+
+
+def _interleaved(fns: dict, repeats: int) -> tuple[dict[str, float], dict]:
+    """Median seconds of each function, timed in turns after one untimed warm-up call each, so
+    the slow drifts of a shared machine hit every contender alike (the ratios compare them)."""
+    outs = {name: fn() for name, fn in fns.items()}
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            outs[name] = fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}, outs
 
 
 def bench_patching(model: str = "organism", repeats: int = 3, shots: int = 4, log=print) -> dict:
@@ -130,10 +141,18 @@ def _workload(tl, nn, name, n_pairs, per_position, shots, repeats, log) -> dict:
     chunk = engine.rows_per_chunk(n_pos)
     log(f"workload {name}: {len(plan)} rows, {n_pos} tokens, chunks of {chunk}")
     run = lambda resume: engine.run(plan, clean, corrupted, resume=resume, progress=False)
-    t_full, ours = _median_time(lambda: run(True), repeats)
-    t_noreuse, ours_noreuse = _median_time(lambda: run(False), repeats)
     row_tokens = corrupted.tokens[torch.tensor([r.prompt for r in plan.rows])]
-    t_plain = _plain_floor(tl.plain_model(), row_tokens, chunk, repeats)
+    hf = tl.plain_model()
+    # the floor is a plain forward with the faster of its SDPA and eager attention
+    times, outs = _interleaved({
+        "engine": lambda: run(True),
+        "engine_no_reuse": lambda: run(False),
+        "sdpa": lambda: _plain_with(hf, "sdpa", row_tokens, chunk),
+        "eager": lambda: _plain_with(hf, "eager", row_tokens, chunk),
+    }, repeats)  # fmt: skip
+    t_full, t_noreuse = times["engine"], times["engine_no_reuse"]
+    ours, ours_noreuse = outs["engine"], outs["engine_no_reuse"]
+    t_plain = min(times["sdpa"], times["eager"])
     t_tl, ref = _median_time(lambda: _transformer_lens(tl, clean, corrupted, per_position), repeats)
     _, clean_cache = tl.run_with_cache(
         clean.tokens, [f"blocks.{l}.attn.hook_z" for l in range(cfg.n_layers)]

@@ -216,7 +216,7 @@ def run_circuit_command(
 def bench_patching_command(
     model: str = typer.Option("organism", help=MODEL_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    repeats: int = typer.Option(3, help="Timed repeats per method (median reported)."),
+    repeats: int = typer.Option(5, help="Timed repeats per method (median reported)."),
     shots: int = typer.Option(4, help="Demonstrations per prompt (sets the prompt length)."),
 ):
     """Time head patching four ways (TransformerLens, nnsight, our engine with and without

@@ -59,10 +59,12 @@ def _decay(progress: float, start: float) -> float:
 
 
 def _chain(init_record: dict | None) -> dict | None:
-    """What a continued run started from: the earlier run's config, steps and time."""
+    """What a continued run started from: the earlier run's config, steps, time, loss curve and
+    evaluations (and, recursively, what that run continued)."""
     if init_record is None:
         return None
-    keep = ("config", "steps", "wall_seconds", "continued_from", "final_eval")
+    keep = ("config", "steps", "wall_seconds", "loss_curve", "evals", "final_eval",
+            "continued_from")  # fmt: skip
     return {k: init_record.get(k) for k in keep}
 
 

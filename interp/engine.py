@@ -24,6 +24,7 @@ import itertools
 from collections import defaultdict
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
@@ -124,8 +125,9 @@ class Engine:
         """One hook function per touched hook point, each a single kernel call for all rows.
         ``shift``: the first computed position, for all rows or per row (activations then start
         there); ``width``: how many positions the activations hold, edits outside dropped."""
-        patches: dict[str, list] = defaultdict(list)
+        patches: dict[str, list[np.ndarray]] = defaultdict(list)
         edges: dict[int, list] = defaultdict(list)
+        every = np.arange(n_pos)
         for i, row in enumerate(rows):
             at = shift if isinstance(shift, int) else shift[i]
             for e in row.edits:
@@ -134,19 +136,23 @@ class Engine:
                     for h in e.heads or (-1,):
                         edges[e.layer] += [(i, h, q - at, k) for q in e.queries for k in e.keys]
                     continue
-                src = banks[e.hook].index(e, row.prompt)
-                positions = range(n_pos) if e.positions is None else e.positions
+                # one (6, n) block per edit: row, position, head, source, source position, alpha
+                pos = every if e.positions is None else np.asarray(e.positions)
                 if width is not None:
-                    positions = [p for p in positions if 0 <= p - at < width]
-                for h in e.heads or (-1,):
-                    patches[e.hook] += [(i, p - at, h, src, p, e.alpha) for p in positions]
+                    pos = pos[(pos >= at) & (pos < at + width)]
+                heads = np.asarray(e.heads or (-1,))
+                pos, heads = np.tile(pos, len(heads)), np.repeat(heads, len(pos))
+                src = banks[e.hook].index(e, row.prompt)
+                patches[e.hook].append(np.stack([np.full_like(pos, i), pos - at, heads,
+                                                 np.full_like(pos, src), pos,
+                                                 np.full(len(pos), e.alpha)]))  # fmt: skip
         hooks: dict[str, HookFn] = {}
-        for hook_name, coo in patches.items():
-            if not coo:  # every edit at this hook fell outside the computed positions
+        for hook_name, blocks in patches.items():
+            coo = np.concatenate(blocks, axis=1)
+            if coo.shape[1] == 0:  # every edit at this hook fell outside the computed positions
                 continue
-            cols = list(zip(*coo))
-            idx = [torch.tensor(c, dtype=torch.long) for c in cols[:5]]
-            alpha = torch.tensor(cols[5], dtype=torch.float32)
+            idx = [torch.from_numpy(c.astype(np.int64)) for c in coo[:5]]
+            alpha = torch.from_numpy(coo[5].astype(np.float32))
             bank = banks[hook_name].values
 
             def apply(act, hook, idx=idx, alpha=alpha, bank=bank):

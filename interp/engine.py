@@ -168,30 +168,29 @@ class Engine:
             hooks[f"blocks.{layer}.attn.hook_attn_scores"] = knock
         return hooks
 
-    def _tail_states(self, native, rows, prompt, layer, pos, rec, banks, n_pos) -> Tensor:
+    def _tail_at(self, native, rows, prompt, layer, at: list[int], rec, banks, n_pos) -> Tensor:
+        """``layer``'s output at one position per row (``at``) for rows whose edits all sit in
+        that layer's tail: the tail needs only the base run's state and ``z`` there."""
+        idx = torch.tensor(at)
+        x = rec.resid_pre[layer][prompt, idx][:, None]
+        z = rec.cache[f"blocks.{layer}.attn.hook_z"][prompt, idx][:, None]
+        hooks = self._hooks_for(rows, banks, n_pos, shift=at, width=1)
+        return native.tail(layer, x, z, hooks)[:, 0]
+
+    def _tail_states(self, native, rows, prompt, layer, pos, base, rec, banks, n_pos) -> Tensor:
         """The suffix ``pos..`` after ``layer`` for rows whose edits all sit in that layer's
-        tail: the base run's states, recomputed only where the edits land (one position per
-        row when each row edits one position, else the whole suffix)."""
-        z_name = f"blocks.{layer}.attn.hook_z"
+        tail. ``base`` is the base run's suffix there; it is recomputed only where the edits
+        land (one position per row when each row edits one position, else the whole suffix)."""
         points = [r.point for r in rows]
         if all(p is not None for p in points):
-            post = rec.resid_pre[layer + 1][prompt, pos:]
-            at = torch.tensor(points)
-            x, z = rec.resid_pre[layer][prompt, at][:, None], rec.cache[z_name][prompt, at][:, None]
-            hooks = self._hooks_for(rows, banks, n_pos, shift=points, width=1)
-            post[torch.arange(len(rows)), at - pos] = native.tail(layer, x, z, hooks)[:, 0]
-            return post
-        x, z = rec.resid_pre[layer][prompt, pos:], rec.cache[z_name][prompt, pos:]
+            offsets = torch.tensor(points) - pos
+            base[torch.arange(len(rows)), offsets] = self._tail_at(
+                native, rows, prompt, layer, points, rec, banks, n_pos
+            )
+            return base
+        x = rec.resid_pre[layer][prompt, pos:]
+        z = rec.cache[f"blocks.{layer}.attn.hook_z"][prompt, pos:]
         return native.tail(layer, x, z, self._hooks_for(rows, banks, n_pos, shift=pos))
-
-    def _last_tail_logits(self, native, rows, prompt, read, rec, banks, n_pos) -> Tensor:
-        """Logits for rows whose edits all sit in the last layer's tail: that tail is computed
-        at the read-out position alone (edits elsewhere cannot reach it)."""
-        layer = len(rec.resid_pre) - 1
-        x = rec.resid_pre[layer][prompt, read][:, None]
-        z = rec.cache[f"blocks.{layer}.attn.hook_z"][prompt, read][:, None]
-        hooks = self._hooks_for(rows, banks, n_pos, shift=read.tolist(), width=1)
-        return native.logits(native.tail(layer, x, z, hooks)[:, 0])
 
     def _joins(self, native, chunk, rows, prompt, pos, start, tails, rec, banks, n_pos):
         """``(layer, states)`` for each run of rows (sorted by start layer) joining the resumed
@@ -204,7 +203,8 @@ class Engine:
             if tail:
                 at = torch.tensor([i - k for i in tail])
                 states[at] = self._tail_states(native, [rows[i] for i in tail], prompt[tail],
-                                               layer - 1, pos, rec, banks, n_pos)  # fmt: skip
+                                               layer - 1, pos, states[at], rec, banks,
+                                               n_pos)  # fmt: skip
             joins.append((layer, states))
             k += len(idx)
         return joins
@@ -273,8 +273,10 @@ class Engine:
             chunk = last[lo : lo + per]
             rows = [plan.rows[j] for j in chunk]
             prompt = torch.tensor([r.prompt for r in rows])
-            logits = self._last_tail_logits(native, rows, prompt, s_q[prompt], base_rec, banks,
-                                            n_pos)  # fmt: skip
+            # the last layer's tail at the read-out alone: edits elsewhere cannot reach it
+            read = s_q[prompt].tolist()
+            h = self._tail_at(native, rows, prompt, n_layers - 1, read, base_rec, banks, n_pos)
+            logits = native.logits(h)
             values[chunk] = metric(logits, prompt).float().cpu()
             bar.update(len(rows))
         order = sorted(set(range(len(plan))) - set(last), key=start)

@@ -135,7 +135,11 @@ class PlanRow:
     @property
     def point(self) -> int | None:
         """The one position every edit touches, if there is exactly one."""
-        positions = {p for e in self.edits for p in (getattr(e, "positions", None) or (-1, -2))}
+        positions: set[int] = set()
+        for e in self.edits:
+            if getattr(e, "positions", None) is None:
+                return None
+            positions |= set(e.positions)
         return positions.pop() if len(positions) == 1 else None
 
 

@@ -27,7 +27,7 @@ FLAGS = [
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists(CHROMIUM),
-    reason="LOUD SKIP: /usr/bin/chromium is missing; run `make test` as root to install it",
+    reason="LOUD SKIP: chromium is missing (`make test` installs it as root and stops without it)",
 )
 
 

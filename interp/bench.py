@@ -10,15 +10,16 @@ Each runs four ways: ``transformer_lens.patching`` (one forward per component), 
 nnsight form we could write (all rows of a chunk stacked in one trace, each layer's patches one
 indexed assignment), our engine without resuming, and our engine in full (resuming at the
 earliest edited layer and position). A plain Hugging Face forward over the same rows, in the same
-chunks, with the faster of its SDPA and eager attention, is the floor. Our engine and the floor
-are timed in turns after a warm-up call each; times are medians over repeats; results are
-compared element-wise.
+chunks, with the faster of its SDPA and eager attention, is the floor. All of them are timed in
+turns, after a warm-up call each, so the drifts of a shared machine hit every contender alike;
+times are medians over repeats; results are compared element-wise.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from unittest import mock
 
 import torch
 
@@ -26,15 +27,6 @@ from interp.engine import Engine
 from interp.models import load_model
 from interp.organism.data import build_pair_batches
 from interp.sweeps import head_sweep
-
-
-def _median_time(fn, repeats: int):
-    times, out = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
 
 
 @torch.no_grad()
@@ -91,7 +83,9 @@ def _transformer_lens(tl, clean, corrupted, per_position: bool):
     _, cache = tl.bridge.run_with_cache(clean.tokens)
     fn = (patching.get_act_patch_attn_head_out_by_pos if per_position
           else patching.get_act_patch_attn_head_out_all_pos)  # fmt: skip
-    return fn(tl.bridge, corrupted.tokens, cache, metric)
+    # its progress bar off, as ours is: the bar would interleave with the results
+    with mock.patch.object(patching, "tqdm", lambda items, **_: items):
+        return fn(tl.bridge, corrupted.tokens, cache, metric)
 
 
 def _plain(hf, tokens, chunk):
@@ -143,26 +137,28 @@ def _workload(tl, nn, name, n_pairs, per_position, shots, repeats, log) -> dict:
     run = lambda resume: engine.run(plan, clean, corrupted, resume=resume, progress=False)
     row_tokens = corrupted.tokens[torch.tensor([r.prompt for r in plan.rows])]
     hf = tl.plain_model()
-    # the floor is a plain forward with the faster of its SDPA and eager attention
-    times, outs = _interleaved({
-        "engine": lambda: run(True),
-        "engine_no_reuse": lambda: run(False),
-        "sdpa": lambda: _plain_with(hf, "sdpa", row_tokens, chunk),
-        "eager": lambda: _plain_with(hf, "eager", row_tokens, chunk),
-    }, repeats)  # fmt: skip
-    t_full, t_noreuse = times["engine"], times["engine_no_reuse"]
-    ours, ours_noreuse = outs["engine"], outs["engine_no_reuse"]
-    t_plain = min(times["sdpa"], times["eager"])
-    t_tl, ref = _median_time(lambda: _transformer_lens(tl, clean, corrupted, per_position), repeats)
     _, clean_cache = tl.run_with_cache(
         clean.tokens, [f"blocks.{l}.attn.hook_z" for l in range(cfg.n_layers)]
     )
     clean_z = [clean_cache[f"blocks.{l}.attn.hook_z"] for l in range(cfg.n_layers)]
     nn_rows = [(r.prompt, dict(r.labels)["layer"], dict(r.labels)["head"],
                 dict(r.labels).get("position")) for r in plan.rows]  # fmt: skip
-    t_nn, nn_values = _median_time(lambda: _nnsight_heads(
-        nn, clean_z, corrupted.tokens, nn_rows, clean.s_q, clean.answer_ids,
-        corrupted.answer_ids, chunk), repeats)  # fmt: skip
+    # every contender in the same rounds; the floor is a plain forward with the faster of its
+    # SDPA and eager attention
+    times, outs = _interleaved({
+        "engine": lambda: run(True),
+        "engine_no_reuse": lambda: run(False),
+        "sdpa": lambda: _plain_with(hf, "sdpa", row_tokens, chunk),
+        "eager": lambda: _plain_with(hf, "eager", row_tokens, chunk),
+        "transformer_lens": lambda: _transformer_lens(tl, clean, corrupted, per_position),
+        "nnsight": lambda: _nnsight_heads(nn, clean_z, corrupted.tokens, nn_rows, clean.s_q,
+                                          clean.answer_ids, corrupted.answer_ids, chunk),
+    }, repeats)  # fmt: skip
+    t_full, t_noreuse = times["engine"], times["engine_no_reuse"]
+    ours, ours_noreuse = outs["engine"], outs["engine_no_reuse"]
+    t_plain = min(times["sdpa"], times["eager"])
+    t_tl, ref = times["transformer_lens"], outs["transformer_lens"]
+    t_nn, nn_values = times["nnsight"], outs["nnsight"]
     keys = ["layer", "position", "head"] if per_position else ["layer", "head"]
     ref_grid = ref.flatten().double()
     grids = [

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from dataclasses import replace
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -116,7 +116,7 @@ class Engine:
     # -- one chunk --------------------------------------------------------------------------
     def _hooks_for(
         self,
-        rows: list[PlanRow],
+        rows: list[PlanRow | None],
         banks: dict[str, SourceBank],
         n_pos: int,
         shift: int | list[int] = 0,
@@ -124,11 +124,14 @@ class Engine:
     ) -> dict[str, HookFn]:
         """One hook function per touched hook point, each a single kernel call for all rows.
         ``shift``: the first computed position, for all rows or per row (activations then start
-        there); ``width``: how many positions the activations hold, edits outside dropped."""
-        patches: dict[str, list[np.ndarray]] = defaultdict(list)
+        there); ``width``: how many positions the activations hold, edits outside dropped.
+        A ``None`` row takes no edits here."""
+        # per hook, one entry per edit: row, shift, source, alpha, then its (position, head) grid
+        patches: dict[str, list[tuple]] = defaultdict(list)
         edges: dict[int, list] = defaultdict(list)
-        every = np.arange(n_pos)
         for i, row in enumerate(rows):
+            if row is None:
+                continue
             at = shift if isinstance(shift, int) else shift[i]
             for e in row.edits:
                 if isinstance(e, Knockout):
@@ -136,26 +139,25 @@ class Engine:
                     for h in e.heads or (-1,):
                         edges[e.layer] += [(i, h, q - at, k) for q in e.queries for k in e.keys]
                     continue
-                # one (6, n) block per edit: row, position, head, source, source position, alpha
-                pos = every if e.positions is None else np.asarray(e.positions)
-                if width is not None:
-                    pos = pos[(pos >= at) & (pos < at + width)]
-                heads = np.asarray(e.heads or (-1,))
-                pos, heads = np.tile(pos, len(heads)), np.repeat(heads, len(pos))
                 src = banks[e.hook].index(e, row.prompt)
-                patches[e.hook].append(np.stack([np.full_like(pos, i), pos - at, heads,
-                                                 np.full_like(pos, src), pos,
-                                                 np.full(len(pos), e.alpha)]))  # fmt: skip
+                patches[e.hook].append((i, at, src, e.alpha, *_grid(e.positions, e.heads, n_pos)))
         hooks: dict[str, HookFn] = {}
-        for hook_name, blocks in patches.items():
-            coo = np.concatenate(blocks, axis=1)
-            if coo.shape[1] == 0:  # every edit at this hook fell outside the computed positions
+        for hook_name, entries in patches.items():
+            row, at, src, alpha, pos, heads = zip(*entries)
+            counts = [len(p) for p in pos]
+            row, at, src, alpha = (np.repeat(np.asarray(c), counts) for c in (row, at, src, alpha))
+            pos, heads = np.concatenate(pos), np.concatenate(heads)
+            if width is not None:
+                keep = (pos >= at) & (pos < at + width)
+                row, at, src, alpha, pos, heads = (c[keep] for c in (row, at, src, alpha, pos,
+                                                                       heads))  # fmt: skip
+            if len(pos) == 0:  # every edit at this hook fell outside the computed positions
                 continue
-            idx = [torch.from_numpy(c.astype(np.int64)) for c in coo[:5]]
-            alpha = torch.from_numpy(coo[5].astype(np.float32))
+            idx = [torch.from_numpy(c.astype(np.int64)) for c in (row, pos - at, heads, src, pos)]
+            weight = torch.from_numpy(alpha.astype(np.float32))
             bank = banks[hook_name].values
 
-            def apply(act, hook, idx=idx, alpha=alpha, bank=bank):
+            def apply(act, hook, idx=idx, alpha=weight, bank=bank):
                 return kernels.patch_or_mix(act, bank.to(act.device), *idx, alpha)
 
             hooks[hook_name] = apply
@@ -257,13 +259,15 @@ class Engine:
             at_sq = clean_logits[torch.arange(len(clean)), s_q]
             metric = build_metric(metric, clean, corrupted, at_sq)
 
-        def start(i: int) -> tuple[int, int]:
+        def begin(i: int) -> tuple[int, int]:
             row = plan.rows[i]
             if not resume:
                 return 0, 0
             # positions only resume on the fast path, and never past the read-out position
             pos = min(row.first_position, int(s_q[row.prompt])) if native is not None else 0
             return pos, (tails[i] + 1 if i in tails else row.first_layer)
+
+        start = [begin(i) for i in range(len(plan))].__getitem__  # sorting asks many times
 
         per = self.rows_per_chunk(n_pos)
         values = torch.empty(len(plan))
@@ -287,7 +291,7 @@ class Engine:
             rows = [plan.rows[j] for j in chunk]
             prompt = torch.tensor([r.prompt for r in rows])
             # tail rows enter the resumed pass already edited, so the pass leaves them alone
-            mixed = [replace(r, edits=()) if j in tails else r for j, r in zip(chunk, rows)]
+            mixed = [None if j in tails else r for j, r in zip(chunk, rows)]
             hooks = self._hooks_for(mixed, banks, n_pos, shift=pos)
             if native is not None:
                 joins = self._joins(native, chunk, rows, prompt, pos, start, tails, base_rec,
@@ -310,6 +314,17 @@ class Engine:
         table = pd.DataFrame([dict(r.labels) | {"prompt": r.prompt} for r in plan.rows])
         table["metric"] = values.numpy()
         return table
+
+
+@lru_cache(maxsize=4096)
+def _grid(
+    positions: tuple[int, ...] | None, heads: tuple[int, ...] | None, n_pos: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every (position, head) an edit touches, as two flat arrays (head -1: no head axis).
+    Sweeps repeat the same few position/head sets, so each is built once."""
+    pos = np.arange(n_pos) if positions is None else np.asarray(positions)
+    heads_ = np.asarray(heads or (-1,))
+    return np.tile(pos, len(heads_)), np.repeat(heads_, len(pos))
 
 
 def _chunks(order: list[int], start, per: int, min_rows: int) -> list[list[int]]:

@@ -91,9 +91,10 @@ class LlamaNative:
         """Softmax attention of ``q`` (b, heads, s, d) over KV heads ``k``/``v`` (b, kv, t, d);
         ``allowed`` (..., s, t) is a boolean mask, ``None`` meaning causal with t == s.
 
-        On CUDA this is SDPA's fused kernel. On CPU, SDPA is slower than two matmuls at these
-        small head sizes, so each KV head's query group is folded into one matmul instead,
-        which also spares the copy that expanding K/V per query head would make."""
+        On CUDA this is SDPA's fused kernel. On CPU, at these small head sizes, two batched
+        matmuls beat SDPA: each KV head's query group is folded into one matmul (sparing the
+        copy that expanding K/V per query head would make), and the scale and the mask ride
+        in the first matmul's multiply-add (``baddbmm``) instead of passes of their own."""
         if q.is_cuda:
             k, v = self._per_query_head(k), self._per_query_head(v)
             return F.scaled_dot_product_attention(
@@ -103,13 +104,20 @@ class LlamaNative:
         group, t = h // self.n_kv, k.shape[2]
         if allowed is None:
             allowed = torch.ones(s, t, dtype=torch.bool, device=q.device).tril()
-        if allowed.dim() == 4:  # (b, 1, s, t): add the group axis after the KV-head axis
-            allowed = allowed[:, :, None]
-        # scaling q, not the scores: the scores are the larger tensor once t > d_head
-        scores = (q * self.scale).reshape(b, self.n_kv, group * s, d) @ k.transpose(-1, -2)
-        scores = scores.view(b, self.n_kv, group, s, t).masked_fill_(~allowed, float("-inf"))
-        probs = torch.softmax(scores.float().view(b, self.n_kv, group * s, t), dim=-1)
-        return (probs.to(v.dtype) @ v).view(b, h, s, d)
+        # the mask as an additive bias over (KV head, query group * position, key)
+        bias = torch.zeros(allowed.shape, dtype=q.dtype, device=q.device)
+        bias = bias.masked_fill_(~allowed, float("-inf"))
+        if bias.dim() == 4:  # (b, 1, s, t): one mask per row, shared by every head
+            bias = bias[:, :, None].expand(b, self.n_kv, group, s, t).reshape(-1, group * s, t)
+        else:
+            bias = bias.repeat(group, 1)
+        # one fused multiply-add gives the scaled, masked scores in a single pass
+        scores = torch.baddbmm(
+            bias, q.reshape(b * self.n_kv, group * s, d),
+            k.reshape(b * self.n_kv, t, d).transpose(1, 2), alpha=self.scale,
+        )  # fmt: skip
+        probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(v.dtype)
+        return (probs @ v.reshape(b * self.n_kv, t, d)).view(b, h, s, d)
 
     def _mix(self, layer: int, x, cos, sin, prefix, hooks, record) -> Tensor:
         """The attention mixing of ``layer``: ``z`` (b, pos, head, d_head), before ``hook_z``."""

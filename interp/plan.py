@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Literal
 
 from torch import Tensor
@@ -81,21 +82,23 @@ Edit = Patch | Knockout
 
 @dataclass(frozen=True)
 class PlanRow:
-    """One forward pass: a prompt, the edits applied to it, and labels for the result table."""
+    """One forward pass: a prompt, the edits applied to it, and labels for the result table.
+    Derived facts (first layer, tail layer, ...) are computed once: a row is immutable and the
+    engine asks often."""
 
     prompt: int
     edits: tuple[Edit, ...] = ()
     labels: tuple[tuple[str, object], ...] = ()
     """``(column, value)`` pairs for the result row, e.g. ``(("layer", 3), ("head", 1))``."""
 
-    @property
+    @cached_property
     def first_layer(self) -> int:
         """The earliest layer an edit touches: everything before it is the unedited run."""
         layers = [e.layer for e in self.edits]
         known = [layer for layer in layers if layer is not None]
         return min(known) if len(known) == len(layers) and known else 0
 
-    @property
+    @cached_property
     def first_position(self) -> int:
         """The earliest position an edit touches: attention is causal, so every position before
         it is exactly the unedited run's, at every layer."""
@@ -119,7 +122,7 @@ class PlanRow:
                         fix="merge them into one Patch, or put them in separate rows",
                     )
 
-    @property
+    @cached_property
     def tail_layer(self) -> int | None:
         """The layer, when every edit is a patch in that layer *after* attention has mixed
         positions (``hook_z`` to ``hook_resid_post``): the row then leaves the unedited run only
@@ -132,7 +135,7 @@ class PlanRow:
             return None
         return layers.pop()
 
-    @property
+    @cached_property
     def point(self) -> int | None:
         """The one position every edit touches, if there is exactly one."""
         positions: set[int] = set()

@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
-from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+from torch import Tensor, nn
 
 NATIVE_HOOKS = (
     "hook_resid_pre", "attn.hook_attn_scores", "attn.hook_z", "hook_attn_out",
@@ -40,6 +39,18 @@ class Recording:
     keys: list[Tensor] = field(default_factory=list)  # per layer (batch, kv, pos, d_head), roped
     values: list[Tensor] = field(default_factory=list)
     cache: dict[str, Tensor] = field(default_factory=dict)
+
+
+def _rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotary embedding, Hugging Face's rotate-half convention, of ``x`` (b, heads, s, d) with
+    ``cos``/``sin`` (b or 1, s, d): ``x·cos + rotate_half(x)·sin`` as two in-place multiply-adds
+    on the halves, sparing the concatenation and negation a literal rotate_half allocates."""
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    half = x.shape[-1] // 2
+    out = x * cos
+    out[..., :half].addcmul_(x[..., half:], sin[..., :half], value=-1)
+    out[..., half:].addcmul_(x[..., :half], sin[..., half:])
+    return out
 
 
 class _Ref:
@@ -61,6 +72,11 @@ class LlamaNative:
         self.n_kv = cfg.num_key_value_heads
         self.d_head = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
         self.scale = self.layers[0].self_attn.scaling
+        mlp = self.layers[0].mlp
+        # a SiLU-gated MLP runs with its activation and gating in place (two buffers fewer)
+        self.gated_silu = hasattr(mlp, "gate_proj") and (
+            isinstance(mlp.act_fn, nn.SiLU) or type(mlp.act_fn).__name__ == "SiLUActivation"
+        )
 
     @staticmethod
     def supports(hooks: list[str], architecture: str) -> bool:
@@ -126,7 +142,7 @@ class LlamaNative:
         q = attn.q_proj(x).view(b, s, self.n_heads, self.d_head).transpose(1, 2)
         k = attn.k_proj(x).view(b, s, self.n_kv, self.d_head).transpose(1, 2)
         v = attn.v_proj(x).view(b, s, self.n_kv, self.d_head).transpose(1, 2)
-        q, k = apply_rotary_pos_emb(q, k, cos, sin)
+        q, k = _rope(q, cos, sin), _rope(k, cos, sin)
         if record is not None:
             record.keys.append(k)
             record.values.append(v)
@@ -156,9 +172,15 @@ class LlamaNative:
         out = block.self_attn.o_proj(z.reshape(*z.shape[:2], -1))
         h = h + self._hook(hooks, f"blocks.{layer}.hook_attn_out", out, record)
         h = self._hook(hooks, f"blocks.{layer}.hook_resid_mid", h, record)
-        mlp = block.mlp(block.post_attention_layernorm(h))
+        mlp = self._mlp(block.mlp, block.post_attention_layernorm(h))
         h = h + self._hook(hooks, f"blocks.{layer}.hook_mlp_out", mlp, record)
         return self._hook(hooks, f"blocks.{layer}.hook_resid_post", h, record)
+
+    def _mlp(self, mlp, x: Tensor) -> Tensor:
+        if not self.gated_silu:
+            return mlp(x)
+        gate = F.silu(mlp.gate_proj(x), inplace=True)
+        return mlp.down_proj(gate.mul_(mlp.up_proj(x)))
 
     def layer(self, layer: int, h, cos, sin, prefix, hooks: Hooks, record=None) -> Tensor:
         block = self.layers[layer]
@@ -197,8 +219,7 @@ class LlamaNative:
         q = attn.q_proj(x[rows, read_at][:, None]).view(b, 1, self.n_heads, self.d_head)
         q = q.transpose(1, 2)
         cos_q, sin_q = cos[0, read_at][:, None], sin[0, read_at][:, None]
-        q = apply_rotary_pos_emb(q, q, cos_q, sin_q)[0]
-        k = apply_rotary_pos_emb(k, k, cos, sin)[1]
+        q, k = _rope(q, cos_q, sin_q), _rope(k, cos, sin)
         k, v = self._keys_values(k, v, prefix)
         offset = k.shape[2] - s
         allowed = torch.arange(k.shape[2], device=h.device)[None, :] <= (read_at + offset)[:, None]

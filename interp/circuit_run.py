@@ -152,7 +152,10 @@ def report(result: IclCircuitResult, summary: dict, model: str, task: str, shots
         f"Best retrieval head L{best_l}H{best_h}: label assignment accuracy "
         f"{best.label_acc:.3f}, p(gold) {best.p_gold:.3f} (mean over heads "
         f"{heads.p_gold.mean():.3f}); {int(heads.correctness_head.sum())} heads pass the "
-        f"correctness threshold, best in layers {b3[0]}-{b3[1]}. The vanilla baseline "
+        f"correctness threshold, best in layers {b3[0]}-{b3[1]}. From `s_q` it reads each "
+        f"gold-label token with {best.per_gold_label:.3f} and each other label token with "
+        f"{best.per_other_label:.3f} of its attention"
+        f" ({_selectivity(best.per_gold_label, best.per_other_label)}). The vanilla baseline "
         f"cos(h[s_i], h[s_q]) reaches {vanilla.label_acc.max():.3f} (depth "
         f"{int(vanilla.loc[vanilla.label_acc.idxmax()].depth)}).", "",
         "## Ablations", "",
@@ -169,3 +172,10 @@ def report(result: IclCircuitResult, summary: dict, model: str, task: str, shots
     lines += ["", (f"Knockouts that hurt more than the random control: {', '.join(hurt)}."
                    if hurt else "No knockout hurts more than the random control.")]  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def _selectivity(gold: float, other: float) -> str:
+    """How a head's attention to gold labels compares with other labels, in words."""
+    if other <= 0:
+        return "only gold labels" if gold > 0 else "no label at all"
+    return f"{gold / other:.2f}x: " + ("selective" if gold >= 2 * other else "not selective")

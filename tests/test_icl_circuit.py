@@ -78,6 +78,14 @@ def test_retrieval_scores_on_hand_made_attention():
     assert s["correctness"][0].tolist() == pytest.approx([0.8, -0.8])
     assert s["magnitude_head"].tolist() == [[True, True]]  # 0.8 > 5 / 20
     assert s["correctness_head"].tolist() == [[True, False]]  # 0.8 > 5 / 20 / 2; -0.8 is not
+    assert s["per_gold_label"][0].tolist() == pytest.approx([0.4, 0.0])
+    assert s["per_other_label"][0].tolist() == pytest.approx([0.0, 0.4])
+    # 1 gold label of 4 in the second prompt: per-token means, not sums, so counts don't matter
+    uneven = torch.tensor([[True, False, True, False], [True, False, False, False]])
+    b = torch.tensor([[0.4, 0.0, 0.4, 0.0], [0.4, 0.1, 0.1, 0.1]])[:, None, None, :]
+    u = retrieval_scores(b, uneven, n_tokens, n_labels)
+    assert u["per_gold_label"].item() == pytest.approx(0.4)
+    assert u["per_other_label"].item() == pytest.approx(0.05)
     weak = retrieval_scores(a / 4, correct, n_tokens, n_labels)  # 0.2: below 0.25, above 0.125
     assert weak["magnitude_head"].tolist() == [[False, False]]
     assert weak["correctness_head"].tolist() == [[True, False]]

@@ -64,6 +64,10 @@ def retrieval_scores(
 ) -> dict[str, Tensor]:
     """Step 3 from ``a = A[l, h, s_q, y_i]``, each ``(layer, head)``.
 
+    ``per_gold_label`` / ``per_other_label``: the mean attention one gold-label token / one
+    other label token receives (prompts without such a token are left out): the direct test
+    of whether a head retrieves by matching the query to the demonstrations.
+
     ``magnitude`` (how much ``s_q`` reads label tokens at all, counts above ``factor / n``) and
     ``correctness`` (attention to correct labels minus attention to wrong ones, counts above
     ``factor / n / |Y|``, the share one label would get by chance), both means over prompts.
@@ -71,12 +75,24 @@ def retrieval_scores(
     sign = correct.float() * 2 - 1
     magnitude = a.sum(-1)
     correctness = (a * sign[:, None, None, :]).sum(-1)
+    right, wrong = correct.float()[:, None, None, :], (~correct).float()[:, None, None, :]
     return {
         "magnitude": magnitude.mean(0),
         "correctness": correctness.mean(0),
+        # per label token: a selective head reads each gold label more than each other label
+        "per_gold_label": _mean_where(a, right),
+        "per_other_label": _mean_where(a, wrong),
         "magnitude_head": counts_as_head(magnitude, n_tokens, factor),
         "correctness_head": counts_as_head(correctness, n_tokens * n_labels, factor),
     }
+
+
+def _mean_where(a: Float[Tensor, "batch layer head k"], w: Float[Tensor, "batch 1 1 k"]):
+    """Mean over the weighted label tokens of each prompt, then over prompts having any."""
+    count = w.sum(-1)
+    per_prompt = (a * w).sum(-1) / count.clamp(min=1)
+    has = (count > 0).float()
+    return (per_prompt * has).sum(0) / has.sum(0).clamp(min=1)
 
 
 def label_assignment(

@@ -231,6 +231,39 @@ def bench_patching_command(
         print(json.dumps(result))
 
 
+@bench_app.command("kernels")
+def bench_kernels_command(
+    device: str = typer.Option(None, help="cuda or cpu [cuda when a GPU is visible]."),
+    size: str = typer.Option(
+        None,
+        help="Model size for the hook cost: small (GPT-2 small) "
+        "or tiny [small on a GPU, tiny on CPU].",
+    ),  # fmt: skip
+    batch: int = typer.Option(None, help="Rows [256 on a GPU, 32 on CPU]."),
+    positions: int = typer.Option(None, help="Positions per row [128 on a GPU, 64 on CPU]."),
+    dtype: str = typer.Option("float32", help="float32 or bfloat16."),
+    repeats: int = typer.Option(10, help="Timed repeats (median reported)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+):
+    """The patch kernel's bandwidth against a device-to-device copy, and the hooks' cost as a
+    percentage of a forward (a random GPT-2-small-sized Llama on a GPU)."""
+    from interp.bench_kernels import bench_kernels
+
+    result = bench_kernels(device, size, batch, positions, dtype, repeats)
+    if as_json:
+        print(json.dumps(result))
+        return
+    bw, hc = result["bandwidth"], result["hook_cost"]
+    console.print(f"{result['device']}, {result['dtype']}, kernel: {bw['kernel']}")
+    console.print(f"copy: {bw['copy_gb_per_s']:.1f} GB/s")
+    for name in ("one_head", "all_heads"):
+        b = bw[name]
+        console.print(f"patch {name}: {b['gb_per_s']:.1f} GB/s = {b['fraction_of_copy']:.2f} of "
+                      f"copy (max diff vs twin {b['max_abs_diff_vs_twin']:.1e})")  # fmt: skip
+    console.print(f"hooks: {hc['hook_percent_of_forward']:.1f}% of a {hc['layers']}-layer "
+                  f"forward over {hc['rows']} x {hc['positions']}")  # fmt: skip
+
+
 @app.command()
 def show(run: Path = typer.Argument(..., help="A run directory.")):
     """Print a run's status and headline numbers."""

@@ -1,10 +1,14 @@
-"""The benchmark command runs and reports every field; timings are printed, never asserted."""
+"""The benchmark commands run and report every field; timings are printed, never asserted."""
 
 from __future__ import annotations
 
 import json
+import math
+import os
 
-from interp.cli import main
+os.environ.setdefault("TRITON_INTERPRET", "1")  # before anything imports triton
+
+from interp.cli import main  # noqa: E402
 
 
 def test_bench_patching_reports_all_fields(tiny_dirs, capsys):
@@ -19,3 +23,30 @@ def test_bench_patching_reports_all_fields(tiny_dirs, capsys):
             assert key in r
         assert r["max_abs_diff"] <= 1e-5  # all four methods computed the same patching
     assert result["B"]["rows"] > result["A"]["rows"] / 8
+
+
+def test_bench_kernels_runs_the_fused_kernel_and_checks_it(capsys, monkeypatch):
+    # forced onto the Triton kernel (interpreted here) so the twin comparison means something
+    monkeypatch.setenv("ICLSCOPE_KERNELS", "triton")
+    args = ["bench", "kernels", "--device", "cpu", "--size", "tiny", "--batch", "2",
+            "--positions", "4", "--repeats", "1", "--json"]  # fmt: skip
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    bandwidth = result["bandwidth"]
+    assert bandwidth["kernel"] == "triton"
+    for name in ("one_head", "all_heads"):
+        assert bandwidth[name]["max_abs_diff_vs_twin"] == 0.0  # alpha 1: exact copies
+        assert bandwidth[name]["gb_per_s"] > 0
+    cost = result["hook_cost"]
+    assert (cost["rows"], cost["positions"], cost["layers"]) == (2, 4, 2)
+    assert math.isfinite(cost["hook_percent_of_forward"])
+
+
+def test_bench_kernels_refuses_a_missing_gpu_and_unknown_sizes(capsys):
+    import torch
+
+    if not torch.cuda.is_available():
+        assert main(["bench", "kernels", "--device", "cuda"]) != 0
+        assert "no CUDA GPU" in capsys.readouterr().err
+    assert main(["bench", "kernels", "--device", "cpu", "--size", "huge"]) != 0
+    assert "unknown size" in capsys.readouterr().err

@@ -3,6 +3,9 @@
 Sources are poisoned (offset by +100) so an edit that is skipped, or lands on the wrong slice,
 is far off; every element outside the edited slices must be bitwise unchanged, in the whole
 underlying buffer, so a write through a wrong stride is caught too.
+
+``ICLSCOPE_TEST_DEVICE=cuda TRITON_INTERPRET=0`` runs the two parity tests on a GPU, compiled for
+real (``scripts/device_checks.sh``); the oracle always runs on the CPU.
 """
 
 import os
@@ -18,7 +21,12 @@ import kernels  # noqa: E402
 from interp.errors import IclscopeError  # noqa: E402
 from kernels import dispatch, edge_mask, patch  # noqa: E402
 
+DEVICE = os.environ.get("ICLSCOPE_TEST_DEVICE", "cpu")
 TOL = {torch.float32: dict(rtol=1e-6, atol=1e-6), torch.bfloat16: dict(rtol=1e-2, atol=1e-6)}
+
+
+def on_device(*tensors):
+    return [t.to(DEVICE) for t in tensors]
 
 
 def bits(t):
@@ -96,9 +104,12 @@ def test_patch_triton_matches_twin_and_oracle(monkeypatch, dims, dtype, layout):
     before, twin_buf = buf.clone(), buf.clone()
     exp, edited, copied, kept = oracle_patch(view(before), sview(sbuf), edits)
 
+    buf, twin_buf, sbuf = on_device(buf, twin_buf, sbuf)
+    on = dict(zip(edits, on_device(*edits.values())))
     act = view(buf)
-    assert kernels.patch_or_mix(act, sview(sbuf), **edits) is act
-    kernels.patch_or_mix_torch(view(twin_buf), sview(sbuf), **edits)
+    assert kernels.patch_or_mix(act, sview(sbuf), **on) is act
+    kernels.patch_or_mix_torch(view(twin_buf), sview(sbuf), **on)
+    buf, twin_buf = buf.cpu(), twin_buf.cpu()
 
     # the whole buffer (margins included) is bitwise unchanged outside the edited slices
     touched = torch.zeros(buf.shape, dtype=torch.bool)
@@ -156,9 +167,11 @@ def test_mask_edges_triton_matches_twin_and_oracle(monkeypatch, dtype, gqa, valu
     before, twin_buf = buf.clone(), buf.clone()
     exp, edited = oracle_edges(before.transpose(2, 3), *edges, value, n_kv)
 
+    buf, twin_buf = on_device(buf, twin_buf)
     scores = buf.transpose(2, 3)
-    assert kernels.mask_edges(scores, *edges, value, n_kv) is scores
-    kernels.mask_edges_torch(twin_buf.transpose(2, 3), *edges, value, n_kv)
+    assert kernels.mask_edges(scores, *on_device(*edges), value, n_kv) is scores
+    kernels.mask_edges_torch(twin_buf.transpose(2, 3), *on_device(*edges), value, n_kv)
+    buf, twin_buf, scores = buf.cpu(), twin_buf.cpu(), scores.cpu()
     tol = dict(rtol=2e-2, atol=2e-2) if dtype == torch.bfloat16 else TOL[dtype]
     for out in (buf.transpose(2, 3), twin_buf.transpose(2, 3)):
         assert torch.equal(bits(out[~edited]), bits(before.transpose(2, 3)[~edited]))

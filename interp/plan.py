@@ -54,6 +54,10 @@ class Patch:
     tensor: str | None = None
 
     def __post_init__(self) -> None:
+        # lists and numpy ints become tuples of ints: a patch is hashable, plain data
+        for name in ("positions", "heads"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, tuple(int(i) for i in getattr(self, name)))
         if not 0.0 <= self.alpha <= 1.0:
             raise IclscopeError(f"alpha {self.alpha} is outside [0, 1]", fix="use 0 <= alpha <= 1")
         if self.source == "tensor" and self.tensor is None:
@@ -75,6 +79,11 @@ class Knockout:
     queries: tuple[int, ...]
     keys: tuple[int, ...]
     heads: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("queries", "keys", "heads"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, tuple(int(i) for i in getattr(self, name)))
 
 
 Edit = Patch | Knockout

@@ -188,3 +188,17 @@ def test_overlapping_patches_in_one_row_are_refused(model):
     row = PlanRow(0, (Patch(hook, "clean", positions=(1, 2)), Patch(hook, "zero", positions=(2,))))
     with pytest.raises(IclscopeError, match="twice"):
         Engine(model).run(InterventionPlan([row]), clean, corrupted, progress=False)
+
+
+def test_edits_given_as_lists_or_numpy_ints_run_like_tuples(model):
+    import numpy as np
+
+    clean, corrupted = pair(model)
+    hook, s_q = "blocks.0.attn.hook_z", int(clean.s_q[0])
+    as_tuples = Patch(hook, "clean", positions=(1, s_q), heads=(0,))
+    as_lists = Patch(hook, "clean", positions=[1, np.int64(s_q)], heads=[np.int32(0)])
+    assert as_lists == as_tuples and hash(as_lists) == hash(as_tuples)
+    assert Knockout(0, [s_q], np.arange(2)) == Knockout(0, (s_q,), (0, 1))
+    plan = InterventionPlan([PlanRow(0, (as_tuples,)), PlanRow(0, (as_lists,))])
+    out = Engine(model).run(plan, clean, corrupted, progress=False)
+    assert out.metric[0] == out.metric[1]

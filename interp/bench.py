@@ -17,8 +17,6 @@ times are medians over repeats; results are compared element-wise.
 
 from __future__ import annotations
 
-import statistics
-import time
 from unittest import mock
 
 import torch
@@ -27,6 +25,7 @@ from interp.engine import Engine
 from interp.models import load_model
 from interp.organism.data import build_pair_batches
 from interp.sweeps import head_sweep
+from interp.timing import interleaved
 
 
 @torch.no_grad()
@@ -102,19 +101,6 @@ def _plain_with(hf, impl: str, tokens, chunk):
         hf.set_attn_implementation("sdpa")
 
 
-def _interleaved(fns: dict, repeats: int) -> tuple[dict[str, float], dict]:
-    """Median seconds of each function, timed in turns after one untimed warm-up call each, so
-    the slow drifts of a shared machine hit every contender alike (the ratios compare them)."""
-    outs = {name: fn() for name, fn in fns.items()}
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            outs[name] = fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}, outs
-
-
 def bench_patching(model: str = "organism", repeats: int = 3, shots: int = 4, log=print) -> dict:
     """Measure workloads A and B four ways; returns the benchmark's JSON object."""
     tl = load_model(model)
@@ -145,7 +131,7 @@ def _workload(tl, nn, name, n_pairs, per_position, shots, repeats, log) -> dict:
                 dict(r.labels).get("position")) for r in plan.rows]  # fmt: skip
     # every contender in the same rounds; the floor is a plain forward with the faster of its
     # SDPA and eager attention
-    times, outs = _interleaved({
+    times, outs = interleaved({
         "engine": lambda: run(True),
         "engine_no_reuse": lambda: run(False),
         "sdpa": lambda: _plain_with(hf, "sdpa", row_tokens, chunk),

@@ -18,36 +18,19 @@ numbers come with a correctness check. A command that prints numbers, not a test
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
-
 import torch
 from torch import Tensor
 
 import kernels
 from interp.errors import IclscopeError
 from interp.native import LlamaNative
+from interp.timing import interleaved
 
 SIZES = {
     "small": dict(n_layers=12, d_model=768, n_heads=12, d_mlp=3072, vocab=50257),
     "tiny": dict(n_layers=2, d_model=64, n_heads=4, d_mlp=128, vocab=256),
 }
 """``small`` is GPT-2 small's shape; ``tiny`` runs in a second anywhere (for tests)."""
-
-
-def _timed(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
-    """Median seconds of ``fn`` after one warm-up call, synchronising CUDA around each call."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    fn()
-    times = []
-    for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _sweep_edits(batch: int, n_pos: int, n_heads: int, n_src: int, every_head: bool, device):
@@ -70,16 +53,21 @@ def bandwidth(
     n_src = 16
     bank = torch.randn(n_src, n_pos, n_heads, d_head, device=device, dtype=dtype, generator=gen)
     scratch = torch.empty_like(act)
-    t_copy = _timed(lambda: scratch.copy_(act), device, repeats)
-    copy_rate = 2 * act.numel() * act.element_size() / t_copy
+    widths = {"one_head": False, "all_heads": True}
+    edits = {name: _sweep_edits(batch, n_pos, n_heads, n_src, every, device)
+             for name, every in widths.items()}  # fmt: skip
+    times, _ = interleaved({
+        "copy": lambda: scratch.copy_(act),
+        **{name: (lambda e=e: kernels.patch_or_mix(act, bank, *e)) for name, e in edits.items()},
+    }, repeats, device)  # fmt: skip
+    copy_rate = 2 * act.numel() * act.element_size() / times["copy"]
     out = {"copy_gb_per_s": copy_rate / 1e9}
-    for name, every_head in (("one_head", False), ("all_heads", True)):
-        edits = _sweep_edits(batch, n_pos, n_heads, n_src, every_head, device)
-        t = _timed(lambda e=edits: kernels.patch_or_mix(act, bank, *e), device, repeats)
+    for name, every_head in widths.items():
+        t = times[name]
         moved = 3 * batch * n_pos * (n_heads if every_head else 1) * d_head * act.element_size()
         fused, twin = act.clone(), act.clone()
-        kernels.patch_or_mix(fused, bank, *edits)
-        kernels.patch_or_mix_torch(twin, bank, *edits)
+        kernels.patch_or_mix(fused, bank, *edits[name])
+        kernels.patch_or_mix_torch(twin, bank, *edits[name])
         out[name] = {
             "seconds": t,
             "gb_per_s": moved / t / 1e9,
@@ -125,8 +113,9 @@ def hook_cost(size: str, batch: int, n_pos: int, device, dtype, repeats: int) ->
         h = native.embed(tokens)
         return native.resume([(0, h)], 0, None, None, hooks if with_hooks else {}, read_at)
 
-    bare = _timed(lambda: forward(False), device, repeats)
-    hooked = _timed(lambda: forward(True), device, repeats)
+    times, _ = interleaved({"bare": lambda: forward(False), "hooked": lambda: forward(True)},
+                           repeats, device)  # fmt: skip
+    bare, hooked = times["bare"], times["hooked"]
     return {
         "size": size, "rows": batch, "positions": n_pos, "layers": cfg.num_hidden_layers,
         "forward_seconds": bare, "hooked_seconds": hooked,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 NATIVE_HOOKS = (
     "hook_resid_pre", "attn.hook_attn_scores", "attn.hook_z", "hook_attn_out",
@@ -72,11 +72,8 @@ class LlamaNative:
         self.n_kv = cfg.num_key_value_heads
         self.d_head = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
         self.scale = self.layers[0].self_attn.scaling
-        mlp = self.layers[0].mlp
         # a SiLU-gated MLP runs with its activation and gating in place (two buffers fewer)
-        self.gated_silu = hasattr(mlp, "gate_proj") and (
-            isinstance(mlp.act_fn, nn.SiLU) or type(mlp.act_fn).__name__ == "SiLUActivation"
-        )
+        self.gated_silu = hasattr(self.layers[0].mlp, "gate_proj") and cfg.hidden_act == "silu"
 
     @staticmethod
     def supports(hooks: list[str], architecture: str) -> bool:

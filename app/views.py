@@ -141,7 +141,7 @@ def cached_model(spec: str):
 
 
 def prompt_page(default_model: str = "organism") -> None:
-    from interp.organism.data import TASK_FAMILIES, build_family_batch
+    from interp.tasks.suite import TASK_FAMILIES, build_family_batch
     from interp.prompts import token_roles
 
     st.header("Prompt view")

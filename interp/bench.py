@@ -23,8 +23,8 @@ import torch
 
 from interp.engine import Engine
 from interp.models import load_model
-from interp.organism.data import build_pair_batches
 from interp.sweeps import head_sweep
+from interp.tasks.suite import build_pair_batches
 from interp.timing import interleaved
 
 

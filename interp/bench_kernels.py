@@ -23,7 +23,7 @@ from torch import Tensor
 
 import kernels
 from interp.errors import IclscopeError
-from interp.native import LlamaNative
+from interp.models.native import LlamaNative
 from interp.timing import interleaved
 
 SIZES = {

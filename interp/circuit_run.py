@@ -16,8 +16,8 @@ import plotly.graph_objects as go
 from circuits.icl_circuit import EDGE_NAMES, IclCircuit, IclCircuitResult
 from interp.errors import IclscopeError
 from interp.models import load_model
-from interp.organism.data import get_family
 from interp.runs import RunWriter
+from interp.tasks.suite import get_family
 
 
 def run_circuit(

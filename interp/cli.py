@@ -41,29 +41,117 @@ MODEL_HELP = "'organism' (embedded default), a local Hugging Face folder, or a h
 
 
 @app.command()
-def tasks(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
-    """List the task families; every --task option takes these names."""
-    from interp.organism.data import TASK_FAMILIES
+def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
+    """List the named models: real pretrained ones first, then the organism and tiny models."""
+    from interp.models.registry import MODELS, describe
 
-    rows = [
-        {
-            "name": f.name,
-            "kind": f.kind,
-            "template": f.template.demo,
-            "labels": list(f.labels),
-            "description": f.description,
-        }
-        for f in TASK_FAMILIES.values()
-    ]
+    rows = [describe(entry) for entry in MODELS.values()]
     if as_json:
         print(json.dumps(rows, indent=1))
         return
-    table = Table("name", "kind", "template", "labels", "description")
+    table = Table("name", "parameters", "layers", "heads", "kv", "context", "license", "source",
+                  "converted")  # fmt: skip
+    for r in rows:
+        params = f"{r['parameters'] / 1e6:.1f}M" if r["parameters"] else "?"
+        table.add_row(r["name"], params, *(str(r[k] or "?") for k in
+                      ("layers", "heads", "kv_heads", "context")), r["license"], r["source"],
+                      "yes" if r["converted"] else "no (converts on first use)")  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+def tasks(
+    model: str | None = typer.Option(
+        None,
+        help="Also say which families this model's tokenizer can build, and why not the others.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+):
+    """List the task families; every --task option takes these names."""
+    from interp.tasks.suite import TASK_FAMILIES, family_support
+
+    tokenizer = None
+    if model is not None:
+        from transformers import AutoTokenizer
+
+        from interp.models import resolve_spec
+
+        tokenizer = AutoTokenizer.from_pretrained(resolve_spec(model)[0])
+    rows = []
+    for f in TASK_FAMILIES.values():
+        row = {"name": f.name, "kind": f.kind, "source": f.source, "template": f.template.demo,
+               "labels": list(f.labels), "description": f.description}  # fmt: skip
+        if tokenizer is not None:
+            reason = family_support(f, tokenizer)
+            row.update(buildable=reason is None, why_not=reason)
+        rows.append(row)
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    cols = ["name", "kind", "source", "template", "labels", "description"]
+    table = Table(*cols, *(["buildable"] if tokenizer is not None else []))
     for r in rows:
         labels = ", ".join(r["labels"][:6]) + (" ..." if len(r["labels"]) > 6 else "")
-        table.add_row(r["name"], r["kind"], repr(r["template"]), labels or "(open)",
-                      r["description"])  # fmt: skip
+        extra = [("yes" if r["buildable"] else f"no: {r['why_not']}")] if tokenizer else []
+        table.add_row(r["name"], r["kind"], r["source"], repr(r["template"]), labels or "(open)",
+                      r["description"], *extra)  # fmt: skip
     console.print(table)
+
+
+@app.command("eval")
+def eval_command(
+    model: str = typer.Option("smollm2", help=MODEL_HELP),
+    task: str = typer.Option(
+        "all", help="A family name, or 'all' (every family this model's tokenizer can build)."
+    ),
+    shots: str = typer.Option("0,1,2,4,8", help="Comma-separated shot counts."),
+    n: int = typer.Option(64, help="Prompts per cell."),
+    seed: int = typer.Option(10_007, help="Seed of the evaluation prompts."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+):
+    """Score in-context learning per family and shot count, ranking P@1, and key-value
+    retrieval at 256-2048 tokens."""
+    from interp.tasks.suite import TASK_FAMILIES, get_family
+
+    shot_list = _int_list(shots, "--shots", minimum=0)
+    _check_positive(n, "--n")
+    names = [get_family(task).name] if task != "all" else None
+    from interp.tasks.run_eval import run_eval
+
+    result = run_eval(model, names, shot_list, n, seed, quiet=as_json)
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table("family", "kind", *[f"{k}-shot" for k in shot_list])
+    for name, fam in result["families"].items():
+        if "shots" in fam:
+            table.add_row(name, fam["kind"], *[f"{v:.3f}" for v in fam["shots"].values()])
+    console.print(table)
+    for name, fam in result["families"].items():
+        if "p_at_1" in fam:
+            console.print(f"{name}: precision@1 over {TASK_FAMILIES[name].default_k} documents "
+                          f"{fam['p_at_1']:.3f}")  # fmt: skip
+        if "tokens" in fam:
+            cells = ", ".join(f"{t} tokens {a:.3f}" for t, a in fam["tokens"].items())
+            console.print(f"{name}: {cells}")
+
+
+def _int_list(text: str, option: str, minimum: int = 0) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise IclscopeError(f"{option} {text!r} is not a comma-separated list of integers",
+                            fix=f"write e.g. {option} 0,1,2,4,8") from None  # fmt: skip
+    if not values or min(values) < minimum:
+        raise IclscopeError(f"{option} {text!r} needs integers >= {minimum}",
+                            fix=f"write e.g. {option} 0,1,2,4,8")  # fmt: skip
+    return values
+
+
+def _check_positive(value: int, option: str) -> int:
+    if value < 1:
+        raise IclscopeError(f"{option} {value} must be at least 1", fix=f"pass {option} 1 or more")
+    return value
 
 
 @app.command()

@@ -14,10 +14,10 @@ import plotly.express as px
 import torch
 
 from interp.models import load_model
-from interp.organism.data import build_family_batch
 from interp.organism.evaluate import SHOTS, evaluate_organism
 from interp.prompts import token_roles
 from interp.runs import RunWriter
+from interp.tasks.suite import build_family_batch
 
 TARGETS = [
     ("arbitrary-label classification, 8-shot", "classification_arbitrary", "8", 0.85),

@@ -34,7 +34,7 @@ import kernels
 from interp.errors import IclscopeError
 from interp.metrics import Metric, build_metric
 from interp.models import HookedModel, HookFn
-from interp.native import LlamaNative, Recording
+from interp.models.native import LlamaNative, Recording
 from interp.plan import InterventionPlan, Knockout, PlanRow
 from interp.prompts import PromptBatch, check_pair
 from interp.sources import SourceBank, build_banks

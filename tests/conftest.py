@@ -9,7 +9,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
 
-from interp.tiny import build_tiny_model  # noqa: E402
+from interp.models.tiny import build_tiny_model  # noqa: E402
 
 
 @pytest.fixture(scope="session")

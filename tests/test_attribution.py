@@ -9,7 +9,7 @@ import pytest
 from interp.attribution import attribute
 from interp.engine import Engine
 from interp.models import load_model
-from interp.organism.data import build_pair_batches
+from interp.tasks.suite import build_pair_batches
 from interp.plan import InterventionPlan, PlanRow
 from interp.sweeps import head_sweep, resid_sweep
 

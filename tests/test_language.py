@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 
 from interp.organism import language as lang
-from interp.organism.data import TASK_FAMILIES, sample_training_batch
+from interp.organism.data import ORGANISM_FAMILIES as TASK_FAMILIES
+from interp.organism.data import sample_training_batch
 from interp.prompts import PromptBuilder
 
 

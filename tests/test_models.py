@@ -7,7 +7,7 @@ import torch
 
 from interp.errors import IclscopeError
 from interp.models import ORGANISM_DIR, load_model
-from interp.organism.data import build_family_batch
+from interp.tasks.suite import build_family_batch
 
 TOL = 1e-5
 SPECS = ["gpt2", "llama", "organism"]

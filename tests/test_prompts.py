@@ -9,7 +9,7 @@ import torch
 
 from interp.errors import IclscopeError
 from interp.organism import language as lang
-from interp.organism.data import TASK_FAMILIES, build_family_batch
+from interp.tasks.suite import TASK_FAMILIES, build_family_batch
 from interp.prompts import (
     CIRCUIT_TEMPLATE,
     PromptBuilder,

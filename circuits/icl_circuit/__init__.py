@@ -46,7 +46,8 @@ from circuits.icl_circuit.states import CircuitData, CircuitStates, wrong_labels
 from circuits.icl_circuit.steps import RetrieveAndCopy, SemanticsMerge, Summarize
 from interp.errors import IclscopeError
 from interp.models import HookedModel
-from interp.organism.data import TaskFamily, get_family
+from interp.tasks.family import TaskFamily
+from interp.tasks.suite import get_family
 from interp.organism.language import Episode
 from interp.prompts import check_pair
 
@@ -140,7 +141,7 @@ class IclCircuit:
     ablation: EdgeAblation = field(default_factory=EdgeAblation)
 
     def episodes(self, family: TaskFamily, k: int) -> list[Episode]:
-        """The same episodes :func:`interp.organism.data.build_family_batch` draws."""
+        """The same episodes :func:`interp.tasks.suite.build_family_batch` draws."""
         rng = random.Random(f"{family.name}:{k}:{self.seed}")
         return [family.sample(rng, k) for _ in range(self.prompts)]
 

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from circuits.icl_circuit.scores import attention_at
 from interp.models import HookedModel
-from interp.organism.data import TaskFamily
+from interp.tasks.family import TaskFamily
 from interp.organism.language import Episode
 from interp.prompts import PromptBatch, PromptBuilder
 

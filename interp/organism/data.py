@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
-from interp.errors import IclscopeError
 from interp.organism import language as lang
 from interp.prompts import (
     CIRCUIT_TEMPLATE,
@@ -18,24 +15,8 @@ from interp.prompts import (
     RANKING_TEMPLATE,
     PromptBatch,
     PromptBuilder,
-    Template,
 )
-
-Kind = Literal["classification", "function", "ranking", "retrieval"]
-
-
-@dataclass(frozen=True)
-class TaskFamily:
-    """A named family of prompts: ``sample(rng, k)`` draws one episode with k demonstrations
-    (k is the number of documents for ranking and of key-value pairs for retrieval)."""
-
-    name: str
-    kind: Kind
-    template: Template
-    labels: tuple[str, ...]
-    sample: Callable[[random.Random, int], lang.Episode]
-    description: str
-    default_k: int = 4
+from interp.tasks.family import Kind, TaskFamily  # noqa: F401  (re-exported)
 
 
 def _families() -> dict[str, TaskFamily]:
@@ -78,57 +59,18 @@ def _families() -> dict[str, TaskFamily]:
     return {f.name: f for f in fams}
 
 
-TASK_FAMILIES: dict[str, TaskFamily] = _families()
-FUNCTION_FAMILIES = [n for n, f in TASK_FAMILIES.items() if f.kind == "function"]
+ORGANISM_FAMILIES: dict[str, TaskFamily] = _families()
+"""The organism language's families; :mod:`interp.tasks.suite` joins them with the rest."""
 
 
-def get_family(name: str) -> TaskFamily:
-    if name not in TASK_FAMILIES:
-        raise IclscopeError(
-            f"unknown task {name!r}", fix=f"choose one of: {', '.join(TASK_FAMILIES)}"
-        )
-    return TASK_FAMILIES[name]
+def __getattr__(name: str):
+    # older imports (interp.organism.data.get_family ...) resolve through the whole suite
+    if name in ("TASK_FAMILIES", "FUNCTION_FAMILIES", "get_family", "build_family_batch",
+                "build_pair_batches"):  # fmt: skip
+        from interp.tasks import suite
 
-
-def build_family_batch(
-    builder: PromptBuilder, family: str, n: int, k: int | None = None, seed: int = 0
-) -> PromptBatch:
-    """``n`` prompts of one family with ``k`` shots (or documents / pairs), reproducibly."""
-    fam = get_family(family)
-    rng = random.Random(f"{family}:{k}:{seed}")
-    k = fam.default_k if k is None else k
-    return builder.build(fam.template, [fam.sample(rng, k) for _ in range(n)])
-
-
-def corrupt_query(ep: lang.Episode, rng: random.Random) -> lang.Episode:
-    """The same demonstrations with a query from another class of the prompt, word count kept,
-    so clean and corrupted prompts line up token for token and differ in their answer."""
-    names = ep.meta["label_map"]
-    others = [c for c in names if c != ep.meta["class"]]
-    if not others:
-        raise IclscopeError("a one-class prompt has no corrupted counterpart")
-    cls = rng.choice(others)
-    words = [rng.choice(lang.CLASS_WORDS[cls]) if w in lang.WORD_CLASS else w
-             for w in ep.query.split()]  # fmt: skip
-    return lang.Episode(ep.demos, " ".join(words), names[cls], ep.labels,
-                        meta={**ep.meta, "class": cls})  # fmt: skip
-
-
-def build_pair_batches(
-    builder: PromptBuilder, family: str, n: int, k: int, seed: int = 0
-) -> tuple[PromptBatch, PromptBatch]:
-    """Clean and corrupted batches of a classification family for patching: the corrupted
-    query comes from another class, so ``logit_diff`` measures what the query carries."""
-    fam = get_family(family)
-    if fam.kind != "classification":
-        raise IclscopeError(
-            f"patching pairs are built for classification families, not {family!r}",
-            fix="use sentiment_semantic or sentiment_arbitrary",
-        )
-    rng = random.Random(f"pairs:{family}:{k}:{seed}")
-    clean = [fam.sample(rng, k) for _ in range(n)]
-    corrupted = [corrupt_query(ep, rng) for ep in clean]
-    return builder.build(fam.template, clean), builder.build(fam.template, corrupted)
+        return getattr(suite, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------------------------------------

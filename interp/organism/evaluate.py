@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import torch
 
-from interp.organism.data import FUNCTION_FAMILIES, build_family_batch
+from interp.organism.data import ORGANISM_FAMILIES
 from interp.prompts import PromptBatch, PromptBuilder
+from interp.tasks.suite import build_family_batch
 
 SHOTS = (0, 1, 2, 4, 8)
 EVAL_SEED = 10_007  # training draws from seeds < 10_000
+FUNCTION_FAMILIES = [n for n, f in ORGANISM_FAMILIES.items() if f.kind == "function"]
 
 
 @torch.no_grad()

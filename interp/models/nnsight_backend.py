@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from interp.errors import IclscopeError
-from interp.models import Backend, HookedModel, HookRef, ModelConfig
+from interp.models.hooked import Backend, HookedModel, HookRef, ModelConfig
 
 # Per architecture: the module paths nnsight walks (relative to the top model).
 _ARCH = {

@@ -9,8 +9,9 @@ an analysis never needs to know which one it runs on:
 * ``nnsight``: an nnsight ``TransformersModel`` over the unconverted Hugging Face model, with
   the hook names mapped onto module inputs and outputs (see :mod:`interp.nnsight_backend`).
 
-``spec`` is ``"organism"`` (the embedded model organism), a local Hugging Face folder, or a hub
-name (only where the hub is reachable).
+``spec`` is a registered name (``smollm2``, ``gemma3-270m``, ``organism``, ...; see
+:mod:`interp.models.registry`), a local Hugging Face folder, or a hub name (only where the hub is
+reachable).
 """
 
 from __future__ import annotations
@@ -36,8 +37,6 @@ HookFn = Callable[..., Tensor | None]
 FwdHooks = Sequence[tuple[str, HookFn]]
 Cache = dict[str, Tensor]
 """Activations by hook name, each ``(batch, ...)`` as TransformerLens shapes them."""
-
-ORGANISM_DIR = Path(__file__).parent / "organism" / "model"
 
 
 @dataclass(frozen=True)
@@ -169,6 +168,9 @@ class HookedModel(ABC):
 
     def prompt_builder(self, padding_side: Literal["left", "right"] = "right", **kw):
         """A :class:`PromptBuilder` that refuses prompts longer than this model's context."""
+        from interp.models.gguf_cache import prepend_bos
+
+        kw.setdefault("prepend_bos", prepend_bos(self.path))
         return PromptBuilder(self.tokenizer, n_ctx=self.cfg.n_ctx, padding_side=padding_side, **kw)
 
     def check_layer(self, layer: int) -> int:
@@ -267,15 +269,16 @@ class TransformerLensModel(HookedModel):
 
 
 def resolve_spec(spec: str) -> tuple[str, bool]:
-    """``(path_or_name, is_local)`` for a model spec, or a clear error."""
-    if spec == "organism":
-        if not (ORGANISM_DIR / "config.json").exists():
-            raise IclscopeError(
-                f"the embedded organism is missing from {ORGANISM_DIR}",
-                fix="reinstall iclscope, or train one with `iclscope organism train --out DIR` "
-                "and pass --model DIR",
-            )
-        return str(ORGANISM_DIR), True
+    """``(path_or_name, is_local)`` for a model spec, or a clear error.
+
+    A registered name (``iclscope models``) resolves to its folder, converting a GGUF model on
+    first use; otherwise ``spec`` must be a local Hugging Face folder, or a hub name where the
+    hub is reachable. Offline, anything else is refused at once with the nearest names.
+    """
+    from interp.models.registry import MODELS, get_entry, suggest
+
+    if spec in MODELS:
+        return str(get_entry(spec).materialize()), True
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "config.json").exists():
@@ -284,17 +287,21 @@ def resolve_spec(spec: str) -> tuple[str, bool]:
                 fix="point at the folder holding config.json, the weights and the tokenizer",
             )
         return str(path), True
+    names = ", ".join(MODELS)
     looks_like_path = spec.startswith((".", "/", "~")) or os.sep in spec and spec.count("/") > 1
     if looks_like_path or path.exists() or not spec.strip():
         raise IclscopeError(
             f"unknown model path {spec!r}: no such folder",
-            fix="pass 'organism', an existing local Hugging Face folder, or a hub name",
+            fix=f"pass a registered model ({names}) or an existing local Hugging Face folder",
         )
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    typo = "/" not in spec and suggest(spec, MODELS)  # a near-miss of a registered name
+    if offline or typo:
         raise IclscopeError(
-            f"{spec!r} is not a local folder and HF_HUB_OFFLINE is set, so it cannot be "
-            "downloaded from the hub",
-            fix="download the model elsewhere and pass its local folder, or unset HF_HUB_OFFLINE",
+            f"unknown model {spec!r}: not a registered name, not a local folder"
+            + (", and HF_HUB_OFFLINE is set so the hub is not tried" if offline else ""),
+            fix=f"{suggest(spec, MODELS)}use one of {names} (see `iclscope models`) or a "
+            "local Hugging Face folder",
         )
     return spec, False
 
@@ -307,7 +314,8 @@ def load_model(
 ) -> HookedModel:
     """Load a causal LM as a :class:`HookedModel`.
 
-    ``spec``: ``"organism"``, a local Hugging Face folder, or a hub name (online only).
+    ``spec``: a registered name (``iclscope models``), a local Hugging Face folder, or a hub
+    name (online only).
     ``backend``: ``"transformer_lens"`` or ``"nnsight"``; both expose the same hook names.
     """
     from transformers import AutoConfig, AutoTokenizer
@@ -322,7 +330,7 @@ def load_model(
             f"could not load model {spec!r}: {err}".split("\n")[0],
             fix="check the name, your network, or pass a local Hugging Face folder",
         ) from err
-    cfg = ModelConfig.from_hf("organism" if spec == "organism" else spec, hf_config)
+    cfg = ModelConfig.from_hf(spec, hf_config)
     if backend == "transformer_lens":
         from transformer_lens.model_bridge import TransformerBridge
 
@@ -331,7 +339,7 @@ def load_model(
         )
         return TransformerLensModel(bridge, tokenizer, cfg, where)
     if backend == "nnsight":
-        from interp.nnsight_backend import NNsightModel
+        from interp.models.nnsight_backend import NNsightModel
 
         return NNsightModel.load(where, tokenizer, cfg, device, dtype)
     raise IclscopeError(f"unknown backend {backend!r}", fix="use 'transformer_lens' or 'nnsight'")

@@ -1,0 +1,1 @@
+"""Task families: the natural-language suite and the organism language, one interface."""

@@ -1,0 +1,113 @@
+"""How well a model learns each family in context: the numbers ``iclscope eval`` prints.
+
+Scoring follows the families' kinds. Classification takes the argmax over the prompt's own
+label words at the query forerunner (Cho et al.); function tasks, ranking and key-value
+retrieval take the argmax over the whole vocabulary and compare it with the answer's first
+token. Prompts are left-padded so every row's read-out is the last column, and only that
+column's logits are computed (``logits_to_keep=1``): over a 49k-262k vocabulary, full logits
+would dominate a CPU forward.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from interp.prompts import PromptBatch, PromptBuilder
+from interp.tasks.family import TaskFamily
+from interp.tasks.suite import get_family
+
+SHOTS = (0, 1, 2, 4, 8)
+KV_LENGTHS = (256, 512, 1024, 2048)
+EVAL_SEED = 10_007
+"""Evaluation prompts are drawn with their own seed, apart from anything a run samples."""
+
+
+@torch.no_grad()
+def last_logits(hf, batch: PromptBatch, chunk: int = 16) -> Float[Tensor, "batch d_vocab"]:
+    """Logits at each row's read-out (the last column of a left-padded batch)."""
+    assert batch.padding_side == "left", "build evaluation batches with padding_side='left'"
+    out = []
+    for i in range(0, len(batch), chunk):
+        toks, mask = batch.tokens[i : i + chunk], batch.attention_mask[i : i + chunk]
+        logits = hf(input_ids=toks.to(hf.device), attention_mask=mask.to(hf.device),
+                    logits_to_keep=1).logits  # fmt: skip
+        out.append(logits[:, -1].float().cpu())
+    return torch.cat(out)
+
+
+def accuracy(hf, batch: PromptBatch, restrict_to_labels: bool, chunk: int = 16) -> float:
+    """Share of prompts whose predicted token is the answer's (first) token."""
+    logits = last_logits(hf, batch, chunk)
+    if restrict_to_labels:
+        preds = torch.tensor([labels[int(logits[i, labels].argmax())]
+                              for i, labels in enumerate(batch.label_ids)])  # fmt: skip
+    else:
+        preds = logits.argmax(-1)
+    return float((preds == batch.answer_ids).float().mean())
+
+
+def _batch(builder: PromptBuilder, fam: TaskFamily, n: int, k: int, seed: int) -> PromptBatch:
+    rng = random.Random(f"eval:{fam.name}:{k}:{seed}")
+    return builder.build(fam.template, [fam.sample(rng, k) for _ in range(n)])
+
+
+def pairs_for_tokens(builder: PromptBuilder, fam: TaskFamily, tokens: int) -> int:
+    """How many key-value pairs make a prompt of about ``tokens`` tokens under this tokenizer."""
+    probe = _batch(builder, fam, 4, 16, seed=0)
+    lengths = [a.length for a in probe.annotations]
+    per_pair = (sum(lengths) / len(lengths)) / 16
+    return max(2, int(tokens / per_pair))
+
+
+def evaluate_model(
+    hf,
+    tokenizer,
+    family_names: Sequence[str],
+    shots: Sequence[int] = SHOTS,
+    n: int = 64,
+    kv_lengths: Sequence[int] = KV_LENGTHS,
+    seed: int = EVAL_SEED,
+    prepend_bos: bool = True,
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict:
+    """The JSON object of ``iclscope eval``: accuracy by family and shots, ranking P@1 (mean
+    over ranking families, 10 documents) and key-value accuracy by prompt length."""
+    n_ctx = getattr(hf.config, "max_position_embeddings", None)
+    builder = PromptBuilder(tokenizer, n_ctx=n_ctx, prepend_bos=prepend_bos,
+                            padding_side="left", labels="first")  # fmt: skip
+    result: dict = {"families": {}}
+    ranking, kv = [], {}
+    for name in family_names:
+        fam = get_family(name)
+        if fam.kind in ("classification", "function"):
+            cells = {}
+            for k in shots:
+                progress(f"{name} {k}-shot")
+                cells[str(k)] = accuracy(hf, _batch(builder, fam, n, k, seed),
+                                         fam.kind == "classification")  # fmt: skip
+            result["families"][name] = {"kind": fam.kind, "shots": cells}
+        elif fam.kind == "ranking":
+            progress(f"{name} ({fam.default_k} documents)")
+            p1 = accuracy(hf, _batch(builder, fam, n, fam.default_k, seed), False)
+            result["families"][name] = {"kind": fam.kind, "p_at_1": p1}
+            ranking.append(p1)
+        else:
+            cells = {}
+            for length in kv_lengths:
+                if n_ctx is not None and length > n_ctx:
+                    continue
+                progress(f"{name} at {length} tokens")
+                pairs = pairs_for_tokens(builder, fam, length)
+                rows = max(8, n * 256 // length)  # long prompts: fewer of them
+                batch = _batch(builder, fam, rows, pairs, seed)
+                cells[str(length)] = accuracy(hf, batch, False, chunk=max(1, 4096 // length))
+            result["families"][name] = {"kind": fam.kind, "tokens": cells}
+            kv = kv or cells
+    result["ranking_p_at_1"] = sum(ranking) / len(ranking) if ranking else None
+    result["kv_retrieval"] = kv or None
+    return result

@@ -1,0 +1,153 @@
+"""The whole task suite: every family by name, batches of them, and what a tokenizer can build.
+
+Two sources of families share one interface (:class:`TaskFamily`): the natural-language suite
+for real models (:mod:`interp.tasks.natural`) and the organism's synthetic language
+(:mod:`interp.organism.data`). A family builds annotated prompts for any tokenizer, or says why
+it cannot (a label of several tokens, a word the vocabulary lacks).
+"""
+
+from __future__ import annotations
+
+import random
+from functools import lru_cache
+
+from interp.errors import IclscopeError
+from interp.organism import language as lang
+from interp.organism.data import ORGANISM_FAMILIES
+from interp.prompts import PromptBatch, PromptBuilder
+from interp.tasks.family import TaskFamily
+from interp.tasks.natural import CLASS_ITEMS, NATURAL_FAMILIES
+
+TASK_FAMILIES: dict[str, TaskFamily] = {**NATURAL_FAMILIES, **ORGANISM_FAMILIES}
+FUNCTION_FAMILIES = [n for n, f in TASK_FAMILIES.items() if f.kind == "function"]
+
+
+def families(source: str | None = None, kind: str | None = None) -> list[TaskFamily]:
+    """Families of one source (``natural`` / ``organism``) and kind, in suite order."""
+    return [f for f in TASK_FAMILIES.values()
+            if (source is None or f.source == source)
+            and (kind is None or f.kind == kind)]  # fmt: skip
+
+
+def get_family(name: str) -> TaskFamily:
+    if name not in TASK_FAMILIES:
+        from interp.models.registry import suggest
+
+        raise IclscopeError(
+            f"unknown task {name!r}",
+            fix=f"{suggest(name, TASK_FAMILIES)}see `iclscope tasks` for the families",
+        )
+    return TASK_FAMILIES[name]
+
+
+def sample_episodes(family: str, n: int, k: int | None = None, seed: int = 0) -> list:
+    """``n`` episodes of one family with ``k`` shots (documents, pairs), reproducibly."""
+    fam = get_family(family)
+    k = fam.default_k if k is None else k
+    rng = random.Random(f"{family}:{k}:{seed}")
+    return [fam.sample(rng, k) for _ in range(n)]
+
+
+def build_family_batch(
+    builder: PromptBuilder, family: str, n: int, k: int | None = None, seed: int = 0
+) -> PromptBatch:
+    """``n`` prompts of one family with ``k`` shots (or documents / pairs), reproducibly."""
+    return builder.build(get_family(family).template, sample_episodes(family, n, k, seed))
+
+
+def family_support(family: TaskFamily, tokenizer) -> str | None:
+    """``None`` when ``tokenizer`` can build this family's prompts, else the reason it cannot
+    (tried on a few prompts of every label: each label must be one token, no word unknown)."""
+    builder = PromptBuilder(tokenizer)
+    rng = random.Random(f"support:{family.name}")
+    try:
+        batch = builder.build(family.template, [family.sample(rng, 4) for _ in range(8)])
+    except IclscopeError as err:
+        return err.problem
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is not None and bool((batch.tokens[batch.attention_mask.bool()] == unk).any()):
+        return "some of its words are not in this tokenizer's vocabulary (unknown tokens)"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Clean/corrupted pairs for patching: the corrupted query comes from another class and has the
+# same number of tokens, so every annotated position means the same in both prompts.
+
+
+def _corrupt_organism(ep: lang.Episode, rng: random.Random) -> lang.Episode:
+    """Organism: the same demonstrations with a query from another class, word count kept."""
+    cls = rng.choice([c for c in ep.meta["label_map"] if c != ep.meta["class"]])
+    words = [rng.choice(lang.CLASS_WORDS[cls]) if w in lang.WORD_CLASS else w
+             for w in ep.query.split()]  # fmt: skip
+    return _with_query(ep, " ".join(words), cls)
+
+
+def _with_query(ep: lang.Episode, query: str, cls: str) -> lang.Episode:
+    names = ep.meta["label_map"]
+    return lang.Episode(ep.demos, query, names[cls], ep.labels, meta={**ep.meta, "class": cls})
+
+
+@lru_cache(maxsize=32)
+def _items_by_length(family: str, tokenizer) -> dict[tuple[str, int], tuple[str, ...]]:
+    """Natural family items grouped by (class, token count in the template's query slot)."""
+    fam = get_family(family)
+    head = fam.template.demo.split("{x}")[0]
+    mid = fam.template.demo.split("{x}")[1].split("{y}")[0].rstrip()
+    groups: dict[tuple[str, int], list[str]] = {}
+    for cls, items in CLASS_ITEMS[family].items():
+        texts = [head + item + mid for item in items]
+        for item, ids in zip(items, tokenizer(texts, add_special_tokens=False)["input_ids"]):
+            groups.setdefault((cls, len(ids)), []).append(item)
+    return {key: tuple(v) for key, v in groups.items()}
+
+
+def _corrupt_natural(ep: lang.Episode, rng: random.Random, family: str, tokenizer):
+    fam = get_family(family)
+    head = fam.template.demo.split("{x}")[0]
+    mid = fam.template.demo.split("{x}")[1].split("{y}")[0].rstrip()
+    length = len(tokenizer(head + ep.query + mid, add_special_tokens=False)["input_ids"])
+    groups = _items_by_length(family, tokenizer)
+    demo_items = {x for x, _ in ep.demos}
+    others = [c for c in ep.meta["label_map"] if c != ep.meta["class"]]
+    rng.shuffle(others)
+    for cls in others:
+        pool = [x for x in groups.get((cls, length), ()) if x not in demo_items]
+        if pool:
+            return _with_query(ep, rng.choice(pool), cls)
+    return None
+
+
+def build_pair_batches(
+    builder: PromptBuilder, family: str, n: int, k: int, seed: int = 0
+) -> tuple[PromptBatch, PromptBatch]:
+    """Clean and corrupted batches of a classification family for patching: the corrupted
+    query comes from another class (same token count), so ``logit_diff`` measures what the
+    query carries. Clean episodes whose query has no same-length counterpart are redrawn."""
+    fam = get_family(family)
+    if fam.kind != "classification":
+        names = ", ".join(f.name for f in families(kind="classification"))
+        raise IclscopeError(
+            f"patching pairs are built for classification families, not {family!r}",
+            fix=f"use one of: {names}",
+        )
+    rng = random.Random(f"pairs:{family}:{k}:{seed}")
+    clean, corrupted = [], []
+    for _ in range(50 * n):
+        if len(clean) == n:
+            break
+        ep = fam.sample(rng, k)
+        if len(ep.meta["label_map"]) < 2:
+            continue
+        bad = (_corrupt_organism(ep, rng) if fam.source == "organism"
+               else _corrupt_natural(ep, rng, family, builder.tokenizer))  # fmt: skip
+        if bad is not None:
+            clean.append(ep)
+            corrupted.append(bad)
+    if len(clean) < n:
+        raise IclscopeError(
+            f"could only pair {len(clean)} of {n} prompts of {family!r} with a same-length "
+            "query of another class under this tokenizer",
+            fix="ask for fewer prompts, or use a family with more items per class",
+        )
+    return builder.build(fam.template, clean), builder.build(fam.template, corrupted)

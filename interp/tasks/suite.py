@@ -9,6 +9,7 @@ it cannot (a label of several tokens, a word the vocabulary lacks).
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from functools import lru_cache
 
 from interp.errors import IclscopeError
@@ -18,7 +19,11 @@ from interp.prompts import PromptBatch, PromptBuilder
 from interp.tasks.family import TaskFamily
 from interp.tasks.natural import CLASS_ITEMS, NATURAL_FAMILIES
 
-TASK_FAMILIES: dict[str, TaskFamily] = {**NATURAL_FAMILIES, **ORGANISM_FAMILIES}
+assert not set(NATURAL_FAMILIES) & set(ORGANISM_FAMILIES), "family names must be unique"
+TASK_FAMILIES: dict[str, TaskFamily] = {
+    **{n: replace(f, source="natural") for n, f in NATURAL_FAMILIES.items()},
+    **ORGANISM_FAMILIES,
+}
 FUNCTION_FAMILIES = [n for n, f in TASK_FAMILIES.items() if f.kind == "function"]
 
 
@@ -70,6 +75,11 @@ def family_support(family: TaskFamily, tokenizer) -> str | None:
     return None
 
 
+def default_family(tokenizer, natural: str, organism: str) -> str:
+    """``natural`` where this tokenizer builds it (real models), else the organism's family."""
+    return natural if family_support(get_family(natural), tokenizer) is None else organism
+
+
 # ---------------------------------------------------------------------------------------------
 # Clean/corrupted pairs for patching: the corrupted query comes from another class and has the
 # same number of tokens, so every annotated position means the same in both prompts.
@@ -95,7 +105,9 @@ def _items_by_length(family: str, tokenizer) -> dict[tuple[str, int], tuple[str,
     head = fam.template.demo.split("{x}")[0]
     mid = fam.template.demo.split("{x}")[1].split("{y}")[0].rstrip()
     groups: dict[tuple[str, int], list[str]] = {}
-    for cls, items in CLASS_ITEMS[family].items():
+    # natural classification families share their items: nl_<base>_{natural,arbitrary}
+    base = family.removeprefix("nl_").rsplit("_", 1)[0]
+    for cls, items in CLASS_ITEMS[base].items():
         texts = [head + item + mid for item in items]
         for item, ids in zip(items, tokenizer(texts, add_special_tokens=False)["input_ids"]):
             groups.setdefault((cls, len(ids)), []).append(item)

@@ -43,19 +43,28 @@ def run_circuit(
         m = load_model(model)
         circuit = IclCircuit(shots=shots, prompts=prompts, seed=seed)
         result = circuit.run(m, task, log=log)
-        for name in ("step1", "step2_layers", "step2_heads", "step2_labels", "step3_heads",
-                     "step3_vanilla", "subspace", "ablation"):  # fmt: skip
-            run.table(name, getattr(result, name))
-        for name, fig in figures(result).items():
+        for name, table in circuit_tables(result).items():
+            run.table(name, table)
+        for name, fig in circuit_figures(result).items():
             run.figure(name, fig)
         summary = result.summary()
         run.summary(summary)
-        run.report(report(result, summary, model, task, shots, prompts, circuit.summarize.m))
+        run.report(circuit_report(result, summary, model, task, shots, prompts,
+                                  circuit.summarize.m))  # fmt: skip
     log(str(run.path))
     return run.path
 
 
-def figures(result: IclCircuitResult) -> dict[str, go.Figure]:
+CIRCUIT_TABLES = ("step1", "step2_layers", "step2_heads", "step2_labels", "step3_heads",
+                  "step3_vanilla", "subspace", "ablation")  # fmt: skip
+
+
+def circuit_tables(result: IclCircuitResult) -> dict:
+    """The result's tidy tables by name, as a run directory stores them."""
+    return {name: getattr(result, name) for name in CIRCUIT_TABLES}
+
+
+def circuit_figures(result: IclCircuitResult) -> dict[str, go.Figure]:
     """One plotly figure per view of the circuit."""
     figs: dict[str, go.Figure] = {}
     s1 = result.step1.assign(view=result.step1.measure + " @ " + result.step1.position)
@@ -108,9 +117,10 @@ def band(depths: Sequence[int], values: Sequence[float], frac: float = 0.9) -> t
     return min(near), max(near)
 
 
-def report(result: IclCircuitResult, summary: dict, model: str, task: str, shots: int,
-           prompts: int, m: int = 64) -> str:  # fmt: skip
-    """The markdown report, every sentence written from the numbers."""
+def circuit_report(result: IclCircuitResult, summary: dict, model: str, task: str, shots: int,
+                   prompts: int, m: int = 64, level: int = 1) -> str:  # fmt: skip
+    """The markdown report, every sentence written from the numbers; ``level`` 2 nests it
+    under another report's title (the demo's)."""
     s1 = result.step1.query("position == 's_q' and measure == 'centroid'")
     x1 = result.step1.query("position == 'x_q' and measure == 'centroid'")
     a1 = result.step1.query("position == 's_q' and measure == 'align_text'")
@@ -171,7 +181,14 @@ def report(result: IclCircuitResult, summary: dict, model: str, task: str, shots
     hurt = [e for e, d in ranked if d > rand]
     lines += ["", (f"Knockouts that hurt more than the random control: {', '.join(hurt)}."
                    if hurt else "No knockout hurts more than the random control.")]  # fmt: skip
-    return "\n".join(lines) + "\n"
+    return _nest("\n".join(lines) + "\n", level)
+
+
+def _nest(markdown: str, level: int) -> str:
+    """Every heading moved ``level - 1`` levels down."""
+    extra = "#" * (level - 1)
+    return "\n".join(extra + line if line.startswith("#") else line
+                     for line in markdown.split("\n"))  # fmt: skip
 
 
 def _selectivity(gold: float, other: float) -> str:

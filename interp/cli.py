@@ -228,29 +228,21 @@ def organism_eval(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs"), help="Runs folder to write the run directory into."),
-    model: str = typer.Option("organism", help=MODEL_HELP),
+    model: str = typer.Option("smollm2", help=MODEL_HELP),
     seed: int = typer.Option(0),
-    n: int = typer.Option(200, help="Held-out prompts per evaluation cell."),
-    pipeline: bool = typer.Option(True, help="Also run a head-patching sweep and the circuit."),
-    circuit_prompts: int = typer.Option(512, help="Prompts for the circuit run."),
+    n: int = typer.Option(32, help="Held-out prompts per evaluation cell."),
+    pipeline: bool = typer.Option(True, help="Also run the ICL circuit."),
+    circuit_prompts: int = typer.Option(256, help="Prompts for the circuit."),
 ):
-    """The main job: evaluate the model, look inside one prompt, then (with --pipeline) a
-    head-patching sweep and the ICL circuit; each writes a run directory with a report."""
+    """The main job: evaluate a few task families by shots, look inside one prompt, then (with
+    --pipeline) run the ICL circuit; all of it in one run directory with a report."""
     from interp.demo import run_demo
 
-    path = run_demo(out, model=model, seed=seed, n=n, log=console.print)
+    _check_positive(n, "--n")
+    _check_positive(circuit_prompts, "--circuit-prompts")
+    path = run_demo(out, model=model, seed=seed, n=n, circuit=pipeline,
+                    circuit_prompts=circuit_prompts, log=console.print)  # fmt: skip
     console.print(f"[bold green]report:[/] {path / 'report.html'}")
-    if pipeline:
-        from interp.circuit_run import run_circuit
-        from interp.patch_run import run_patch
-
-        for extra in (
-            run_patch(out, model, "sentiment_semantic", "heads", "logit_diff", seed=seed,
-                      log=console.print),
-            run_circuit(out, model, "sentiment_arbitrary", 4, circuit_prompts, seed,
-                        log=console.print),
-        ):  # fmt: skip
-            console.print(f"[bold green]report:[/] {extra / 'report.html'}")
     print(path)
 
 

@@ -1,7 +1,10 @@
-"""``iclscope demo``: evaluate a model on the task families and look inside one prompt.
+"""``iclscope demo``: the main job on one model, written as one run directory.
 
-The first look is two views every ICL analysis starts from: the logit lens of the answer at the
-query forerunner ``s_q`` layer by layer, and where each head at ``s_q`` attends.
+It does what a researcher does first with a model: score a few task families by number of
+demonstrations (does it learn in context at all?), look inside one prompt (the logit lens of
+the answer at the query forerunner ``s_q``, and where each head at ``s_q`` attends), then run
+the ICL inference circuit (Cho et al.) on a classification family. The report puts the three
+together; every sentence in it is written from the measured numbers.
 """
 
 from __future__ import annotations
@@ -13,35 +16,30 @@ import pandas as pd
 import plotly.express as px
 import torch
 
+from interp.circuit_run import circuit_figures, circuit_report, circuit_tables
 from interp.models import load_model
-from interp.organism.evaluate import SHOTS, evaluate_organism
 from interp.prompts import token_roles
 from interp.runs import RunWriter
-from interp.tasks.suite import build_family_batch
+from interp.tasks.evaluate import evaluate_model
+from interp.tasks.suite import build_family_batch, family_support, get_family
 
-TARGETS = [
-    ("arbitrary-label classification, 8-shot", "classification_arbitrary", "8", 0.85),
-    ("function tasks, 8-shot", "function_tasks", "8", 0.85),
-    ("ranking precision@1, 10 documents", "ranking_p_at_1", None, 0.70),
-    ("key-value retrieval, 256+ tokens", "kv_retrieval_acc", None, 0.85),
-]
-
-
-def _eval_tables(result: dict) -> pd.DataFrame:
-    rows = [
-        {"task": key, "shots": int(k), "accuracy": acc}
-        for key in ("classification_semantic", "classification_arbitrary", "function_tasks")
-        for k, acc in result[key].items()
-    ]
-    rows += [
-        {"task": fam, "shots": int(k), "accuracy": acc}
-        for fam, by_k in result["function_tasks_per_task"].items()
-        for k, acc in by_k.items()
-    ]
-    return pd.DataFrame(rows)
+DEMO_FAMILIES = {
+    "natural": ("nl_capital", "nl_antonym", "nl_verb_past", "nl_sentiment_natural",
+                "nl_kind_arbitrary"),
+    "organism": ("sentiment_semantic", "sentiment_arbitrary", "fn_copy_first", "fn_class_last"),
+}  # fmt: skip
+CIRCUIT_TASK = {"natural": "nl_sentiment_natural", "organism": "sentiment_arbitrary"}
+SHOTS = (0, 1, 2, 4, 8)
 
 
-def first_look(model, task: str = "sentiment_arbitrary", shots: int = 4, seed: int = 0):
+def demo_suite(tokenizer) -> str:
+    """``natural`` where the tokenizer builds the English suite (real models), else
+    ``organism`` (the organism and the tiny test models share its word vocabulary)."""
+    ok = all(family_support(get_family(f), tokenizer) is None for f in DEMO_FAMILIES["natural"])
+    return "natural" if ok else "organism"
+
+
+def first_look(model, task: str, shots: int = 4, seed: int = 0):
     """Logit lens of the answer and attention from ``s_q`` for one prompt, as tidy tables."""
     batch = build_family_batch(model.prompt_builder(), task, 1, shots, seed)
     ann, L = batch.annotations[0], model.cfg.n_layers
@@ -71,75 +69,127 @@ def first_look(model, task: str = "sentiment_arbitrary", shots: int = 4, seed: i
     return batch.texts[0], pd.DataFrame(lens_rows), pd.DataFrame(att_rows)
 
 
-def run_demo(out: Path, model: str = "organism", seed: int = 0, n: int = 200, log=print) -> Path:
+def run_demo(
+    out: Path,
+    model: str = "smollm2",
+    seed: int = 0,
+    n: int = 32,
+    circuit: bool = True,
+    circuit_prompts: int = 256,
+    log=print,
+) -> Path:
+    """Evaluate, look inside one prompt and (with ``circuit``) run the ICL circuit."""
     torch.manual_seed(seed)
-    params = {"n": n, "look_task": "sentiment_arbitrary", "look_shots": 4}
-    with RunWriter(out, kind="demo", model=model, task="all", seed=seed, command=sys.argv,
+    params = {"n": n, "shots": list(SHOTS), "circuit": circuit,
+              "circuit_prompts": circuit_prompts}  # fmt: skip
+    with RunWriter(out, kind="demo", model=model, task="demo", seed=seed, command=sys.argv,
                    params=params) as run:  # fmt: skip
         log(f"loading {model} ...")
         m = load_model(model)
-        log(f"evaluating on held-out prompts ({n} per cell) ...")
-        result = evaluate_organism(m.hf_model, m.tokenizer, n=n)
-        by_shots = _eval_tables(result)
+        suite = demo_suite(m.tokenizer)
+        families, task = DEMO_FAMILIES[suite], CIRCUIT_TASK[suite]
+        run.params({"suite": suite, "families": list(families), "circuit_task": task})
+        log(f"evaluating {len(families)} families at {SHOTS} shots ({n} prompts per cell) ...")
+        bos = m.prompt_builder().prepend_bos
+        result = evaluate_model(m.hf_model, m.tokenizer, families, SHOTS, n, seed=10_007 + seed,
+                                prepend_bos=bos, progress=log)  # fmt: skip
+        by_shots = pd.DataFrame([
+            {"task": fam, "kind": r["kind"], "shots": int(k), "accuracy": acc}
+            for fam, r in result["families"].items() for k, acc in r["shots"].items()
+        ])  # fmt: skip
         run.table("eval_by_shots", by_shots)
-        main = by_shots[~by_shots.task.str.startswith("fn_")]
         run.figure("icl_curve", px.line(
-            main, x="shots", y="accuracy", color="task", markers=True,
+            by_shots, x="shots", y="accuracy", color="task", markers=True,
             title="Accuracy by number of demonstrations", range_y=[0, 1.02],
         ))  # fmt: skip
         log("looking inside one prompt ...")
-        text, lens, attention = first_look(m, seed=seed)
+        text, lens, attention = first_look(m, task, seed=seed)
         run.table("logit_lens", lens)
         run.table("query_attention", attention)
-        run.figure("logit_lens", px.line(
+        for name, fig in _look_figures(lens, attention).items():
+            run.figure(name, fig)
+        summary = _eval_summary(by_shots)
+        report = _report(model, by_shots, text, lens, attention)
+        if circuit:
+            from circuits.icl_circuit import IclCircuit
+
+            log(f"the ICL circuit on {task} ({circuit_prompts} prompts) ...")
+            analysis = IclCircuit(shots=4, prompts=circuit_prompts, seed=seed)
+            found = analysis.run(m, task, log=log)
+            for name, table in circuit_tables(found).items():
+                run.table(name, table)
+            for name, fig in circuit_figures(found).items():
+                run.figure(name, fig)
+            circuit_summary = found.summary()
+            summary.update({f"circuit_{k}": v for k, v in circuit_summary.items()})
+            report += "\n" + circuit_report(
+                found,
+                circuit_summary,
+                model,
+                task,
+                4,
+                circuit_prompts,
+                analysis.summarize.m,
+                level=2,
+            )
+        run.summary(summary)
+        run.report(report)
+    return run.path
+
+
+def _eval_summary(by_shots: pd.DataFrame) -> dict:
+    """Per family: 0-shot and 8-shot accuracy and the gain between them."""
+    out = {}
+    for fam, rows in by_shots.groupby("task", sort=False):
+        acc = dict(zip(rows.shots, rows.accuracy))
+        lo, hi = acc.get(0), acc.get(max(acc))
+        out[f"{fam}_0shot"], out[f"{fam}_{max(acc)}shot"] = lo, hi
+        out[f"{fam}_icl_gain"] = hi - lo
+    return out
+
+
+def _look_figures(lens: pd.DataFrame, attention: pd.DataFrame) -> dict:
+    row = "L" + attention["layer"].astype(str) + "H" + attention["head"].astype(str)
+    grid = attention.assign(row=row).pivot(index="row", columns="position", values="weight")
+    tokens = attention.drop_duplicates("position").sort_values("position")
+    return {
+        "logit_lens": px.line(
             lens, x="layer", y="prob", color="label", markers=True,
             title="Logit lens at the query forerunner s_q: probability of each label",
-        ))  # fmt: skip
-        row = "L" + attention["layer"].astype(str) + "H" + attention["head"].astype(str)
-        heat = attention.assign(row=row)
-        grid = heat.pivot(index="row", columns="position", values="weight")
-        tokens = attention.drop_duplicates("position").sort_values("position")
-        run.figure("query_attention", px.imshow(
+        ),
+        "query_attention": px.imshow(
             grid, aspect="auto", color_continuous_scale="Blues",
             labels={"x": "key position", "y": "head", "color": "attention"},
             x=[f"{p}:{t}" for p, t in zip(tokens.position, tokens.token)],
             title="Attention from s_q, every layer and head",
-        ))  # fmt: skip
-        summary = {
-            "classification_arbitrary_8shot": result["classification_arbitrary"]["8"],
-            "classification_arbitrary_0shot": result["classification_arbitrary"]["0"],
-            "icl_gain": result["classification_arbitrary"]["8"]
-            - result["classification_arbitrary"]["0"],
-            "classification_semantic_0shot": result["classification_semantic"]["0"],
-            "function_tasks_8shot": result["function_tasks"]["8"],
-            "function_tasks_0shot": result["function_tasks"]["0"],
-            "ranking_p_at_1": result["ranking_p_at_1"],
-            "kv_retrieval_acc": result["kv_retrieval_acc"],
-        }
-        run.summary(summary)
-        run.report(_report(model, result, text, lens, attention))
-    return run.path
+        ),
+    }  # fmt: skip
 
 
-def _report(model: str, result: dict, text: str, lens: pd.DataFrame, att: pd.DataFrame) -> str:
+def _report(model: str, by_shots: pd.DataFrame, text: str, lens: pd.DataFrame,
+            att: pd.DataFrame) -> str:  # fmt: skip
+    shots = sorted(by_shots.shots.unique())
     lines = [f"# iclscope demo: {model}", "", "## Held-out evaluation", "",
-             "| measure | " + " | ".join(f"{k}-shot" for k in SHOTS) + " |",
-             "|---|" + "---|" * len(SHOTS)]  # fmt: skip
-    for key in ("classification_semantic", "classification_arbitrary", "function_tasks"):
-        lines.append(f"| {key} | " + " | ".join(f"{v:.3f}" for v in result[key].values()) + " |")
-    lines += ["", "| target | measured | goal | met |", "|---|---|---|---|"]
-    for name, key, shots, goal in TARGETS:
-        value = result[key][shots] if shots else result[key]
-        lines.append(f"| {name} | {value:.3f} | >= {goal} | {'yes' if value >= goal else 'no'} |")
-    gain = result["classification_arbitrary"]["8"] - result["classification_arbitrary"]["0"]
-    lines += ["", f"ICL gain on arbitrary labels (8-shot minus 0-shot): {gain:.3f}.", ""]
+             "Accuracy of the first answer token, by number of demonstrations "
+             "(classification: argmax over the prompt's label words).", "",
+             "| family | kind | " + " | ".join(f"{k}-shot" for k in shots) + " |",
+             "|---|---|" + "---|" * len(shots)]  # fmt: skip
+    for fam, rows in by_shots.groupby("task", sort=False):
+        cells = " | ".join(f"{a:.3f}" for a in rows.sort_values("shots").accuracy)
+        lines.append(f"| {fam} | {rows.kind.iloc[0]} | {cells} |")
+    gains = by_shots.pivot(index="task", columns="shots", values="accuracy")
+    gains = (gains[max(shots)] - gains[min(shots)]).sort_values(ascending=False)
+    learned = [f for f, g in gains.items() if g >= 0.2]
+    lines += ["", (f"Learned in context (a gain of 0.2 or more from {min(shots)} to "
+                   f"{max(shots)} shots): {', '.join(learned)}." if learned else
+                   "No family gains 0.2 or more from its demonstrations.")]  # fmt: skip
     answer = lens[lens.is_answer]
     first_layers = answer[answer["rank"] == 0].layer
     when = (f"ranks the answer first from layer {first_layers.min()} on"
             if len(first_layers) else "never ranks the answer first")  # fmt: skip
     top = att.loc[att.groupby(["layer", "head"]).weight.idxmax()]
     top = top.sort_values("weight", ascending=False).head(5)
-    lines += ["## One prompt, inside", "", "```", text, "```", "",
+    lines += ["", "## One prompt, inside", "", "```", text, "```", "",
               f"The logit lens {when} "
               f"(0 = embeddings; probability at the last layer "
               f"{answer.prob.iloc[-1]:.3f}).", "",

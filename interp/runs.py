@@ -191,6 +191,11 @@ class RunWriter:
         atomic_write_text(out, text)
         return out
 
+    def params(self, values: dict[str, Any]) -> None:
+        """Record parameters decided during the run (e.g. the suite a model can build)."""
+        self.manifest["params"].update(values)
+        _write_json(self.path / "manifest.json", self.manifest)
+
     def summary(self, values: dict[str, Any]) -> None:
         """Merge ``values`` into summary.json."""
         self._summary.update(values)

@@ -5,6 +5,11 @@ For a hook activation ``a`` the effect of patching clean into corrupted is appro
 ``(a_clean - a_corrupt) . d metric / d a``, evaluated on the corrupted run: a linearisation
 that costs two passes instead of one per component. Its rank agreement with exact patching
 tells how far the linear picture can be trusted for a given model and task.
+
+An attribution is therefore already on the *effect* scale of :mod:`interp.metrics`: it
+estimates ``patched - corrupted`` of a denoising patch, in the metric's units. It must be
+compared with the exact sweep's effect on the *same* metric; the gradient is taken of the metric
+the sweep uses (any but ``acc``, which has none).
 """
 
 from __future__ import annotations
@@ -14,24 +19,33 @@ import torch
 from scipy.stats import spearmanr
 
 from interp.errors import IclscopeError
+from interp.metrics import build_metric
 from interp.models import HookedModel
 from interp.prompts import PromptBatch
 
 
 def attribute(
-    model: HookedModel, clean: PromptBatch, corrupted: PromptBatch, component: str
+    model: HookedModel,
+    clean: PromptBatch,
+    corrupted: PromptBatch,
+    component: str,
+    metric: str = "logit_diff",
 ) -> pd.DataFrame:
-    """Attribution of ``logit_diff`` to each head (``heads``: per layer and head, summed over
-    positions) or each residual position (``resid``: ``hook_resid_pre`` per layer and position),
-    averaged over prompts."""
+    """Estimated effect on ``metric`` of patching each head (``heads``: per layer and head,
+    summed over positions) or each residual position (``resid``: ``hook_resid_pre`` per layer
+    and position) from clean into corrupted, averaged over prompts."""
     if model.backend != "transformer_lens":
         raise IclscopeError("attribution patching needs gradients through the model",
                             fix="load the model with backend='transformer_lens'")  # fmt: skip
     kind = {"heads": "attn.hook_z", "resid": "hook_resid_pre"}.get(component)
     if kind is None:
         raise IclscopeError(f"no attribution for {component!r}", fix="use heads or resid")
+    if metric == "acc":
+        raise IclscopeError("accuracy has no gradient to attribute", fix="use logit_diff or prob")
     names = [f"blocks.{layer}.{kind}" for layer in range(model.cfg.n_layers)]
-    _, clean_cache = model.run_with_cache(clean.tokens, names, clean.attention_mask)
+    clean_logits, clean_cache = model.run_with_cache(clean.tokens, names, clean.attention_mask)
+    rows = torch.arange(len(corrupted))
+    score = build_metric(metric, clean, corrupted, clean_logits[rows, clean.s_q].detach())
     acts: dict[str, torch.Tensor] = {}
 
     def keep(name):
@@ -44,14 +58,11 @@ def attribute(
 
         return hook
 
-    rows = torch.arange(len(corrupted))
     with torch.enable_grad():
         logits = model.run_with_hooks(
             corrupted.tokens, [(n, keep(n)) for n in names], corrupted.attention_mask
         )
-        at = logits[rows, corrupted.s_q]
-        metric = (at[rows, clean.answer_ids] - at[rows, corrupted.answer_ids]).sum()
-        metric.backward()
+        score(logits[rows, corrupted.s_q], rows).sum().backward()
     out = []
     for layer, name in enumerate(names):
         delta = (clean_cache[name] - acts[name].detach()) * acts[name].grad
@@ -68,6 +79,8 @@ def attribute(
 
 
 def rank_agreement(exact: pd.DataFrame, approx: pd.DataFrame, keys: list[str]) -> float:
-    """Spearman correlation between exact patching effects and attributions."""
+    """Spearman correlation between exact patching effects (``exact.effect``, patched minus
+    corrupted, per component) and attributions, signed: a head that the linear picture says
+    restores the answer must be one that patching finds restoring it."""
     merged = exact.merge(approx, on=keys)
-    return float(spearmanr(merged["metric"], merged["attribution"]).statistic)
+    return float(spearmanr(merged["effect"], merged["attribution"]).statistic)

@@ -1,11 +1,14 @@
 """Plans for the classic sweeps: every head, every residual position, every MLP, every edge.
 
 Each function only *describes* the sweep as plan rows; the engine decides how to batch it.
+:func:`with_baselines` adds the two unedited runs every sweep is read against, as rows of the
+same plan, so they cost no extra call and go through the same machinery as the components.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from interp.models import ModelConfig
 from interp.plan import Base, InterventionPlan, Patch, PlanRow, Source
@@ -54,3 +57,29 @@ def resid_sweep(
         for pos in range(n_pos)
     ]
     return InterventionPlan(rows, base=base)
+
+
+BASELINE = "baseline"
+"""The label of a baseline row; its value names the run it reproduces, ``clean`` or
+``corrupted``."""
+
+
+def with_baselines(plan: InterventionPlan, prompts: Sequence[int]) -> InterventionPlan:
+    """``plan`` followed, per prompt, by one row that is the clean run and one that is the
+    corrupted run.
+
+    A row without edits is the plan's base run. The other run is a row that patches the whole
+    residual stream entering layer 0 from it: that replaces everything the forward reads from
+    the prompt (the pair shares positions and padding, :func:`~interp.prompts.check_pair`), so
+    the row is that run's forward, batched, resumed and scored exactly like the components."""
+    other = "clean" if plan.base == "corrupted" else "corrupted"
+    whole = (Patch("blocks.0.hook_resid_pre", other),)
+    rows = [
+        row
+        for prompt in prompts
+        for row in (
+            PlanRow(prompt, (), ((BASELINE, plan.base),)),
+            PlanRow(prompt, whole, ((BASELINE, other),)),
+        )
+    ]
+    return replace(plan, rows=plan.rows + rows)

@@ -24,15 +24,28 @@ def test_run_patch_writes_a_run(tiny_dirs, tmp_path, capsys, component, ablation
     assert main(args) == 0
     run = load_run(capsys.readouterr().out.strip().splitlines()[-1])
     assert run.status == "complete"
-    assert {"results", "by_component", "top_components"} <= set(run.tables)
+    assert {"results", "baselines", "by_component", "top_components"} <= set(run.tables)
     assert figure in run.figures
     plan = json.loads((run.path / "plan.json").read_text())
-    assert len(plan["rows"]) == len(run.tables["results"]) == run.summary["rows"]
-    assert run.tables["results"].metric.notna().all()
+    results, baselines = run.tables["results"], run.tables["baselines"]
+    # every prompt's clean and corrupted run are two rows of the same plan
+    assert len(plan["rows"]) == len(results) + 2 * len(baselines) == run.summary["rows"]
+    assert sorted(r["labels"].get("baseline", "") for r in plan["rows"][-2:]) == [
+        "clean",
+        "corrupted",
+    ]
+    assert results.metric.notna().all()
     if ablation:  # KL to the clean run: ablating something must move some row off zero
-        assert run.tables["results"].metric.max() > 1e-6
+        assert results.metric.max() > 1e-6
         assert plan["rows"][0]["edits"][0]["source"] == ablation
-    assert run.summary["top_component"]["metric"] == run.tables["top_components"].metric.iloc[0]
+    # noising (ablations, knockouts) is read against the clean run, denoising the corrupted one
+    noising = bool(ablation) or component == "edges"
+    base = results.clean_baseline if noising else results.corrupted_baseline
+    assert (results.effect - (results.metric - base)).abs().max() < 1e-6
+    top = run.tables["top_components"]
+    assert run.summary["top_component"]["effect"] == pytest.approx(top.effect.iloc[0])
+    assert [c["effect"] for c in run.summary["top_components"]] == pytest.approx(list(top.effect))
+    assert run.summary["clean_baseline"] == pytest.approx(baselines.clean.mean())
     if component in ("heads", "resid") and not ablation:  # attribution beside exact patching
         assert -1.0 <= run.summary["attribution_rank_corr"] <= 1.0
         assert len(run.tables["attribution"]) == len(run.tables["by_component"])

@@ -144,18 +144,21 @@ def build_pair_batches(
             fix=f"use one of: {names}",
         )
     rng = random.Random(f"pairs:{family}:{k}:{seed}")
+    corrupt = (_corrupt_organism if fam.source == "organism"
+               else lambda ep, r: _corrupt_natural(ep, r, family, builder.tokenizer))  # fmt: skip
+    # all clean episodes first, then their corruptions: the draw order of earlier releases
+    drawn = [fam.sample(rng, k) for _ in range(n)]
     clean, corrupted = [], []
     for _ in range(50 * n):
-        if len(clean) == n:
+        if not drawn or len(clean) == n:
             break
-        ep = fam.sample(rng, k)
-        if len(ep.meta["label_map"]) < 2:
-            continue
-        bad = (_corrupt_organism(ep, rng) if fam.source == "organism"
-               else _corrupt_natural(ep, rng, family, builder.tokenizer))  # fmt: skip
+        ep = drawn.pop(0)
+        bad = corrupt(ep, rng) if len(ep.meta["label_map"]) > 1 else None
         if bad is not None:
             clean.append(ep)
             corrupted.append(bad)
+        if not drawn and len(clean) < n:  # a query without a same-length partner: draw again
+            drawn.append(fam.sample(rng, k))
     if len(clean) < n:
         raise IclscopeError(
             f"could only pair {len(clean)} of {n} prompts of {family!r} with a same-length "

@@ -28,6 +28,7 @@ def run_circuit(
     prompts: int = 512,
     seed: int = 0,
     log: Callable[[str], object] = print,
+    ablation_prompts: int | None = None,
 ) -> Path:
     """Run :class:`~circuits.icl_circuit.IclCircuit` and write a run directory (kind
     ``circuit``) under ``out``; return its path."""
@@ -37,11 +38,12 @@ def run_circuit(
             f"the ICL circuit runs on classification families, not {task!r} ({fam.kind})",
             fix="use --task sentiment_semantic or --task sentiment_arbitrary",
         )
-    params = {"shots": shots, "prompts": prompts}
+    params = {"shots": shots, "prompts": prompts, "ablation_prompts": ablation_prompts}
     with RunWriter(out, kind="circuit", model=model, task=task, seed=seed, command=sys.argv,
                    params=params) as run:  # fmt: skip
         m = load_model(model)
-        circuit = IclCircuit(shots=shots, prompts=prompts, seed=seed)
+        circuit = IclCircuit(shots=shots, prompts=prompts, seed=seed,
+                             ablation_prompts=ablation_prompts)  # fmt: skip
         result = circuit.run(m, task, log=log)
         for name, table in circuit_tables(result).items():
             run.table(name, table)
@@ -169,7 +171,8 @@ def circuit_report(result: IclCircuitResult, summary: dict, model: str, task: st
         f"cos(h[s_i], h[s_q]) reaches {vanilla.label_acc.max():.3f} (depth "
         f"{int(vanilla.loc[vanilla.label_acc.idxmax()].depth)}).", "",
         "## Ablations", "",
-        f"Largest accuracy drop of the random-edge control: {rand:.3f}.", "",
+        f"On {summary.get('ablation_prompts', prompts)} of the prompts. Largest accuracy drop "
+        f"of the random-edge control: {rand:.3f}.", "",
         "| edge | largest drop | in range | × random |", "|---|---|---|---|",
     ]  # fmt: skip
     ranked = sorted(summary["ablation_drop"].items(), key=lambda kv: -kv[1])

@@ -282,12 +282,20 @@ def run_circuit_command(
     prompts: int = typer.Option(512, help="Prompts for the probes and the ablation table."),
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("runs"), help="Runs folder."),
+    ablation_prompts: int = typer.Option(
+        None,
+        help="Run the ablation table on the first N prompts only [all]: it costs up to "
+        "32 forward passes per prompt.",
+    ),
 ):
     """The ICL inference circuit (Cho et al.): summarize, semantics merge, retrieve and copy,
     and the attention-edge ablation table, written as a run directory."""
     from interp.circuit_run import run_circuit
 
-    path = run_circuit(out, model, task, shots, prompts, seed, log=console.print)
+    if ablation_prompts is not None:
+        _check_positive(ablation_prompts, "--ablation-prompts")
+    path = run_circuit(out, model, task, shots, prompts, seed, log=console.print,
+                       ablation_prompts=ablation_prompts)  # fmt: skip
     console.print(f"[bold green]report:[/] {path / 'report.html'}")
     print(path)
 

@@ -23,9 +23,9 @@ from circuits.icl_circuit import (
 from interp.engine import Engine
 from interp.errors import IclscopeError
 from interp.models import load_model
-from interp.tasks.suite import build_family_batch, get_family
 from interp.plan import InterventionPlan, Knockout
 from interp.prompts import Annotation
+from interp.tasks.suite import build_family_batch, get_family
 
 TOL = 1e-5
 

@@ -9,7 +9,6 @@ import torch
 
 from interp.errors import IclscopeError
 from interp.organism import language as lang
-from interp.tasks.suite import TASK_FAMILIES, build_family_batch
 from interp.prompts import (
     CIRCUIT_TEMPLATE,
     PromptBuilder,
@@ -17,6 +16,7 @@ from interp.prompts import (
     check_pair,
     token_roles,
 )
+from interp.tasks.suite import TASK_FAMILIES, build_family_batch
 
 
 def tokens_of(tok, batch, i, span):

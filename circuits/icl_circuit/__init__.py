@@ -46,10 +46,10 @@ from circuits.icl_circuit.states import CircuitData, CircuitStates, wrong_labels
 from circuits.icl_circuit.steps import RetrieveAndCopy, SemanticsMerge, Summarize
 from interp.errors import IclscopeError
 from interp.models import HookedModel
-from interp.tasks.family import TaskFamily
-from interp.tasks.suite import get_family
 from interp.organism.language import Episode
 from interp.prompts import check_pair
+from interp.tasks.family import TaskFamily
+from interp.tasks.suite import get_family
 
 __all__ = [
     "CircuitData",
@@ -98,6 +98,7 @@ class IclCircuitResult:
     ablation: pd.DataFrame
     """edge, range, start, end, first_layer, last_layer, acc, drop (vs none)."""
     seconds: float = 0.0
+    ablation_prompts: int = 0
 
     def summary(self) -> dict:
         """The headline numbers. ``step1_best_layer``: the depth where the centroid classifier
@@ -120,6 +121,7 @@ class IclCircuitResult:
             "ablation_drop": {e: float(drops[e]) for e in EDGE_NAMES},
             "random_drop": float(drops["random"]),
             "seconds": round(self.seconds, 3),
+            "ablation_prompts": self.ablation_prompts,
         }
 
 
@@ -129,6 +131,8 @@ class IclCircuit:
 
     ``shots`` [4] demonstrations per prompt, ``prompts`` [512] prompts (half calibrate the
     centroid classifiers, half test them), ``chunk`` prompts per cached forward pass.
+    ``ablation_prompts`` [all] caps the prompts of the ablation table, the costly part on a
+    real model (32 rows of up to a full forward each per prompt); its first prompts are used.
     """
 
     shots: int = 4
@@ -139,6 +143,7 @@ class IclCircuit:
     merge: SemanticsMerge = field(default_factory=SemanticsMerge)
     retrieve: RetrieveAndCopy = field(default_factory=RetrieveAndCopy)
     ablation: EdgeAblation = field(default_factory=EdgeAblation)
+    ablation_prompts: int | None = None
 
     def episodes(self, family: TaskFamily, k: int) -> list[Episode]:
         """The same episodes :func:`interp.tasks.suite.build_family_batch` draws."""
@@ -154,6 +159,9 @@ class IclCircuit:
                 f"the ICL circuit needs a classification family, not {family!r} ({fam.kind})",
                 fix="use sentiment_semantic or sentiment_arbitrary",
             )
+        if self.ablation_prompts is not None and self.ablation_prompts < 1:
+            raise IclscopeError(f"ablation_prompts {self.ablation_prompts} must be at least 1",
+                                fix="pass None (all prompts) or a positive count")  # fmt: skip
         if self.shots < 1 or self.prompts < 4:
             raise IclscopeError(
                 f"{self.shots} shots and {self.prompts} prompts are too few for the circuit",
@@ -174,9 +182,11 @@ class IclCircuit:
         s2_layers, s2_heads, s2_labels = self.merge.measure(states, wrong_states, data)
         log("step 3: retrieve and copy")
         s3_heads, s3_vanilla, subspace = self.retrieve.measure(model, states, data)
-        zero = self.episodes(fam, 0)
-        both = builder.build(fam.template, episodes + zero)
-        log("ablations: one plan through the engine")
-        ablation = self.ablation.measure(model, both, len(episodes))
+        cap = len(episodes) if self.ablation_prompts is None else self.ablation_prompts
+        chosen = episodes[:cap]
+        both = builder.build(fam.template, chosen + self.episodes(fam, 0)[:cap])
+        log(f"ablations on {len(chosen)} prompts: one plan through the engine")
+        ablation = self.ablation.measure(model, both, len(chosen))
         return IclCircuitResult(step1, s2_layers, s2_heads, s2_labels, s3_heads, s3_vanilla,
-                                subspace, ablation, time.perf_counter() - start)  # fmt: skip
+                                subspace, ablation, time.perf_counter() - start,
+                                len(chosen))  # fmt: skip

@@ -12,9 +12,9 @@ from torch import Tensor
 
 from circuits.icl_circuit.scores import attention_at
 from interp.models import HookedModel
-from interp.tasks.family import TaskFamily
 from interp.organism.language import Episode
 from interp.prompts import PromptBatch, PromptBuilder
+from interp.tasks.family import TaskFamily
 
 # ---------------------------------------------------------------------------------------------
 # Prompts and the states the steps read

@@ -25,6 +25,14 @@ _LOADED = (transformers.AutoConfig, transformers.AutoTokenizer, transformers.Aut
 
 ROLE_COLOURS = {"x": "#cfe2ff", "s": "#ffe5b4", "y": "#c7f0c2", "x_q": "#b6d4fe",
                 "s_q": "#ffb3b3", "block": "#eeeeee", "": "#ffffff"}  # fmt: skip
+STATUS_NOTES = {
+    "running": "this run is still being written: reload to see more",
+    "failed": "this run failed: {error}",
+    "interrupted": "this run was stopped ({error}); what it wrote before the stop is shown",
+    "stale": "this run's process ended without finishing it (killed, or out of memory); what "
+    "it wrote before is shown",
+}
+"""What the run page says above a run that did not complete (see interp.runs.run_status)."""
 STEP_FIGURES = {
     "Step 1: summarize": ("step1", "accuracy_by_layer"),
     "Step 2: semantics merge": ("step2", "forerunner"),
@@ -90,8 +98,9 @@ def run_page(root: str, name: str) -> None:
     m = run.manifest
     st.header(f"{name}")
     st.caption(f"{m.get('kind')} on {m.get('model')}, task {m.get('task')}, status {run.status}")
-    if run.status == "failed":
-        st.warning(f"this run failed: {m.get('error')}")
+    note = STATUS_NOTES.get(run.status)
+    if note:
+        st.warning(note.format(error=m.get("error")))
     left, right = st.columns([3, 2])
     with left:
         if m.get("kind") == "circuit":
@@ -141,8 +150,8 @@ def cached_model(spec: str):
 
 
 def prompt_page(default_model: str = "organism") -> None:
-    from interp.tasks.suite import TASK_FAMILIES, build_family_batch
     from interp.prompts import token_roles
+    from interp.tasks.suite import TASK_FAMILIES, build_family_batch
 
     st.header("Prompt view")
     spec = st.text_input("model", default_model, key="model_spec")

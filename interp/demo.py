@@ -76,12 +76,13 @@ def run_demo(
     n: int = 32,
     circuit: bool = True,
     circuit_prompts: int = 256,
+    ablation_prompts: int = 64,
     log=print,
 ) -> Path:
     """Evaluate, look inside one prompt and (with ``circuit``) run the ICL circuit."""
     torch.manual_seed(seed)
     params = {"n": n, "shots": list(SHOTS), "circuit": circuit,
-              "circuit_prompts": circuit_prompts}  # fmt: skip
+              "circuit_prompts": circuit_prompts, "ablation_prompts": ablation_prompts}  # fmt: skip
     with RunWriter(out, kind="demo", model=model, task="demo", seed=seed, command=sys.argv,
                    params=params) as run:  # fmt: skip
         log(f"loading {model} ...")
@@ -114,7 +115,8 @@ def run_demo(
             from circuits.icl_circuit import IclCircuit
 
             log(f"the ICL circuit on {task} ({circuit_prompts} prompts) ...")
-            analysis = IclCircuit(shots=4, prompts=circuit_prompts, seed=seed)
+            analysis = IclCircuit(shots=4, prompts=circuit_prompts, seed=seed,
+                                  ablation_prompts=min(ablation_prompts, circuit_prompts))
             found = analysis.run(m, task, log=log)
             for name, table in circuit_tables(found).items():
                 run.table(name, table)

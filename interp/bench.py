@@ -27,6 +27,9 @@ from interp.sweeps import head_sweep
 from interp.tasks.suite import build_pair_batches, default_family
 from interp.timing import interleaved
 
+BENCH_FAMILIES = ("nl_kind_natural", "sentiment_semantic")
+"""The model's own suite: short natural prompts on a real model, the organism's otherwise."""
+
 
 @torch.no_grad()
 def _nnsight_heads(nn, clean_z, tokens, rows, s_q, good, bad, chunk):
@@ -113,8 +116,7 @@ def bench_patching(model: str = "organism", repeats: int = 3, shots: int = 4, lo
 
 def _workload(tl, nn, name, n_pairs, per_position, shots, repeats, log) -> dict:
     cfg = tl.cfg
-    # the model's own suite: short natural prompts on a real model, the organism's otherwise
-    family = default_family(tl.tokenizer, "nl_kind_natural", "sentiment_semantic")
+    family = default_family(tl.tokenizer, *BENCH_FAMILIES)
     clean, corrupted = build_pair_batches(tl.prompt_builder(), family, n_pairs, shots, seed=1)
     n_pos = clean.tokens.shape[1]
     plan = head_sweep(cfg, range(n_pairs), n_pos=n_pos if per_position else None)

@@ -115,8 +115,12 @@ def run_demo(
             from circuits.icl_circuit import IclCircuit
 
             log(f"the ICL circuit on {task} ({circuit_prompts} prompts) ...")
-            analysis = IclCircuit(shots=4, prompts=circuit_prompts, seed=seed,
-                                  ablation_prompts=min(ablation_prompts, circuit_prompts))
+            analysis = IclCircuit(
+                shots=4,
+                prompts=circuit_prompts,
+                seed=seed,
+                ablation_prompts=min(ablation_prompts, circuit_prompts),
+            )
             found = analysis.run(m, task, log=log)
             for name, table in circuit_tables(found).items():
                 run.table(name, table)

@@ -238,6 +238,8 @@ class PromptBuilder:
         return self._label_cache[key]
 
     def build(self, template: Template, episodes: Sequence[Episode]) -> PromptBatch:
+        if not episodes:
+            raise IclscopeError("no episodes to build prompts from", fix="pass one or more")
         rendered = [_render(template, ep) for ep in episodes]
         all_ids, all_offsets = self._encode([text for text, _ in rendered])
         rows, annotations, answers, label_sets = [], [], [], []
@@ -268,6 +270,10 @@ class PromptBuilder:
             elif template.kind == "retrieval":
                 ann.gold_block = ep.meta.get("index", -1)
             qt = _spans_to_tokens(offs, spans["query"])
+            if not qt:
+                raise IclscopeError(
+                    f"the query is empty in prompt {text!r}", fix="give every episode a query"
+                )
             ann.x_q = (qt[0] + o, qt[-1] + 1 + o)
             ann.s_q = len(ids) - 1 + o
             annotations.append(ann)

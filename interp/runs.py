@@ -8,6 +8,13 @@ are read while they are being written (the app polls ``list_runs``, a notebook c
 mid-run) and a run can die at any instant (Ctrl-C, OOM, preemption). With atomic replacement a
 reader sees either the previous complete file or the new complete file, never a half-written one,
 so an unparsable file in a run directory means real damage rather than a race with the writer.
+
+A run's status says how it ended: ``running``, ``complete``, ``failed`` (an error),
+``interrupted`` (Ctrl-C or SIGTERM). A run killed outright (SIGKILL, OOM, power loss) cannot
+write anything, so the manifest also records the writing process (pid, host and start time):
+a ``running`` run whose process is gone from this host reads as ``stale``
+(:func:`run_status`). A write that fails (full disk, no permission) raises an
+:class:`~interp.errors.IclscopeError` naming the file; what was written before stays intact.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ import os
 import platform
 import re
 import secrets
+import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -35,7 +44,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import pyarrow as pa
 
-from interp.errors import IclscopeError
+from interp.errors import IclscopeError, Interrupted, write_error
 from interp.reports import markdown_to_html, render_report_html  # noqa: F401 (re-export)
 
 UTC = timezone.utc
@@ -44,6 +53,8 @@ _PACKAGES = ("torch", "transformers", "transformer_lens", "nnsight", "iclscope")
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _SAFE_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _FIX = "re-run the command that made it, or delete the directory"
+_ID_ATTEMPTS = 50
+"""Fresh suffixes tried when a generated run id is taken (runs started in the same second)."""
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -73,9 +84,70 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+@contextlib.contextmanager
+def _writing(path: Path):
+    """Turn a failed write of ``path`` into one message naming it (see errors.write_error)."""
+    try:
+        yield
+    except OSError as err:
+        raise write_error(path, err) from None
+
+
+def _save(path: Path, data: bytes) -> None:
+    with _writing(path):
+        atomic_write_bytes(path, data)
+
+
 def _write_json(path: Path, obj: Any) -> None:
     default = lambda o: o.item() if hasattr(o, "item") else str(o)  # numpy scalars
-    atomic_write_text(path, json.dumps(obj, indent=2, default=default) + "\n")
+    _save(path, (json.dumps(obj, indent=2, default=default) + "\n").encode("utf-8"))
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """State and start time (clock ticks since boot) of process ``pid`` from ``/proc`` (Linux),
+    or None where unknown. The start time tells a live writer from a new process that reuses
+    its number; state ``Z`` is a process that has ended but is not yet reaped."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[19])  # fields 3 and 22; the name before ")" may hold spaces
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _this_process() -> dict[str, Any]:
+    pid = os.getpid()
+    stat = _proc_stat(pid)
+    return {"pid": pid, "host": socket.gethostname(), "start": stat[1] if stat else None}
+
+
+def _process_gone(process: Any) -> bool:
+    """Whether the process that wrote a manifest has certainly ended: only decidable for a
+    process of this host."""
+    if not isinstance(process, dict) or process.get("host") != socket.gethostname():
+        return False
+    pid = process.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, owned by someone else
+        pass
+    stat = _proc_stat(pid)
+    if stat is None:
+        return False
+    state, start = stat
+    return state == "Z" or process.get("start") not in (None, start)
+
+
+def run_status(manifest: dict[str, Any]) -> str:
+    """The status a manifest records, except that a ``running`` run whose process has ended
+    without a word (SIGKILL, OOM) is ``stale``."""
+    status = str(manifest.get("status"))
+    if status == "running" and _process_gone(manifest.get("process")):
+        return "stale"
+    return status
 
 
 def _versions() -> dict[str, str | None]:
@@ -114,8 +186,8 @@ class RunWriter:
     ) -> None:
         self.root = Path(root)
         self.kind = _check_name(kind, "run kind")
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        self.run_id = run_id if run_id is not None else f"{kind}-{stamp}-{secrets.token_hex(2)}"
+        self._fixed_id = run_id is not None
+        self.run_id = run_id if run_id is not None else self._new_id()
         if not _SAFE_RUN_ID.fullmatch(self.run_id):
             raise IclscopeError(
                 f"run id {self.run_id!r} is not a safe directory name",
@@ -128,6 +200,7 @@ class RunWriter:
             "run_id": self.run_id,
             "kind": kind,
             "status": "running",
+            "process": _this_process(),
             "command": cmd if isinstance(cmd, str) else [str(a) for a in cmd],
             "model": model,
             "task": task,
@@ -141,18 +214,42 @@ class RunWriter:
         self._figures: dict[str, go.Figure] = {}
         self._t0 = 0.0
 
+    def _new_id(self) -> str:
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        return f"{self.kind}-{stamp}-{secrets.token_hex(2)}"
+
+    def _claim_directory(self) -> None:
+        """Create the run directory; a generated id that another run took in the same second
+        is drawn again, so runs started together into one folder all get their own."""
+        with _writing(self.root):
+            self.root.mkdir(parents=True, exist_ok=True)
+        for _ in range(_ID_ATTEMPTS):
+            try:
+                with _writing(self.path):
+                    self.path.mkdir()
+                return
+            except IclscopeError:
+                if not self.path.is_dir():
+                    raise
+                if self._fixed_id:
+                    raise IclscopeError(
+                        f"run directory {self.path} already exists",
+                        "choose another run_id, or delete the old run directory",
+                    ) from None
+            self.run_id = self.manifest["run_id"] = self._new_id()
+            self.path = self.root / self.run_id
+        raise IclscopeError(f"no free run id in {self.root} after {_ID_ATTEMPTS} tries",
+                            fix="pass another --out folder")  # fmt: skip
+
     def __enter__(self) -> RunWriter:
-        self.root.mkdir(parents=True, exist_ok=True)
-        try:
-            self.path.mkdir()
-        except FileExistsError:
-            raise IclscopeError(
-                f"run directory {self.path} already exists",
-                "choose another run_id, or delete the old run directory",
-            ) from None
+        self._claim_directory()
         self._t0 = time.monotonic()
         self.manifest["timings"]["started"] = datetime.now(UTC).isoformat()
-        _write_json(self.path / "manifest.json", self.manifest)
+        try:
+            _write_json(self.path / "manifest.json", self.manifest)
+        except BaseException:  # full disk, or a stop signal: leave no run without a manifest
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise
         return self
 
     def __exit__(
@@ -164,23 +261,34 @@ class RunWriter:
         timings = self.manifest["timings"]
         timings["finished"] = datetime.now(UTC).isoformat()
         timings["seconds"] = round(time.monotonic() - self._t0, 3)
-        self.manifest["status"] = "complete" if exc is None else "failed"
+        stopped = isinstance(exc, (Interrupted, KeyboardInterrupt))
+        status = "complete" if exc is None else "interrupted" if stopped else "failed"
+        self.manifest["status"] = status
         self.manifest["error"] = None if exc is None else f"{type(exc).__name__}: {exc}"
-        _write_json(self.path / "manifest.json", self.manifest)  # exception (if any) re-raises
+        if stopped and not str(exc):
+            self.manifest["error"] = "interrupted by SIGINT"  # a bare KeyboardInterrupt
+        try:
+            _write_json(self.path / "manifest.json", self.manifest)
+        except IclscopeError:
+            if exc is None:
+                raise
+            # the first error is the one to report (often the same full disk); the manifest
+            # still says running, and reads as stale once this process has ended
 
     def table(self, name: str, df: pd.DataFrame) -> Path:
         """Save ``df`` as ``<name>.parquet``."""
         out = self.path / f"{_check_name(name, 'table')}.parquet"
         buf = io.BytesIO()
         df.to_parquet(buf)
-        atomic_write_bytes(out, buf.getvalue())
+        _save(out, buf.getvalue())
         return out
 
     def figure(self, name: str, fig: go.Figure) -> Path:
         """Save a plotly figure as ``figures/<name>.json``."""
         out = self.path / "figures" / f"{_check_name(name, 'figure')}.json"
-        out.parent.mkdir(exist_ok=True)
-        atomic_write_text(out, fig.to_json())
+        with _writing(out.parent):
+            out.parent.mkdir(exist_ok=True)
+        _save(out, fig.to_json().encode("utf-8"))
         self._figures[name] = fig
         return out
 
@@ -188,7 +296,7 @@ class RunWriter:
         """Save another text file (e.g. ``plan.json``) in the run directory."""
         stem, dot, ext = filename.partition(".")
         out = self.path / f"{_check_name(stem, 'artifact')}{dot}{_check_name(ext, 'extension')}"
-        atomic_write_text(out, text)
+        _save(out, text.encode("utf-8"))
         return out
 
     def params(self, values: dict[str, Any]) -> None:
@@ -203,9 +311,9 @@ class RunWriter:
 
     def report(self, markdown: str) -> None:
         """Write report.md and report.html (with every figure written so far)."""
-        atomic_write_text(self.path / "report.md", markdown)
+        _save(self.path / "report.md", markdown.encode("utf-8"))
         page = render_report_html(self.run_id, markdown, self._figures)
-        atomic_write_text(self.path / "report.html", page)
+        _save(self.path / "report.html", page.encode("utf-8"))
 
 
 @dataclass
@@ -221,7 +329,8 @@ class Run:
 
     @property
     def status(self) -> str:
-        return str(self.manifest.get("status"))
+        """See :func:`run_status`: ``stale`` for a running run whose process is gone."""
+        return run_status(self.manifest)
 
 
 def _read_json(path: Path, required: bool) -> dict[str, Any]:
@@ -232,7 +341,9 @@ def _read_json(path: Path, required: bool) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise IclscopeError(f"{path} is unreadable or not valid JSON ({e})", _FIX) from None
+        empty = path.stat().st_size == 0 if path.is_file() else False
+        what = "is empty" if empty else f"is unreadable or not valid JSON ({e})"
+        raise IclscopeError(f"{path} {what}", _FIX) from None
     if not isinstance(data, dict):
         raise IclscopeError(f"{path} should hold a JSON object, not {type(data).__name__}", _FIX)
     return data
@@ -248,7 +359,18 @@ def _read_manifest(run_dir: Path) -> dict[str, Any]:
             f"{manifest.get('schema_version')!r}; this iclscope reads {SCHEMA_VERSION}",
             f"use the iclscope version that wrote it, or {_FIX}",
         )
+    for key, kind in _MANIFEST_FIELDS.items():
+        if manifest.get(key) is not None and not isinstance(manifest[key], kind):
+            raise IclscopeError(
+                f"{run_dir / 'manifest.json'} is corrupt: {key!r} is a "
+                f"{type(manifest[key]).__name__}, not a {kind.__name__}",
+                _FIX,
+            )
     return manifest
+
+
+_MANIFEST_FIELDS = {"status": str, "kind": str, "timings": dict, "params": dict}
+"""Manifest fields whose type a reader relies on."""
 
 
 def load_run(path: str | os.PathLike[str]) -> Run:
@@ -267,7 +389,10 @@ def load_run(path: str | os.PathLike[str]) -> Run:
         except (OSError, ValueError, TypeError, KeyError) as e:  # bad JSON or bad figure
             raise IclscopeError(f"{file} is not a readable plotly figure ({e})", _FIX) from None
     if (run_dir / "report.md").is_file():
-        run.report = (run_dir / "report.md").read_text(encoding="utf-8")
+        try:
+            run.report = (run_dir / "report.md").read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise IclscopeError(f"{run_dir / 'report.md'} is unreadable ({e})", _FIX) from None
     return run
 
 
@@ -287,7 +412,8 @@ def list_runs(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
         try:
             m = _read_manifest(d)
             entry["summary"] = _read_json(d / "summary.json", required=False)
-            entry |= {k: m.get(k) for k in ("kind", "model", "task", "command", "status")}
+            entry |= {k: m.get(k) for k in ("kind", "model", "task", "command")}
+            entry["status"] = run_status(m)
             entry["started"] = (m.get("timings") or {}).get("started")
         except IclscopeError as e:
             entry["status"], entry["reason"] = "broken", e.problem

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from interp.cli import main
+from interp.runs import RunWriter
 
 APP = str(Path(__file__).resolve().parent.parent / "app" / "explorer.py")
 
@@ -95,3 +99,30 @@ def test_compare_view(runs_root, monkeypatch):
     at.sidebar.radio(key="page").set_value("Compare").run()
     assert not at.exception
     assert len(at.selectbox) == 2
+
+
+def test_runs_that_did_not_complete_say_why(tmp_path, monkeypatch):
+    with pytest.raises(KeyboardInterrupt), RunWriter(tmp_path, kind="patch", run_id="stopped"):
+        raise KeyboardInterrupt
+    with RunWriter(tmp_path, kind="patch", run_id="killed") as run:
+        run.summary({"rows": 3})
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    manifest = json.loads((run.path / "manifest.json").read_text())
+    manifest["status"], manifest["process"]["pid"] = "running", gone.pid  # as SIGKILL leaves it
+    (run.path / "manifest.json").write_text(json.dumps(manifest))
+    at = app(tmp_path, monkeypatch)
+    table = at.table[0].value.reset_index()
+    assert dict(zip(table.run, table.status)) == {"stopped": "interrupted", "killed": "stale"}
+    for name, words in (("killed", "ended without finishing"), ("stopped", "was stopped")):
+        at.selectbox(key="run_pick").set_value(name).run()
+        assert not at.exception
+        assert any(words in w.value for w in at.warning), [w.value for w in at.warning]
+
+
+def test_prompt_view_refuses_a_model_typo_at_once(runs_root, monkeypatch):
+    at = app(runs_root, monkeypatch)
+    at.sidebar.radio(key="page").set_value("Prompt view").run()
+    at.text_input(key="model_spec").input("orgnism").run()
+    assert not at.exception
+    assert any("did you mean 'organism'" in e.value for e in at.error)

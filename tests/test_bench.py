@@ -49,4 +49,4 @@ def test_bench_kernels_refuses_a_missing_gpu_and_unknown_sizes(capsys):
         assert main(["bench", "kernels", "--device", "cuda"]) != 0
         assert "no CUDA GPU" in capsys.readouterr().err
     assert main(["bench", "kernels", "--device", "cpu", "--size", "huge"]) != 0
-    assert "unknown size" in capsys.readouterr().err
+    assert "'--size': Value error, 'huge' is not one of" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,17 @@ from interp.cli import main
 from interp.runs import load_run
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
+REPO_RUNS = Path(__file__).resolve().parent.parent / "runs"
+
+
+@pytest.fixture(autouse=True)
+def away_from_the_users_runs(tmp_path, monkeypatch):
+    """Every command here runs in a scratch folder, so a default ``--out runs`` lands there;
+    and the repository's own ``./runs`` must come out as it went in."""
+    before = sorted(REPO_RUNS.rglob("*")) if REPO_RUNS.exists() else []
+    monkeypatch.chdir(tmp_path)
+    yield
+    assert (sorted(REPO_RUNS.rglob("*")) if REPO_RUNS.exists() else []) == before
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -52,11 +64,12 @@ def test_tasks_json(capsys):
         ),
     ],
 )
-def test_user_errors_print_cleanly(args, message):
+def test_user_errors_print_cleanly(tmp_path, args, message):
     out = cli(*args)
     assert out.returncode == 2
     assert message in out.stderr and "fix:" in out.stderr
     assert "Traceback" not in out.stderr + out.stdout
+    assert not list(tmp_path.iterdir())  # refused before anything was written
 
 
 def test_corrupt_run_directory(tmp_path):

@@ -64,7 +64,7 @@ def test_heads_per_position(tiny_dirs, tmp_path, capsys):
 def test_run_patch_refuses_bad_input(tiny_dirs, tmp_path, capsys):
     base = ["run", "patch", "--model", tiny_dirs["llama"], "--out", str(tmp_path)]
     assert main(base + ["--component", "neurons"]) == 2
-    assert "unknown component" in capsys.readouterr().err
+    assert "'--component': Value error, 'neurons' is not one of" in capsys.readouterr().err
     assert main(base + ["--task", "ranking"]) == 2
     assert "classification" in capsys.readouterr().err
     assert main(base + ["--ablation", "noise"]) == 2

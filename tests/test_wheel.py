@@ -20,7 +20,8 @@ def test_wheel_contains_app_and_organism(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in (
         "app/explorer.py",
-        "interp/cli.py",
+        "interp/cli/__init__.py",
+        "interp/cli/__main__.py",
         "interp/organism/model/config.json",
         "interp/organism/model/model.safetensors",
         "interp/organism/model/tokenizer.json",

@@ -275,10 +275,13 @@ def resolve_spec(spec: str) -> tuple[str, bool]:
     first use; otherwise ``spec`` must be a local Hugging Face folder, or a hub name where the
     hub is reachable. Offline, anything else is refused at once with the nearest names.
     """
+    from interp.models.files import check_model_folder, repair_hint
     from interp.models.registry import MODELS, get_entry, suggest
 
     if spec in MODELS:
-        return str(get_entry(spec).materialize()), True
+        folder = get_entry(spec).materialize()
+        check_model_folder(folder, fix=repair_hint(spec, folder))  # damaged files, named
+        return str(folder), True
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "config.json").exists():
@@ -286,6 +289,7 @@ def resolve_spec(spec: str) -> tuple[str, bool]:
                 f"{spec} is a folder but not a Hugging Face model (no config.json)",
                 fix="point at the folder holding config.json, the weights and the tokenizer",
             )
+        check_model_folder(path, fix=repair_hint(spec, path))
         return str(path), True
     names = ", ".join(MODELS)
     looks_like_path = spec.startswith((".", "/", "~")) or os.sep in spec and spec.count("/") > 1

@@ -8,8 +8,6 @@ organism and the tiny random models stay for speed (tests, quick experiments).
 from __future__ import annotations
 
 import difflib
-import json
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -126,12 +124,11 @@ def get_entry(name: str) -> ModelEntry:
 
 def _param_count(folder: Path) -> int | None:
     """Parameters from the safetensors header alone (no weights are read)."""
+    from interp.models.files import safetensors_header
+
     total = 0
-    files = sorted(folder.glob("*.safetensors"))
-    for path in files:
-        with path.open("rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(n))
+    for path in sorted(folder.glob("*.safetensors")):
+        header = safetensors_header(path, fix="")  # checked whole by describe() already
         for key, meta in header.items():
             if key != "__metadata__":
                 count = 1
@@ -150,8 +147,10 @@ def describe(entry: ModelEntry) -> dict:
     if entry.ready():
         from transformers import AutoConfig
 
+        from interp.models.files import check_model_folder, repair_hint
         from interp.models.hooked import ModelConfig
 
+        check_model_folder(entry.folder(), fix=repair_hint(entry.name, entry.folder()))
         cfg = ModelConfig.from_hf(entry.name, AutoConfig.from_pretrained(entry.folder()))
         facts = {"parameters": _param_count(entry.folder()), "layers": cfg.n_layers,
                  "heads": cfg.n_heads, "kv_heads": cfg.n_kv_heads, "context": cfg.n_ctx,

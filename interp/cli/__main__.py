@@ -1,0 +1,7 @@
+"""``python -m interp.cli``: the same as the ``iclscope`` command."""
+
+import sys
+
+from interp.cli import main
+
+sys.exit(main())

@@ -1,0 +1,164 @@
+"""Commands that measure a model: ``eval``, and the ones that write a run directory,
+``demo``, ``run patch`` and ``run circuit``.
+
+Each checks all of its inputs (see :mod:`interp.cli.checks`) before it creates the run
+directory, so a mistake leaves the runs folder as it was.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from interp.cli import checks, options
+from interp.cli.app import app, console, report_path, run_app
+from interp.cli.options import Ablation, Component, Metric
+
+
+@app.command("eval")
+def eval_command(
+    model: str = options.model("smollm2"),
+    task: str = typer.Option(
+        "all", help="A family name, or 'all' (every family this model's tokenizer can build)."
+    ),
+    shots: str = typer.Option("0,1,2,4,8", help="Comma-separated shot counts."),
+    n: int = options.count(64, "Prompts per cell."),
+    seed: int = options.seed(10_007, "Seed of the evaluation prompts."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+):
+    """Score in-context learning per family and shot count, ranking P@1, and key-value
+    retrieval at 256-2048 tokens."""
+    shot_list = checks.int_list(shots, "--shots", minimum=0)
+    names = [checks.task(task).name] if task != "all" else None
+    folder = checks.model_folder(model)
+    from interp.tasks.run_eval import run_eval, runnable_families
+
+    if names is None:
+        from transformers import AutoTokenizer
+
+        names = runnable_families(AutoTokenizer.from_pretrained(folder))
+    checks.prompts(folder, model, names, shot_list)
+    result = run_eval(model, names, shot_list, n, seed, quiet=as_json)
+    if as_json:
+        print(json.dumps(result))
+        return
+    _print_eval(result, shot_list)
+
+
+def _print_eval(result: dict, shot_list: list[int]) -> None:
+    from interp.tasks.suite import TASK_FAMILIES
+
+    table = Table("family", "kind", *[f"{k}-shot" for k in shot_list])
+    for name, fam in result["families"].items():
+        if "shots" in fam:
+            table.add_row(name, fam["kind"], *[f"{v:.3f}" for v in fam["shots"].values()])
+    console.print(table)
+    for name, fam in result["families"].items():
+        if "p_at_1" in fam:
+            console.print(
+                f"{name}: precision@1 over {TASK_FAMILIES[name].default_k} documents "
+                f"{fam['p_at_1']:.3f}"
+            )
+        if "tokens" in fam:
+            cells = ", ".join(f"{t} tokens {a:.3f}" for t, a in fam["tokens"].items())
+            console.print(f"{name}: {cells}")
+
+
+@app.command()
+def demo(
+    out: Path = options.out_folder("Runs folder to write the run directory into."),
+    model: str = options.model("smollm2"),
+    seed: int = options.seed(),
+    n: int = options.count(32, "Held-out prompts per evaluation cell."),
+    pipeline: bool = typer.Option(True, help="Also run the ICL circuit."),
+    circuit_prompts: int = options.count(256, "Prompts for the circuit."),
+):
+    """The main job: evaluate a few task families by shots, look inside one prompt, then (with
+    --pipeline) run the ICL circuit; all of it in one run directory with a report."""
+    checks.output_folder(out)
+    checks.model_folder(model)
+    from interp.demo import run_demo
+
+    path = run_demo(
+        out,
+        model=model,
+        seed=seed,
+        n=n,
+        circuit=pipeline,
+        circuit_prompts=circuit_prompts,
+        log=console.print,
+    )
+    report_path(path)
+
+
+def _check_run(out: Path, model: str, task: str, shots: int) -> None:
+    """What every analysis run checks first: the output folder, the model, a classification
+    task its tokenizer can build, and prompts that fit its context."""
+    checks.output_folder(out)
+    family = checks.task(task, kind="classification")
+    folder = checks.model_folder(model)
+    checks.prompts(folder, model, [family.name], [shots])
+
+
+@run_app.command("patch")
+def run_patch_command(
+    model: str = options.model("organism"),
+    task: str = typer.Option("sentiment_semantic", help="A classification task family."),
+    component: Component = typer.Option("heads", help="What each plan row patches."),
+    metric: Metric = typer.Option("logit_diff", help="Read at the query's last token."),
+    ablation: Ablation | None = typer.Option(None, help="Ablate instead of patching."),
+    prompts: int = options.count(8, "Clean/corrupted prompt pairs."),
+    shots: int = options.shots(),
+    seed: int = options.seed(),
+    max_batch: int | None = options.count(None, "Rows per forward pass [fit a 1 GiB budget]."),
+    per_position: bool = typer.Option(False, help="Heads: patch each position separately."),
+    out: Path = options.out_folder(),
+):
+    """Patch or ablate every component in batched forward passes; write heatmaps, the top
+    components, the plan, summary.json and a report."""
+    _check_run(out, model, task, shots)
+    from interp.patch_run import run_patch
+
+    path = run_patch(
+        out,
+        model,
+        task,
+        component,
+        metric,
+        ablation,
+        prompts,
+        shots,
+        seed,
+        max_batch,
+        per_position,
+        log=console.print,
+    )
+    report_path(path)
+
+
+@run_app.command("circuit")
+def run_circuit_command(
+    model: str = options.model("organism"),
+    task: str = typer.Option("sentiment_arbitrary", help="A classification task family."),
+    shots: int = options.shots(),
+    prompts: int = options.count(512, "Prompts for the probes and the ablation table."),
+    seed: int = options.seed(),
+    out: Path = options.out_folder(),
+    ablation_prompts: int | None = options.count(
+        None,
+        "Run the ablation table on the first N prompts only [all]: it costs up to "
+        "32 forward passes per prompt.",
+    ),
+):
+    """The ICL inference circuit (Cho et al.): summarize, semantics merge, retrieve and copy,
+    and the attention-edge ablation table, written as a run directory."""
+    _check_run(out, model, task, shots)
+    from interp.circuit_run import run_circuit
+
+    path = run_circuit(
+        out, model, task, shots, prompts, seed, log=console.print, ablation_prompts=ablation_prompts
+    )
+    report_path(path)

@@ -1,0 +1,124 @@
+"""Commands that only look: ``models``, ``tasks``, ``inspect`` and ``show``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from interp.cli import checks, options
+from interp.cli.app import app, console
+from interp.cli.options import Backend
+
+
+@app.command()
+def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
+    """List the named models: real pretrained ones first, then the organism and tiny models."""
+    from interp.models.registry import MODELS, describe
+
+    rows = [describe(entry) for entry in MODELS.values()]
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    table = Table(
+        "name", "parameters", "layers", "heads", "kv", "context", "license", "source", "converted"
+    )
+    for r in rows:
+        params = f"{r['parameters'] / 1e6:.1f}M" if r["parameters"] else "?"
+        table.add_row(
+            r["name"],
+            params,
+            *(str(r[k] or "?") for k in ("layers", "heads", "kv_heads", "context")),
+            r["license"],
+            r["source"],
+            "yes" if r["converted"] else "no (converts on first use)",
+        )
+    console.print(table)
+
+
+@app.command()
+def tasks(
+    model: str | None = typer.Option(
+        None,
+        help="Also say which families this model's tokenizer can build, and why not the others.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+):
+    """List the task families; every --task option takes these names."""
+    from interp.tasks.suite import TASK_FAMILIES, family_support
+
+    tokenizer = None
+    if model is not None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(checks.model_folder(model))
+    rows = []
+    for f in TASK_FAMILIES.values():
+        row = {
+            "name": f.name,
+            "kind": f.kind,
+            "source": f.source,
+            "template": f.template.demo,
+            "labels": list(f.labels),
+            "description": f.description,
+        }
+        if tokenizer is not None:
+            reason = family_support(f, tokenizer)
+            row.update(buildable=reason is None, why_not=reason)
+        rows.append(row)
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    cols = ["name", "kind", "source", "template", "labels", "description"]
+    table = Table(*cols, *(["buildable"] if tokenizer is not None else []))
+    for r in rows:
+        labels = ", ".join(r["labels"][:6]) + (" ..." if len(r["labels"]) > 6 else "")
+        extra = [("yes" if r["buildable"] else f"no: {r['why_not']}")] if tokenizer else []
+        table.add_row(
+            r["name"],
+            r["kind"],
+            r["source"],
+            repr(r["template"]),
+            labels or "(open)",
+            r["description"],
+            *extra,
+        )
+    console.print(table)
+
+
+@app.command()
+def inspect(
+    model: str = options.model("organism"),
+    backend: Backend = typer.Option("transformer_lens", help="The hooked backend."),
+):
+    """Show a model's shape and its hook points."""
+    from interp.models import load_model
+
+    checks.model_folder(model)
+    m = load_model(model, backend=backend)
+    console.print(m.cfg)
+    names = m.hook_names()
+    console.print(f"{len(names)} hook points; layer 0:")
+    for n in names:
+        if n.startswith("blocks.0.") or not n.startswith("blocks."):
+            console.print(f"  {n}")
+
+
+@app.command()
+def show(run: Path = typer.Argument(..., help="A run directory.")):
+    """Print a run's status and headline numbers (a run whose process died reads as stale)."""
+    from interp.runs import load_run
+
+    loaded = load_run(run)
+    m = loaded.manifest
+    console.print(f"{run}: {m.get('kind')} on {m.get('model')}, status [bold]{loaded.status}[/]")
+    if loaded.status == "stale":
+        process = m.get("process") or {}
+        console.print(f"  its process ({process.get('pid')}) ended without finishing the run")
+    if m.get("error"):
+        console.print(f"error: {m['error']}")
+    for key, value in loaded.summary.items():
+        console.print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
+    console.print(f"  tables: {', '.join(loaded.tables)}; figures: {', '.join(loaded.figures)}")

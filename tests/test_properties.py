@@ -1,0 +1,268 @@
+"""Property-based tests: the plan type and the prompt builder, on inputs hypothesis draws.
+
+Valid inputs must round-trip (plans through ``to_json``/``from_json``) or build with
+consistent positions (prompts); invalid ones must raise :class:`IclscopeError` and nothing
+else, so that every mistake reaches the user as one clear message.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from interp.errors import IclscopeError
+from interp.organism import language as lang
+from interp.organism.language import Episode
+from interp.plan import TAIL_HOOKS, InterventionPlan, Knockout, Patch, PlanRow
+from interp.prompts import CIRCUIT_TEMPLATE, FUNCTION_TEMPLATE, PromptBuilder, Template
+
+FAST = settings(
+    max_examples=50, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+# -- the plan ---------------------------------------------------------------------------------
+index = st.integers(0, 64)
+indices = st.lists(index, max_size=4).map(tuple)
+hooks = st.builds(
+    lambda layer, site: f"blocks.{layer}.{site}",
+    st.integers(0, 7),
+    st.sampled_from([*TAIL_HOOKS, "hook_resid_pre", "attn.hook_q"]),
+)
+TENSORS = {"tv": torch.zeros(2, 3), "mean": torch.zeros(4)}
+
+
+@st.composite
+def patches(draw) -> Patch:
+    source = draw(st.sampled_from(["clean", "corrupted", "mean", "zero", "resample", "tensor"]))
+    return Patch(
+        draw(hooks),
+        source,
+        positions=draw(st.none() | indices),
+        heads=draw(st.none() | indices),
+        alpha=draw(st.floats(0.0, 1.0)),
+        source_prompt=draw(index if source == "resample" else st.none() | index),
+        tensor=draw(st.sampled_from(sorted(TENSORS))) if source == "tensor" else None,
+    )
+
+
+knockouts = st.builds(Knockout, st.integers(0, 7), indices, indices, st.none() | indices)
+label_values = st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+label_values |= st.floats(allow_nan=False)
+labels = st.dictionaries(st.text(max_size=6), label_values, max_size=3).map(
+    lambda d: tuple(d.items())
+)
+rows = st.builds(PlanRow, index, st.lists(patches() | knockouts, max_size=3).map(tuple), labels)
+plans = st.builds(
+    InterventionPlan,
+    st.lists(rows, max_size=5),
+    base=st.sampled_from(["clean", "corrupted"]),
+    tensors=st.sampled_from([{}, TENSORS]),
+    reference_prompts=st.none() | indices,
+)
+
+
+@FAST
+@given(plans)
+def test_plans_round_trip_through_json(plan):
+    text = plan.to_json()
+    again = InterventionPlan.from_json(text, tensors=plan.tensors)
+    assert again.rows == plan.rows
+    assert (again.base, again.reference_prompts) == (plan.base, plan.reference_prompts)
+    assert again.to_json() == text
+    assert hash(tuple(again.rows)) == hash(tuple(plan.rows))  # plain, hashable data
+
+
+not_an_index = st.integers(max_value=-1) | st.floats() | st.text(max_size=3) | st.just([1])
+BAD_FIELDS = {
+    Patch: {
+        "hook": st.just("") | st.integers(),
+        "source": st.text(max_size=8).filter(lambda s: s not in ("clean", "corrupted", "zero")),
+        "positions": st.lists(not_an_index, min_size=1).map(tuple) | st.just("abc") | index,
+        "heads": st.lists(st.integers(max_value=-1), min_size=1),
+        "alpha": st.floats().filter(lambda a: not 0 <= a <= 1) | st.just("0.5") | st.booleans(),
+        "source_prompt": st.integers(max_value=-1) | st.floats(),
+    },
+    Knockout: {
+        "layer": not_an_index,
+        "queries": st.none() | st.lists(not_an_index, min_size=1),
+        "keys": st.none() | st.just(3.5),
+        "heads": st.lists(st.integers(max_value=-1), min_size=1),
+    },
+    PlanRow: {
+        "prompt": not_an_index,
+        "edits": st.just(("not an edit",)) | st.just(5) | st.just((None,)),
+        "labels": st.just((("a", 1), ("a", 2)))
+        | st.just(("ab",))
+        | st.just(((1, 2),))
+        | st.just((("a", [1]),))
+        | st.just(5),
+    },
+}
+GOOD = {
+    Patch: {"hook": "blocks.0.attn.hook_z", "source": "zero"},
+    Knockout: {"layer": 0, "queries": (1,), "keys": (0,)},
+    PlanRow: {"prompt": 0},
+}
+bad_edits = st.sampled_from(list(BAD_FIELDS)).flatmap(
+    lambda cls: st.sampled_from(sorted(BAD_FIELDS[cls])).flatmap(
+        lambda name: BAD_FIELDS[cls][name].map(lambda value: (cls, name, value))
+    )
+)
+
+
+@FAST
+@given(bad_edits)
+def test_invalid_plan_parts_raise_iclscope_error_only(bad):
+    cls, name, value = bad
+    with pytest.raises(IclscopeError):
+        cls(**{**GOOD[cls], name: value})
+
+
+bad_plans = st.one_of(
+    st.tuples(st.sampled_from(["sideways", "", None, 3]), st.just([PlanRow(0)])),
+    st.tuples(st.just("clean"), st.sampled_from([["row"], [None], [PlanRow(0), 5]])),
+)
+
+
+@FAST
+@given(bad_plans, st.none() | st.just([-1]) | st.just("ab"))
+def test_invalid_plans_raise_iclscope_error_only(bad, reference_prompts):
+    base, plan_rows = bad
+    with pytest.raises(IclscopeError):
+        InterventionPlan(plan_rows, base=base, reference_prompts=reference_prompts)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=10,
+)
+
+
+@st.composite
+def damaged_plan_json(draw) -> str:
+    """Valid plan JSON with one field replaced, garbage JSON, or text that is not JSON."""
+    kind = draw(st.sampled_from(["field", "json", "text", "cut"]))
+    text = draw(plans).to_json()
+    if kind == "json":
+        return json.dumps(draw(json_values))
+    if kind == "text":
+        return draw(st.text(max_size=30))
+    if kind == "cut":
+        return text[: draw(st.integers(0, max(0, len(text) - 1)))]
+    data = json.loads(text)
+    data[draw(st.sampled_from(["base", "tensors", "rows", "reference_prompts"]))] = draw(
+        json_values.filter(lambda v: v is not None)
+    )
+    return json.dumps(data)
+
+
+@FAST
+@given(damaged_plan_json())
+def test_damaged_plan_json_raises_iclscope_error_only(text):
+    try:
+        InterventionPlan.from_json(text, tensors=TENSORS)
+    except IclscopeError:
+        return
+    # a damaged field can still be a valid plan (e.g. rows [] or another base): then it must
+    # survive another round trip
+    plan = InterventionPlan.from_json(text, tensors=TENSORS)
+    assert InterventionPlan.from_json(plan.to_json(), tensors=TENSORS).rows == plan.rows
+
+
+# -- the prompt builder -------------------------------------------------------------------------
+words = st.sampled_from(lang.CONTENT_WORDS)
+inputs = st.lists(words, min_size=1, max_size=4).map(" ".join)
+label_words = st.sampled_from(lang.ARBITRARY_LABELS + lang.CLASS_NAMES)
+prefix_words = st.sampled_from(["sentence", "Q", "query", "ID", "the", "very"])
+forerunners = st.sampled_from([" sentiment:", " :", "\nA:", " |", " sentiment ["])
+endings = st.sampled_from(["\n", "\n\n", " | ", " "])
+
+
+@st.composite
+def templates(draw) -> Template:
+    """Demonstration formats the organism tokenizer splits into whole words, with a label
+    prefix (the forerunner) between the input and the label."""
+    if draw(st.booleans()):
+        return draw(st.sampled_from([CIRCUIT_TEMPLATE, FUNCTION_TEMPLATE]))
+    demo = f"{draw(prefix_words)} {{x}}{draw(forerunners)} {{y}}{draw(endings)}"
+    return Template("random", demo, "classification")
+
+
+@st.composite
+def episodes(draw) -> Episode:
+    labels = tuple(draw(st.lists(label_words, min_size=2, max_size=4, unique=True)))
+    demos = draw(st.lists(st.tuples(inputs, st.sampled_from(labels)), max_size=5))
+    return Episode(demos, draw(inputs), draw(st.sampled_from(labels)), labels)
+
+
+@FAST
+@given(templates(), st.lists(episodes(), min_size=1, max_size=3),
+       st.sampled_from(["left", "right"]))  # fmt: skip
+def test_valid_episodes_build_with_consistent_positions(organism_tokenizer, template, eps, side):
+    tok = organism_tokenizer
+    batch = PromptBuilder(tok, padding_side=side).build(template, eps)
+    token = lambda i, p: tok.convert_ids_to_tokens(int(batch.tokens[i, p]))
+    for i, (ep, ann) in enumerate(zip(eps, batch.annotations)):
+        assert len(ann.x) == len(ann.s) == len(ann.y) == len(ep.demos)
+        edges = [p for (a, b), s, y in zip(ann.x, ann.s, ann.y) for p in (a, b, s, y)]
+        assert edges == sorted(edges)  # x_i, then its forerunner and label, then the next
+        for (x, y), (a, b), s, yp in zip(ep.demos, ann.x, ann.s, ann.y):
+            assert [token(i, p) for p in range(a, b)] == x.split()
+            assert yp == s + 1 and token(i, yp) == y
+        assert [token(i, p) for p in range(*ann.x_q)] == ep.query.split()
+        assert ann.x_q[0] > max(ann.y, default=-1) and ann.s_q >= ann.x_q[1]
+        forerunner = template.demo.split("{x}")[1].split("{y}")[0]
+        assert token(i, ann.s_q) == tok.tokenize(forerunner)[-1]
+        assert int(batch.attention_mask[i].nonzero().max()) == ann.s_q
+        assert tok.convert_ids_to_tokens(int(batch.answer_ids[i])) == ep.answer
+        assert tok.convert_ids_to_tokens(batch.label_ids[i]) == list(ep.labels)
+
+
+bad_demo_texts = st.text(max_size=20) | st.sampled_from(
+    ["{x} {y}", "{y} : {x}", "a {x} : {y} {y}", "{x}{y}", "sentence: {x}", "{x}  {y}\n"]
+)
+
+
+@FAST
+@given(bad_demo_texts, episodes())
+def test_any_template_builds_or_raises_iclscope_error(organism_tokenizer, demo, ep):
+    try:
+        template = Template("random", demo, "classification")
+        PromptBuilder(organism_tokenizer).build(template, [ep])
+    except IclscopeError:
+        pass
+
+
+EMPTY = st.sampled_from(["", " ", "  "])
+NOT_ONE_TOKEN = EMPTY | st.sampled_from(["two words", "alpha beta"])
+BAD_PARTS = {"demo label": NOT_ONE_TOKEN, "answer": NOT_ONE_TOKEN, "query": EMPTY,
+             "input": EMPTY}  # fmt: skip
+bad_parts = st.sampled_from(sorted(BAD_PARTS)).flatmap(
+    lambda where: BAD_PARTS[where].map(lambda bad: (where, bad))
+)
+
+
+@FAST
+@given(episodes(), bad_parts)
+def test_bad_labels_and_inputs_raise_iclscope_error_only(organism_tokenizer, ep, part):
+    where, bad = part
+    demos = list(ep.demos) or [("cat", ep.labels[0])]
+    if where == "demo label":
+        demos[0] = (demos[0][0], bad)
+    elif where == "input":
+        demos[0] = (bad, demos[0][1])
+    query = bad if where == "query" else ep.query
+    answer = bad if where == "answer" else ep.answer
+    broken = Episode(demos, query, answer, ep.labels)
+    with pytest.raises(IclscopeError):
+        PromptBuilder(organism_tokenizer).build(CIRCUIT_TEMPLATE, [broken])
+
+
+def test_no_episodes_raise_iclscope_error(organism_tokenizer):
+    with pytest.raises(IclscopeError):
+        PromptBuilder(organism_tokenizer).build(CIRCUIT_TEMPLATE, [])

@@ -8,15 +8,20 @@ written for the project (``data/``, see ``data/DATA_LICENSE.md``):
 * classification: sentiment (2 classes), topic (4) and kind of thing (3), each with natural
   label words (the class names) and with arbitrary per-prompt label words, so the class ->
   label mapping of the arbitrary variant exists only in the demonstrations;
-* function tasks (``Q: x`` / ``A: y``) such as country -> capital or verb -> past tense, scored
-  by the *first* token of `` answer``: distinct answers mostly start with distinct tokens, and
-  build them with ``PromptBuilder(labels="first")`` since some answers are several tokens;
+* function tasks (``Q: x`` / ``A: y``) such as country -> capital or verb -> past tense. An
+  answer is scored by the first token of `` answer``; every answer in the data is one SmolLM2
+  token, so that score is exact and ``PromptBuilder(labels="single")`` builds them;
 * ranking over ten one-sentence documents with one-digit IDs (single tokens after ``[``), the
   query being either the one document's key word (lexical) or a question it answers (semantic);
 * key-value retrieval over English words (``apple: river``), ``k`` being the number of pairs.
 
-Episodes have the same shape as the organism's (``meta`` included), so the organism's builders,
-patching pairs and metrics apply unchanged.
+On SmolLM2-135M-Instruct (64 prompts a cell) ten function families go from <= 0.03 at 0 shots
+to >= 0.66 at 8, arbitrary-label sentiment from 0.45 to 0.66, while ranking and key-value
+retrieval stay at chance: those two are for larger models, or for attention analyses that do
+not need a correct answer.
+
+Episodes have the same shape as the organism's (``meta`` included), so the suite's builders,
+patching pairs and metrics (``interp.tasks.suite``) apply unchanged.
 """
 
 from __future__ import annotations
@@ -28,9 +33,9 @@ from functools import partial
 from pathlib import Path
 
 from interp.errors import IclscopeError
-from interp.organism.data import TaskFamily
 from interp.organism.language import Episode
 from interp.prompts import FUNCTION_TEMPLATE, KV_TEMPLATE, RANKING_TEMPLATE, Template
+from interp.tasks.family import TaskFamily
 
 DATA_DIR = Path(__file__).parent / "data"
 DOC_IDS: tuple[str, ...] = tuple(str(i) for i in range(10))
@@ -49,6 +54,8 @@ KV_WORDS: tuple[str, ...] = tuple(_load("kv_words.json")["words"])
 by their first token, so a one-token value is scored exactly)."""
 
 ARBITRARY_LABELS: tuple[str, ...] = tuple(_CLASSIFICATION["arbitrary_labels"])
+"""Label words with no meaning for any family, one token each; a prompt draws its own, so no
+word is tied to a class across prompts (a fixed pair of words did worse on SmolLM2)."""
 CLASS_ITEMS: dict[str, dict[str, tuple[str, ...]]] = {
     name: {cls: tuple(items) for cls, items in fam["classes"].items()}
     for name, fam in _CLASSIFICATION["families"].items()

@@ -149,18 +149,31 @@ def cached_model(spec: str):
     return load_model(spec)
 
 
+@st.cache_data(show_spinner=False)
+def buildable_families(spec: str) -> list[str]:
+    """The families the model's tokenizer can build, checked once per model."""
+    from interp.tasks.run_eval import runnable_families
+
+    return runnable_families(cached_model(spec).tokenizer)
+
+
 def prompt_page(default_model: str = "organism") -> None:
     from interp.prompts import token_roles
     from interp.tasks.suite import TASK_FAMILIES, build_family_batch
 
     st.header("Prompt view")
     spec = st.text_input("model", default_model, key="model_spec")
-    family = st.selectbox("task", [n for n, f in TASK_FAMILIES.items() if f.kind != "retrieval"],
-                          key="task_pick")  # fmt: skip
+    try:
+        model = cached_model(spec)
+    except IclscopeError as err:
+        st.error(str(err))
+        return
+    # only the families this model's tokenizer can build: English ones for a real model
+    names = [n for n in buildable_families(spec) if TASK_FAMILIES[n].kind != "retrieval"]
+    family = st.selectbox("task", names, key="task_pick")
     shots = st.slider("shots", 0, 8, 4, key="shots")
     seed = st.number_input("prompt seed", 0, 10_000, 0, key="seed")
     try:
-        model = cached_model(spec)
         batch = build_family_batch(model.prompt_builder(), family, 1, shots, int(seed))
     except IclscopeError as err:
         st.error(str(err))

@@ -45,10 +45,7 @@ def run_circuit(
         circuit = IclCircuit(shots=shots, prompts=prompts, seed=seed,
                              ablation_prompts=ablation_prompts)  # fmt: skip
         result = circuit.run(m, task, log=log)
-        for name, table in circuit_tables(result).items():
-            run.table(name, table)
-        for name, fig in circuit_figures(result).items():
-            run.figure(name, fig)
+        write_circuit(run, result)
         summary = result.summary()
         run.summary(summary)
         run.report(circuit_report(result, summary, model, task, shots, prompts,
@@ -59,6 +56,14 @@ def run_circuit(
 
 CIRCUIT_TABLES = ("step1", "step2_layers", "step2_heads", "step2_labels", "step3_heads",
                   "step3_vanilla", "subspace", "ablation")  # fmt: skip
+
+
+def write_circuit(run: RunWriter, result: IclCircuitResult) -> None:
+    """The circuit's tables and figures into a run directory (its own, or the demo's)."""
+    for name, table in circuit_tables(result).items():
+        run.table(name, table)
+    for name, fig in circuit_figures(result).items():
+        run.figure(name, fig)
 
 
 def circuit_tables(result: IclCircuitResult) -> dict:

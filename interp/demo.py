@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.express as px
 import torch
 
-from interp.circuit_run import circuit_figures, circuit_report, circuit_tables
+from interp.circuit_run import circuit_report, write_circuit
 from interp.models import load_model
 from interp.prompts import token_roles
 from interp.runs import RunWriter
@@ -122,10 +122,7 @@ def run_demo(
                 ablation_prompts=min(ablation_prompts, circuit_prompts),
             )
             found = analysis.run(m, task, log=log)
-            for name, table in circuit_tables(found).items():
-                run.table(name, table)
-            for name, fig in circuit_figures(found).items():
-                run.figure(name, fig)
+            write_circuit(run, found)
             circuit_summary = found.summary()
             summary.update({f"circuit_{k}": v for k, v in circuit_summary.items()})
             report += "\n" + circuit_report(

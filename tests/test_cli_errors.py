@@ -28,8 +28,9 @@ def tree(path: Path) -> list[tuple[str, int]]:
     """Every file and folder under ``path`` with its size: what "unchanged" compares."""
     if not path.exists():
         return []
-    return sorted((str(p.relative_to(path)), p.stat().st_size if p.is_file() else -1)
-                  for p in path.rglob("*"))  # fmt: skip
+    return sorted(
+        (str(p.relative_to(path)), p.stat().st_size if p.is_file() else -1) for p in path.rglob("*")
+    )
 
 
 @pytest.fixture
@@ -47,10 +48,14 @@ def places(tmp_path, monkeypatch):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        values = {"file": str(tmp_path / "a-file.txt"), "dir": str(tmp_path / "empty-dir"),
-                  "new": str(tmp_path / "new-dir"), "model_dir": str(tmp_path / "has-model"),
-                  "bad_init": str(tmp_path / "bad-init"),
-                  "busy_port": str(busy.getsockname()[1])}  # fmt: skip
+        values = {
+            "file": str(tmp_path / "a-file.txt"),
+            "dir": str(tmp_path / "empty-dir"),
+            "new": str(tmp_path / "new-dir"),
+            "model_dir": str(tmp_path / "has-model"),
+            "bad_init": str(tmp_path / "bad-init"),
+            "busy_port": str(busy.getsockname()[1]),
+        }
         before, repo_runs = tree(tmp_path), tree(ROOT / "runs")
         yield values
         assert tree(tmp_path) == before, "a refused command changed the working folder"
@@ -189,8 +194,13 @@ USER_CASES = [
 @pytest.mark.parametrize("args, name", USER_CASES, ids=[" ".join(a) for a, _ in USER_CASES])
 def test_bad_input_in_a_fresh_process(places, args, name):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, "-m", "interp.cli", *args], capture_output=True,
-                         text=True, env=env, timeout=300)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "interp.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert out.returncode == 2, out.stderr
     assert name in out.stderr and "Traceback" not in out.stderr + out.stdout
     if name.startswith("--") or name == "pach":  # the usage hint, under the command's name
@@ -214,8 +224,9 @@ def test_closed_sets_match_the_library():
 
 def test_usage_errors_are_fast():
     """A usage error is answered before torch or a model is imported."""
-    code = "import sys; from interp.cli import main; main(['run', 'patch', '--shot', '4']); " \
-           "print('torch' in sys.modules)"  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120)  # fmt: skip
+    code = (
+        "import sys; from interp.cli import main; main(['run', 'patch', '--shot', '4']); "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr

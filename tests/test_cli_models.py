@@ -13,8 +13,16 @@ def test_models_json_lists_every_entry_with_its_facts(capsys):
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert list(rows) == list(MODELS)
     for row in rows.values():
-        assert {"parameters", "layers", "heads", "kv_heads", "context", "license", "source",
-                "converted"} <= set(row)  # fmt: skip
+        assert {
+            "parameters",
+            "layers",
+            "heads",
+            "kv_heads",
+            "context",
+            "license",
+            "source",
+            "converted",
+        } <= set(row)
     organism = rows["organism"]
     assert organism["converted"] and organism["layers"] == 4 and organism["kv_heads"] == 4
     assert organism["parameters"] == 852_864  # read from the safetensors header alone
@@ -42,8 +50,18 @@ def test_tasks_lists_the_natural_suite(capsys):
 
 
 def test_eval_json_has_the_documented_shape(capsys):
-    args = ["eval", "--model", "organism", "--task", "sentiment_arbitrary", "--shots", "0,8",
-            "--n", "16", "--json"]  # fmt: skip
+    args = [
+        "eval",
+        "--model",
+        "organism",
+        "--task",
+        "sentiment_arbitrary",
+        "--shots",
+        "0,8",
+        "--n",
+        "16",
+        "--json",
+    ]
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["model"] == "organism"

@@ -61,8 +61,13 @@ def model_copy(tmp_path) -> Path:
 
 
 # -- the model folder -------------------------------------------------------------------------
-MODEL_FILES = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-               "generation_config.json"]  # fmt: skip
+MODEL_FILES = [
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "generation_config.json",
+]
 OPTIONAL = {"tokenizer_config.json", "generation_config.json"}  # transformers does without them
 
 
@@ -94,11 +99,15 @@ def test_weights_with_trailing_bytes_are_corrupt(model_copy):
 
 @pytest.mark.parametrize(
     "args",
-    [["inspect", "--model", "{m}"], ["organism", "eval", "--model", "{m}", "--n", "2"],
-     ["tasks", "--model", "{m}"], ["eval", "--model", "{m}", "--task", "sentiment_semantic"],
-     ["run", "patch", "--model", "{m}", "--out", "{out}"]],
+    [
+        ["inspect", "--model", "{m}"],
+        ["organism", "eval", "--model", "{m}", "--n", "2"],
+        ["tasks", "--model", "{m}"],
+        ["eval", "--model", "{m}", "--task", "sentiment_semantic"],
+        ["run", "patch", "--model", "{m}", "--out", "{out}"],
+    ],
     ids=["inspect", "organism eval", "tasks", "eval", "run patch"],
-)  # fmt: skip
+)
 def test_every_command_names_the_damaged_weights(model_copy, tmp_path, capsys, args):
     _truncated(model_copy / "model.safetensors")
     out = tmp_path / "runs"
@@ -143,8 +152,12 @@ def test_damaged_gguf_file_is_named(tmp_path, monkeypatch, damage):
     (package / "__init__.py").write_text("")
     gguf = package / "model.gguf"
     gguf.write_bytes(b"GGUF" + bytes(range(256)) * 64)
-    source = GgufSource("fake_gguf_pkg", ("fake-gguf-pkg==1.0",), "model.gguf",
-                        hashlib.sha256(gguf.read_bytes()).hexdigest())  # fmt: skip
+    source = GgufSource(
+        "fake_gguf_pkg",
+        ("fake-gguf-pkg==1.0",),
+        "model.gguf",
+        hashlib.sha256(gguf.read_bytes()).hexdigest(),
+    )
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     DAMAGE[damage](gguf)
     target = tmp_path / "cache" / "fake"
@@ -164,8 +177,7 @@ def _write_run(root: Path) -> Path:
     return run.path
 
 
-RUN_FILES = ["manifest.json", "summary.json", "effects.parquet", "figures/curve.json",
-             "report.md"]  # fmt: skip
+RUN_FILES = ["manifest.json", "summary.json", "effects.parquet", "figures/curve.json", "report.md"]
 
 
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
@@ -186,8 +198,9 @@ def test_damaged_run_file_is_named(tmp_path, capsys, name, damage):
     err = capsys.readouterr().err
     assert Path(name).name in err and "Traceback" not in err
     (entry,) = list_runs(tmp_path)  # the list still shows the run (it reads these two)
-    assert entry["status"] == ("broken" if name in ("manifest.json", "summary.json") else
-                               "complete")  # fmt: skip
+    assert entry["status"] == (
+        "broken" if name in ("manifest.json", "summary.json") else "complete"
+    )
 
 
 @pytest.mark.parametrize("field, value", [("timings", "soon"), ("status", 3), ("params", [])])
@@ -218,11 +231,16 @@ def _fail_writes(monkeypatch, err: int, when=lambda path: True) -> list[Path]:
 
 @pytest.mark.parametrize(
     "err, words",
-    [(errno.ENOSPC, "no space left"), (errno.EACCES, "not writable"),
-     (errno.EROFS, "not writable"), (errno.EIO, "cannot write")],
-)  # fmt: skip
-def test_a_failed_write_names_the_file_and_keeps_what_was_written(tmp_path, monkeypatch, err,
-                                                                  words):  # fmt: skip
+    [
+        (errno.ENOSPC, "no space left"),
+        (errno.EACCES, "not writable"),
+        (errno.EROFS, "not writable"),
+        (errno.EIO, "cannot write"),
+    ],
+)
+def test_a_failed_write_names_the_file_and_keeps_what_was_written(
+    tmp_path, monkeypatch, err, words
+):
     _fail_writes(monkeypatch, err, when=lambda p: p.name == "summary.json")
     with pytest.raises(IclscopeError) as info, RunWriter(tmp_path, kind="demo") as run:
         run.table("effects", pd.DataFrame({"a": [1]}))
@@ -255,8 +273,7 @@ def test_a_disk_that_fills_mid_run_keeps_the_first_error(tmp_path, monkeypatch):
 def test_cli_full_disk_mid_run(tmp_path, monkeypatch, capsys):
     """`run patch` on a full disk: one message naming the file, the run marked failed."""
     _fail_writes(monkeypatch, errno.ENOSPC, when=lambda p: p.name == "plan.json")
-    code = main(["run", "patch", "--model", "organism", "--prompts", "1", "--out",
-                 str(tmp_path)])  # fmt: skip
+    code = main(["run", "patch", "--model", "organism", "--prompts", "1", "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and "no space left to write" in err and "plan.json" in err
     assert "Traceback" not in err
@@ -264,8 +281,9 @@ def test_cli_full_disk_mid_run(tmp_path, monkeypatch, capsys):
     assert load_run(run_dir).status == "failed"
 
 
-@pytest.mark.parametrize("err, words", [(errno.ENOSPC, "no space left"),
-                                        (errno.EACCES, "not writable")])  # fmt: skip
+@pytest.mark.parametrize(
+    "err, words", [(errno.ENOSPC, "no space left"), (errno.EACCES, "not writable")]
+)
 def test_organism_train_write_errors_name_the_path(tmp_path, monkeypatch, capsys, err, words):
     import interp.organism.train as train_module
 

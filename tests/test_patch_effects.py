@@ -58,10 +58,14 @@ def test_normalized_effect_is_nan_not_inf_when_baselines_coincide():
 def hand_made(metrics: dict[tuple[int, int], float], clean, corrupted, base="corrupted"):
     """A two-prompt head plan with baselines, and the engine table it would produce."""
     rows = [
-        PlanRow(p, (Patch(f"blocks.{layer}.attn.hook_z", "clean", heads=(0,)),),
-                (("layer", layer), ("head", 0)))
-        for p in range(2) for layer in range(len(metrics) // 2)
-    ]  # fmt: skip
+        PlanRow(
+            p,
+            (Patch(f"blocks.{layer}.attn.hook_z", "clean", heads=(0,)),),
+            (("layer", layer), ("head", 0)),
+        )
+        for p in range(2)
+        for layer in range(len(metrics) // 2)
+    ]
     plan = with_baselines(InterventionPlan(rows, base=base), range(2))
     values = [metrics[r.prompt, dict(r.labels)["layer"]] for r in rows]
     for p in range(2):
@@ -91,11 +95,16 @@ def test_effects_read_each_prompt_against_its_own_baselines():
 
 @pytest.mark.parametrize(
     "metric, clean, corrupted, noising, order",
-    [("logit_diff", 4.0, -2.0, False, [2, 0, 1]), ("logit_diff", 4.0, -2.0, True, [1, 0, 2]),
-     ("kl", 0.0, 2.0, False, [1, 0, 2]), ("kl", 0.0, 2.0, True, [2, 0, 1]),
-     ("logit_diff", -3.0, 1.0, False, [1, 0, 2]),  # a model that gets the clean prompts wrong
-     ("logit_diff", 1.0, 1.0, False, [2, 0, 1]), ("kl", 0.0, 0.0, True, [2, 0, 1])],
-)  # fmt: skip
+    [
+        ("logit_diff", 4.0, -2.0, False, [2, 0, 1]),
+        ("logit_diff", 4.0, -2.0, True, [1, 0, 2]),
+        ("kl", 0.0, 2.0, False, [1, 0, 2]),
+        ("kl", 0.0, 2.0, True, [2, 0, 1]),
+        ("logit_diff", -3.0, 1.0, False, [1, 0, 2]),  # a model that gets the clean prompts wrong
+        ("logit_diff", 1.0, 1.0, False, [2, 0, 1]),
+        ("kl", 0.0, 0.0, True, [2, 0, 1]),
+    ],
+)
 def test_ranking_puts_what_matters_first(metric, clean, corrupted, noising, order):
     """Effects +1, -3, +5. Denoising ranks the largest move towards clean first, noising the
     largest move away from it; which way is clean comes from the baselines (KL: 0 is clean),
@@ -154,8 +163,19 @@ def planted(request, tiny_dirs, tmp_path_factory) -> str:
 
 
 def run_patch_cli(model: str, out: Path, capsys, *extra: str):
-    args = ["run", "patch", "--model", model, "--prompts", str(PROMPTS), "--shots", str(SHOTS),
-            "--out", str(out), *extra]  # fmt: skip
+    args = [
+        "run",
+        "patch",
+        "--model",
+        model,
+        "--prompts",
+        str(PROMPTS),
+        "--shots",
+        str(SHOTS),
+        "--out",
+        str(out),
+        *extra,
+    ]
     assert main(args) == 0
     return load_run(capsys.readouterr().out.strip().splitlines()[-1])
 

@@ -201,8 +201,9 @@ def episodes(draw) -> Episode:
 
 
 @FAST
-@given(templates(), st.lists(episodes(), min_size=1, max_size=3),
-       st.sampled_from(["left", "right"]))  # fmt: skip
+@given(
+    templates(), st.lists(episodes(), min_size=1, max_size=3), st.sampled_from(["left", "right"])
+)
 def test_valid_episodes_build_with_consistent_positions(organism_tokenizer, template, eps, side):
     tok = organism_tokenizer
     batch = PromptBuilder(tok, padding_side=side).build(template, eps)
@@ -240,8 +241,7 @@ def test_any_template_builds_or_raises_iclscope_error(organism_tokenizer, demo, 
 
 EMPTY = st.sampled_from(["", " ", "  "])
 NOT_ONE_TOKEN = EMPTY | st.sampled_from(["two words", "alpha beta"])
-BAD_PARTS = {"demo label": NOT_ONE_TOKEN, "answer": NOT_ONE_TOKEN, "query": EMPTY,
-             "input": EMPTY}  # fmt: skip
+BAD_PARTS = {"demo label": NOT_ONE_TOKEN, "answer": NOT_ONE_TOKEN, "query": EMPTY, "input": EMPTY}
 bad_parts = st.sampled_from(sorted(BAD_PARTS)).flatmap(
     lambda where: BAD_PARTS[where].map(lambda bad: (where, bad))
 )

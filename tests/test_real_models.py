@@ -108,8 +108,12 @@ def _mixed_plan(cfg, n_pos: int) -> InterventionPlan:
         layer = pick(cfg.n_layers)
         kind = ["attn.hook_z", "hook_resid_pre", "hook_mlp_out"][i % 3]
         heads = (pick(cfg.n_heads),) if kind == "attn.hook_z" else None
-        edit = Patch(f"blocks.{layer}.{kind}", ["clean", "mean", "zero"][pick(3)],
-                     positions=(pick(n_pos),), heads=heads)  # fmt: skip
+        edit = Patch(
+            f"blocks.{layer}.{kind}",
+            ["clean", "mean", "zero"][pick(3)],
+            positions=(pick(n_pos),),
+            heads=heads,
+        )
         rows.append(PlanRow(i % 2, (edit,), (("row", i),)))
     return InterventionPlan(rows)
 

@@ -27,8 +27,18 @@ from interp.cli import main
 from interp.runs import list_runs, load_run
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
-RUN = [sys.executable, "-m", "interp.cli", "run", "patch", "--model", "organism", "--prompts",
-       "2", "--out"]  # fmt: skip
+RUN = [
+    sys.executable,
+    "-m",
+    "interp.cli",
+    "run",
+    "patch",
+    "--model",
+    "organism",
+    "--prompts",
+    "2",
+    "--out",
+]
 # (signal, when): "early" is a random instant after the command started (during its imports
 # and checks, or its model load); "running" a random instant after the run directory appeared
 TRIALS = [
@@ -60,8 +70,9 @@ def _catches_sigterm(pid: int) -> bool:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return False
-    mask = next(int(line.split()[1], 16) for line in status.splitlines()
-                if line.startswith("SigCgt:"))  # fmt: skip
+    mask = next(
+        int(line.split()[1], 16) for line in status.splitlines() if line.startswith("SigCgt:")
+    )
     return bool(mask & (1 << (signal.SIGTERM - 1)))
 
 
@@ -71,11 +82,19 @@ def _manifest(out: Path) -> Path | None:
 
 
 def _trial(out: Path, signum: int, when: str, delay: float) -> Outcome:
-    proc = subprocess.Popen([*RUN, str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=ENV, start_new_session=True)  # fmt: skip
-    ready = (lambda: _manifest(out) is not None) if when == "running" else (
-        lambda: _catches_sigterm(proc.pid)
-    )  # fmt: skip
+    proc = subprocess.Popen(
+        [*RUN, str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+        start_new_session=True,
+    )
+    ready = (
+        (lambda: _manifest(out) is not None)
+        if when == "running"
+        else (lambda: _catches_sigterm(proc.pid))
+    )
     try:
         deadline = time.monotonic() + 240
         while not ready() and proc.poll() is None:
@@ -95,16 +114,24 @@ def _trial(out: Path, signum: int, when: str, delay: float) -> Outcome:
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory) -> list[Outcome]:
     rng = random.Random(SEED)
-    plans = [(tmp_path_factory.mktemp(f"sig{i}"), s, w,
-              rng.uniform(0.0, 3.0) if w == "early" else rng.uniform(0.0, 1.5))
-             for i, (s, w) in enumerate(TRIALS)]  # fmt: skip
+    plans = [
+        (
+            tmp_path_factory.mktemp(f"sig{i}"),
+            s,
+            w,
+            rng.uniform(0.0, 3.0) if w == "early" else rng.uniform(0.0, 1.5),
+        )
+        for i, (s, w) in enumerate(TRIALS)
+    ]
     with ThreadPoolExecutor(len(plans)) as pool:
         return list(pool.map(lambda p: _trial(*p), plans))
 
 
 def _describe(o: Outcome) -> str:
-    return (f"seed {SEED}: {signal.Signals(o.signum).name} {o.when} +{o.delay:.2f}s -> exit "
-            f"{o.code}\n{o.stderr[-2000:]}")  # fmt: skip
+    return (
+        f"seed {SEED}: {signal.Signals(o.signum).name} {o.when} +{o.delay:.2f}s -> exit "
+        f"{o.code}\n{o.stderr[-2000:]}"
+    )
 
 
 def test_ctrl_c_and_sigterm_exit_128_plus_signal_and_mark_the_run(outcomes):
@@ -181,10 +208,23 @@ def test_the_explorer_stops_with_sigterm(tmp_path):
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "interp.cli", "app", "--runs", str(tmp_path), "--port", str(port),
-         "--address", "127.0.0.1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "interp.cli",
+            "app",
+            "--runs",
+            str(tmp_path),
+            "--port",
+            str(port),
+            "--address",
+            "127.0.0.1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=ENV,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not _healthy(url):

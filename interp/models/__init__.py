@@ -23,7 +23,19 @@ from interp.models.hooked import (
 from interp.models.registry import MODELS, ORGANISM_DIR, REAL_MODELS, ModelEntry, get_entry
 
 __all__ = [
-    "Backend", "Cache", "FwdHooks", "HookFn", "HookRef", "HookedModel", "MODELS", "ModelConfig",
-    "ModelEntry", "ORGANISM_DIR", "REAL_MODELS", "TransformerLensModel", "get_entry",
-    "load_model", "resolve_spec",
-]  # fmt: skip
+    "Backend",
+    "Cache",
+    "FwdHooks",
+    "HookFn",
+    "HookRef",
+    "HookedModel",
+    "MODELS",
+    "ModelConfig",
+    "ModelEntry",
+    "ORGANISM_DIR",
+    "REAL_MODELS",
+    "TransformerLensModel",
+    "get_entry",
+    "load_model",
+    "resolve_spec",
+]

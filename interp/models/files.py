@@ -18,8 +18,14 @@ from typing import Any
 
 from interp.errors import IclscopeError, read_error
 
-JSON_FILES = ("generation_config.json", "tokenizer_config.json", "special_tokens_map.json",
-              "added_tokens.json", "vocab.json", "iclscope_source.json")  # fmt: skip
+JSON_FILES = (
+    "generation_config.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "iclscope_source.json",
+)
 """JSON files a model folder may hold; each is checked when present."""
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
 """A folder needs one of these for its tokenizer."""
@@ -37,8 +43,9 @@ def read_json(path: Path, fix: str) -> Any:
     try:
         return json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise IclscopeError(f"{path} is truncated or corrupt: not valid JSON ({err})",
-                            fix=fix) from None  # fmt: skip
+        raise IclscopeError(
+            f"{path} is truncated or corrupt: not valid JSON ({err})", fix=fix
+        ) from None
 
 
 def safetensors_header(path: Path, fix: str) -> dict[str, Any]:
@@ -58,15 +65,18 @@ def safetensors_header(path: Path, fix: str) -> dict[str, Any]:
         raise IclscopeError(f"{path} is truncated or corrupt: its header is cut short", fix=fix)
     try:
         header = json.loads(raw)
-        end = max((int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"),
-                  default=0)  # fmt: skip
+        end = max(
+            (int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"), default=0
+        )
     except (UnicodeDecodeError, ValueError, TypeError, KeyError, IndexError, AttributeError):
-        raise IclscopeError(f"{path} is corrupt: its header is not a safetensors header",
-                            fix=fix) from None  # fmt: skip
+        raise IclscopeError(
+            f"{path} is corrupt: its header is not a safetensors header", fix=fix
+        ) from None
     if 8 + n + end != size:
         state = "truncated" if size < 8 + n + end else "corrupt"
-        raise IclscopeError(f"{path} is {state}: {size} bytes where its header describes "
-                            f"{8 + n + end}", fix=fix)  # fmt: skip
+        raise IclscopeError(
+            f"{path} is {state}: {size} bytes where its header describes {8 + n + end}", fix=fix
+        )
     return header
 
 
@@ -112,8 +122,9 @@ def _check_weights(folder: Path, fix: str) -> None:
         if legacy.stat().st_size == 0:
             raise IclscopeError(f"{legacy} is empty", fix=fix)
         return
-    raise IclscopeError(f"{folder / 'model.safetensors'} is missing: the folder has no weights",
-                        fix=fix)  # fmt: skip
+    raise IclscopeError(
+        f"{folder / 'model.safetensors'} is missing: the folder has no weights", fix=fix
+    )
 
 
 def repair_hint(spec: str, folder: Path) -> str:

@@ -143,9 +143,14 @@ def convert(name: str, source: GgufSource, folder: Path) -> Path:
             out = tmp / "model"
             plain.save_pretrained(str(out))
             tokenizer.save_pretrained(str(out))
-            record = {"name": name, "package": source.pip[0], "gguf_file": source.filename,
-                      "sha256": digest, "dtype": "float32",
-                      "prepend_bos": source.prepend_bos}  # fmt: skip
+            record = {
+                "name": name,
+                "package": source.pip[0],
+                "gguf_file": source.filename,
+                "sha256": digest,
+                "dtype": "float32",
+                "prepend_bos": source.prepend_bos,
+            }
             (out / CONVERTED_MARKER).write_text(json.dumps(record, indent=1))
             bar.update()
         if gguf.parent == tmp:  # an assembled copy: not part of the model folder

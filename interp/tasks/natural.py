@@ -100,9 +100,12 @@ def sample_classification(
     query = drawn[q_cls].pop()
     demos = [(drawn[c].pop(), names[c]) for c in demo_classes]
     return Episode(
-        demos, query, names[q_cls], tuple(names[c] for c in classes),
+        demos,
+        query,
+        names[q_cls],
+        tuple(names[c] for c in classes),
         meta={"class": q_cls, "label_map": names},
-    )  # fmt: skip
+    )
 
 
 def sample_function(rng: random.Random, k: int, task: str) -> Episode:
@@ -154,13 +157,22 @@ def _classification_families() -> list[TaskFamily]:
         for arbitrary in (False, True):
             variant = "arbitrary" if arbitrary else "natural"
             labels = ARBITRARY_LABELS if arbitrary else tuple(spec["classes"])
-            how = ("label words drawn per prompt from a pool unrelated to the task"
-                   if arbitrary else "the class names as label words")  # fmt: skip
-            fams.append(TaskFamily(
-                f"nl_{name}_{variant}", "classification", template, labels,
-                partial(sample_classification, family=name, arbitrary=arbitrary),
-                f"{spec['description']}; {how}", default_k=8,
-            ))  # fmt: skip
+            how = (
+                "label words drawn per prompt from a pool unrelated to the task"
+                if arbitrary
+                else "the class names as label words"
+            )
+            fams.append(
+                TaskFamily(
+                    f"nl_{name}_{variant}",
+                    "classification",
+                    template,
+                    labels,
+                    partial(sample_classification, family=name, arbitrary=arbitrary),
+                    f"{spec['description']}; {how}",
+                    default_k=8,
+                )
+            )
     return fams
 
 
@@ -175,7 +187,7 @@ def _function_families() -> list[TaskFamily]:
             f"{spec['description']} (scored by the first token of ' answer'; build with "
             "labels='first')",
             default_k=8,
-        )  # fmt: skip
+        )
         for name, spec in _FUNCTIONS.items()
     ]
 
@@ -184,16 +196,29 @@ def _families() -> dict[str, TaskFamily]:
     fams = [*_classification_families(), *_function_families()]
     for semantic in (False, True):
         what = "a question only it answers" if semantic else "a key word found only in it"
-        fams.append(TaskFamily(
-            f"nl_ranking_{'semantic' if semantic else 'lexical'}", "ranking", RANKING_TEMPLATE,
-            DOC_IDS, partial(sample_ranking, semantic=semantic),
-            f"name the ID of the one document of ten matching the query, {what}", default_k=10,
-        ))  # fmt: skip
-    fams.append(TaskFamily(
-        "nl_kv_words", "retrieval", KV_TEMPLATE, (), sample_kv,
-        "recall the word value of a word key from 'key: value' lines; k pairs (55 make ~256 "
-        "SmolLM2 tokens, see KV_PAIRS_FOR_TOKENS)", default_k=KV_PAIRS_FOR_TOKENS[256],
-    ))  # fmt: skip
+        fams.append(
+            TaskFamily(
+                f"nl_ranking_{'semantic' if semantic else 'lexical'}",
+                "ranking",
+                RANKING_TEMPLATE,
+                DOC_IDS,
+                partial(sample_ranking, semantic=semantic),
+                f"name the ID of the one document of ten matching the query, {what}",
+                default_k=10,
+            )
+        )
+    fams.append(
+        TaskFamily(
+            "nl_kv_words",
+            "retrieval",
+            KV_TEMPLATE,
+            (),
+            sample_kv,
+            "recall the word value of a word key from 'key: value' lines; k pairs (55 make ~256 "
+            "SmolLM2 tokens, see KV_PAIRS_FOR_TOKENS)",
+            default_k=KV_PAIRS_FOR_TOKENS[256],
+        )
+    )
     return {f.name: f for f in fams}
 
 

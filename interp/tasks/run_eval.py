@@ -10,13 +10,21 @@ from interp.tasks.suite import TASK_FAMILIES, family_support
 
 def runnable_families(tokenizer, source: str | None = None) -> list[str]:
     """Families this tokenizer can build (natural ones first), optionally of one source."""
-    return [name for name, fam in TASK_FAMILIES.items()
-            if (source is None or fam.source == source)
-            and family_support(fam, tokenizer) is None]  # fmt: skip
+    return [
+        name
+        for name, fam in TASK_FAMILIES.items()
+        if (source is None or fam.source == source) and family_support(fam, tokenizer) is None
+    ]
 
 
-def run_eval(model: str, families: Sequence[str] | None, shots: Sequence[int], n: int,
-             seed: int, quiet: bool = False) -> dict:  # fmt: skip
+def run_eval(
+    model: str,
+    families: Sequence[str] | None,
+    shots: Sequence[int],
+    n: int,
+    seed: int,
+    quiet: bool = False,
+) -> dict:
     """Score ``families`` (``None``: every family the tokenizer builds) with a progress bar."""
     import torch
     from tqdm.auto import tqdm
@@ -29,14 +37,26 @@ def run_eval(model: str, families: Sequence[str] | None, shots: Sequence[int], n
     tokenizer = AutoTokenizer.from_pretrained(folder)
     hf = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     names = list(families) if families is not None else runnable_families(tokenizer)
-    steps = sum(len(shots) if TASK_FAMILIES[f].kind in ("classification", "function") else
-                (4 if TASK_FAMILIES[f].kind == "retrieval" else 1) for f in names)  # fmt: skip
+    steps = sum(
+        len(shots)
+        if TASK_FAMILIES[f].kind in ("classification", "function")
+        else (4 if TASK_FAMILIES[f].kind == "retrieval" else 1)
+        for f in names
+    )
     with tqdm(total=steps, desc=f"eval {model}", disable=quiet, unit="cell") as bar:
 
         def advance(what: str) -> None:
             bar.set_postfix_str(what)
             bar.update()
 
-        result = evaluate_model(hf, tokenizer, names, shots, n, seed=seed,
-                                prepend_bos=prepend_bos(folder), progress=advance)  # fmt: skip
+        result = evaluate_model(
+            hf,
+            tokenizer,
+            names,
+            shots,
+            n,
+            seed=seed,
+            prepend_bos=prepend_bos(folder),
+            progress=advance,
+        )
     return {"model": model, **result}

@@ -29,9 +29,11 @@ FUNCTION_FAMILIES = [n for n, f in TASK_FAMILIES.items() if f.kind == "function"
 
 def families(source: str | None = None, kind: str | None = None) -> list[TaskFamily]:
     """Families of one source (``natural`` / ``organism``) and kind, in suite order."""
-    return [f for f in TASK_FAMILIES.values()
-            if (source is None or f.source == source)
-            and (kind is None or f.kind == kind)]  # fmt: skip
+    return [
+        f
+        for f in TASK_FAMILIES.values()
+        if (source is None or f.source == source) and (kind is None or f.kind == kind)
+    ]
 
 
 def get_family(name: str) -> TaskFamily:
@@ -88,8 +90,9 @@ def default_family(tokenizer, natural: str, organism: str) -> str:
 def _corrupt_organism(ep: lang.Episode, rng: random.Random) -> lang.Episode:
     """Organism: the same demonstrations with a query from another class, word count kept."""
     cls = rng.choice([c for c in ep.meta["label_map"] if c != ep.meta["class"]])
-    words = [rng.choice(lang.CLASS_WORDS[cls]) if w in lang.WORD_CLASS else w
-             for w in ep.query.split()]  # fmt: skip
+    words = [
+        rng.choice(lang.CLASS_WORDS[cls]) if w in lang.WORD_CLASS else w for w in ep.query.split()
+    ]
     return _with_query(ep, " ".join(words), cls)
 
 
@@ -144,8 +147,11 @@ def build_pair_batches(
             fix=f"use one of: {names}",
         )
     rng = random.Random(f"pairs:{family}:{k}:{seed}")
-    corrupt = (_corrupt_organism if fam.source == "organism"
-               else lambda ep, r: _corrupt_natural(ep, r, family, builder.tokenizer))  # fmt: skip
+    corrupt = (
+        _corrupt_organism
+        if fam.source == "organism"
+        else lambda ep, r: _corrupt_natural(ep, r, family, builder.tokenizer)
+    )
     # all clean episodes first, then their corruptions: the draw order of earlier releases
     drawn = [fam.sample(rng, k) for _ in range(n)]
     clean, corrupted = [], []

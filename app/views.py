@@ -2,7 +2,7 @@
 
 Kept apart from ``explorer.py`` so that tests can drive one page at a time with
 ``streamlit.testing.v1.AppTest`` and so that every page reads run directories only through
-:mod:`interp.runs` (which refuses paths outside the runs root).
+:mod:`interp.runs.store` (which refuses paths outside the runs root).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import transformers  # noqa: E402
 from transformer_lens.model_bridge import TransformerBridge  # noqa: E402, F401
 
 from interp.errors import IclscopeError
-from interp.runs import Run, list_runs, load_run, resolve_run
+from interp.runs.store import Run, list_runs, load_run, resolve_run
 
 _LOADED = (transformers.AutoConfig, transformers.AutoTokenizer, transformers.AutoModelForCausalLM)
 
@@ -32,7 +32,7 @@ STATUS_NOTES = {
     "stale": "this run's process ended without finishing it (killed, or out of memory); what "
     "it wrote before is shown",
 }
-"""What the run page says above a run that did not complete (see interp.runs.run_status)."""
+"""What the run page says above a run that did not complete (see interp.runs.store.run_status)."""
 STEP_FIGURES = {
     "Step 1: summarize": ("step1", "accuracy_by_layer"),
     "Step 2: semantics merge": ("step2", "forerunner"),

@@ -19,7 +19,7 @@ ICLSCOPE_TEST_DEVICE=cuda TRITON_INTERPRET=0 python3 -m pytest -q -p no:cachepro
 
 echo "== patch bandwidth vs a device-to-device copy, and hook cost (GPT-2-small size, batch 256)"
 for dtype in float32 bfloat16; do
-    python3 -c "import json; from interp.bench_kernels import bench_kernels
+    python3 -c "import json; from interp.bench.kernels import bench_kernels
 print(json.dumps(bench_kernels(dtype='$dtype'), indent=1))" \
         2>&1 | tee "$OUT/bench_kernels_$dtype.json" || status=1
 done

@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from interp.cli import main
-from interp.runs import RunWriter
+from interp.runs.store import RunWriter
 
 APP = str(Path(__file__).resolve().parent.parent / "app" / "explorer.py")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from interp.cli import main
-from interp.runs import load_run
+from interp.runs.store import load_run
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 REPO_RUNS = Path(__file__).resolve().parent.parent / "runs"

@@ -19,11 +19,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from interp import runs
 from interp.cli import main
 from interp.errors import IclscopeError
 from interp.models import ORGANISM_DIR, resolve_spec
-from interp.runs import RunWriter, list_runs, load_run
+from interp.runs import store as runs
+from interp.runs.store import RunWriter, list_runs, load_run
 
 
 def _missing(path: Path) -> None:

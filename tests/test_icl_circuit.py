@@ -20,10 +20,10 @@ from circuits.icl_circuit import (
     retrieval_scores,
     wrong_labels,
 )
-from interp.engine import Engine
 from interp.errors import IclscopeError
 from interp.models import load_model
-from interp.plan import InterventionPlan, Knockout
+from interp.patching.engine import Engine
+from interp.patching.plan import InterventionPlan, Knockout
 from interp.prompts import Annotation
 from interp.tasks.suite import build_family_batch, get_family
 
@@ -243,7 +243,7 @@ def test_all_layer_knockout_equals_one_4d_mask(tiny):
     ann = batch.annotations[0]
     layers = range(model.cfg.n_layers)
     knocks = tuple(Knockout(lay, (ann.s_q,), tuple(ann.y)) for lay in layers)
-    from interp.plan import PlanRow
+    from interp.patching.plan import PlanRow
 
     plan = InterventionPlan([PlanRow(0, knocks)], base="clean")
     ours = Engine(model).run(plan, batch, metric="prob", progress=False).metric.iloc[0]
@@ -290,8 +290,8 @@ def test_wrong_labels_change_every_label_and_no_position():
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
 def test_run_circuit_writes_a_complete_run(tiny_dirs, tmp_path, monkeypatch, arch):
-    from interp.circuit_run import run_circuit
-    from interp.runs import load_run
+    from interp.runs.circuit import run_circuit
+    from interp.runs.store import load_run
 
     calls = []
     real_run = Engine.run
@@ -320,7 +320,7 @@ def test_run_circuit_writes_a_complete_run(tiny_dirs, tmp_path, monkeypatch, arc
 
 
 def test_circuit_refuses_other_families(tiny_dirs, tmp_path):
-    from interp.circuit_run import run_circuit
+    from interp.runs.circuit import run_circuit
 
     with pytest.raises(IclscopeError, match="classification"):
         run_circuit(tmp_path, model=tiny_dirs["llama"], task="ranking")

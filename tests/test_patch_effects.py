@@ -19,12 +19,12 @@ import pytest
 import torch
 
 from interp.cli import main
-from interp.metrics import MIN_GAP, normalized_effect
 from interp.models import load_model
-from interp.patch_run import Effects
-from interp.plan import InterventionPlan, Patch, PlanRow
-from interp.runs import load_run
-from interp.sweeps import BASELINE, with_baselines
+from interp.patching.metrics import MIN_GAP, normalized_effect
+from interp.patching.plan import InterventionPlan, Patch, PlanRow
+from interp.patching.sweeps import BASELINE, with_baselines
+from interp.runs.patch import Effects
+from interp.runs.store import load_run
 from interp.tasks.suite import build_pair_batches
 
 LAYER, HEAD = 1, 3

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from interp.cli import main
-from interp.runs import load_run
+from interp.runs.store import load_run
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from interp.errors import IclscopeError
 from interp.organism import language as lang
 from interp.organism.language import Episode
-from interp.plan import TAIL_HOOKS, InterventionPlan, Knockout, Patch, PlanRow
+from interp.patching.plan import TAIL_HOOKS, InterventionPlan, Knockout, Patch, PlanRow
 from interp.prompts import CIRCUIT_TEMPLATE, FUNCTION_TEMPLATE, PromptBuilder, Template
 
 FAST = settings(

@@ -1,4 +1,4 @@
-"""Tests for interp.runs: run directories, atomic writes, loading and listing runs."""
+"""Tests for interp.runs.store: run directories, atomic writes, loading and listing runs."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from interp import runs
 from interp.errors import IclscopeError, Interrupted
-from interp.runs import (
+from interp.runs import store as runs
+from interp.runs.store import (
     RunWriter,
     atomic_write_bytes,
     atomic_write_text,
@@ -411,7 +411,7 @@ def test_runs_started_in_the_same_second_get_distinct_ids(tmp_path: Path, monkey
 CONCURRENT_WRITER = """
 import secrets, sys, time
 import pandas as pd
-from interp.runs import RunWriter
+from interp.runs.store import RunWriter
 first, real = iter(["abcd"]), secrets.token_hex
 secrets.token_hex = lambda n: next(first, None) or real(n)  # both draw the same suffix first
 time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # start together

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from interp.cli import main
-from interp.runs import list_runs, load_run
+from interp.runs.store import list_runs, load_run
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 RUN = [
@@ -168,7 +168,9 @@ def test_in_process_interrupt_returns_130(tmp_path, capsys, monkeypatch):
     """Ctrl-C inside a command called in-process: 130 and one line, never a silent 0; the
     caller's own handlers come back afterwards."""
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    monkeypatch.setattr("interp.runs.load_run", lambda path: os.kill(os.getpid(), signal.SIGINT))
+    monkeypatch.setattr(
+        "interp.runs.store.load_run", lambda path: os.kill(os.getpid(), signal.SIGINT)
+    )
     assert main(["show", str(tmp_path)]) == 130
     assert "interrupted (SIGINT)" in capsys.readouterr().err
     assert {s: signal.getsignal(s) for s in before} == before

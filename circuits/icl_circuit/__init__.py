@@ -13,8 +13,8 @@ Cho et al., "Revisiting In-context Learning Inference Circuit in Large Language 
 Each step is one small dataclass here (its hyper-parameters are its fields, with the paper's
 defaults), reading from :class:`CircuitStates`: everything the three steps look at, gathered
 from *one* ``run_with_cache`` per batch of prompts. The ablation table (attention-edge
-knockouts in layer ranges) is one :class:`~interp.plan.InterventionPlan` that the engine runs
-once; no step loops over components calling the model.
+knockouts in layer ranges) is one :class:`~interp.patching.plan.InterventionPlan` that the
+engine runs once; no step loops over components calling the model.
 
 The pure computations (head counting, retrieval scores, label assignment) take tensors and are
 tested on hand-made attention patterns. Conventions: ``layer`` is an attention layer

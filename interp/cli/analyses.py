@@ -80,7 +80,7 @@ def demo(
     --pipeline) run the ICL circuit; all of it in one run directory with a report."""
     checks.output_folder(out)
     checks.model_folder(model)
-    from interp.demo import run_demo
+    from interp.runs.demo import run_demo
 
     path = run_demo(
         out,
@@ -120,7 +120,7 @@ def run_patch_command(
     """Patch or ablate every component in batched forward passes; write heatmaps, the top
     components, the plan, summary.json and a report."""
     _check_run(out, model, task, shots)
-    from interp.patch_run import run_patch
+    from interp.runs.patch import run_patch
 
     path = run_patch(
         out,
@@ -156,7 +156,7 @@ def run_circuit_command(
     """The ICL inference circuit (Cho et al.): summarize, semantics merge, retrieve and copy,
     and the attention-edge ablation table, written as a run directory."""
     _check_run(out, model, task, shots)
-    from interp.circuit_run import run_circuit
+    from interp.runs.circuit import run_circuit
 
     path = run_circuit(
         out, model, task, shots, prompts, seed, log=console.print, ablation_prompts=ablation_prompts

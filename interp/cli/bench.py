@@ -24,7 +24,7 @@ def bench_patching_command(
     folder = checks.model_folder(model)
     from transformers import AutoTokenizer
 
-    from interp.bench import BENCH_FAMILIES, bench_patching
+    from interp.bench.patching import BENCH_FAMILIES, bench_patching
     from interp.tasks.suite import default_family
 
     family = default_family(AutoTokenizer.from_pretrained(folder), *BENCH_FAMILIES)
@@ -52,7 +52,7 @@ def bench_kernels_command(
 ):
     """The patch kernel's bandwidth against a device-to-device copy, and the hooks' cost as a
     percentage of a forward (a random GPT-2-small-sized Llama on a GPU)."""
-    from interp.bench_kernels import bench_kernels
+    from interp.bench.kernels import bench_kernels
 
     result = bench_kernels(device, size, batch, positions, dtype, repeats)
     if as_json:

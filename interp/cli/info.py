@@ -109,7 +109,7 @@ def inspect(
 @app.command()
 def show(run: Path = typer.Argument(..., help="A run directory.")):
     """Print a run's status and headline numbers (a run whose process died reads as stale)."""
-    from interp.runs import load_run
+    from interp.runs.store import load_run
 
     loaded = load_run(run)
     m = loaded.manifest

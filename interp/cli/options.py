@@ -5,8 +5,8 @@ numbers carry their range (``min=``/``max=``, so ``--shots -3`` or ``--prompts 0
 error naming the option), and closed sets are ``Literal`` types (so ``--metric foo`` lists
 the choices). Nothing is loaded before these pass.
 
-The closed sets repeat the names the library defines (``interp.patch_run.COMPONENTS``,
-``interp.metrics.MetricName`` ...) because importing those modules imports torch, which
+The closed sets repeat the names the library defines (``interp.runs.patch.COMPONENTS``,
+``interp.patching.metrics.MetricName`` ...) because importing those modules imports torch, which
 would make every usage error take seconds; ``tests/test_cli_errors.py`` checks that the two
 lists agree.
 """

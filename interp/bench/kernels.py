@@ -22,9 +22,9 @@ import torch
 from torch import Tensor
 
 import kernels
+from interp.bench.timing import interleaved
 from interp.errors import IclscopeError
 from interp.models.native import LlamaNative
-from interp.timing import interleaved
 
 SIZES = {
     "small": dict(n_layers=12, d_model=768, n_heads=12, d_mlp=3072, vocab=50257),

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from circuits.icl_circuit import EDGE_NAMES, IclCircuit, IclCircuitResult
 from interp.errors import IclscopeError
 from interp.models import load_model
-from interp.runs import RunWriter
+from interp.runs.store import RunWriter
 from interp.tasks.suite import get_family
 
 

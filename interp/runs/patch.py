@@ -1,9 +1,9 @@
 """``iclscope run patch``: a patching or ablation sweep written as a run directory.
 
 A patched metric means nothing without the two runs it sits between, so the sweep's plan also
-holds the clean and the corrupted run of every prompt (:func:`~interp.sweeps.with_baselines`)
+holds the clean and the corrupted run of every prompt (:func:`~interp.patching.sweeps.with_baselines`)
 and every table carries them. Components are read and ranked by their *effect* on the metric
-(see :mod:`interp.metrics`):
+(see :mod:`interp.patching.metrics`):
 
 * **denoising** (patching clean into corrupted, the default): the plan runs on the corrupted
   prompts, ``effect = patched - corrupted``, and components are ranked by how far they restore
@@ -14,7 +14,7 @@ and every table carries them. Components are read and ranked by their *effect* o
 
 Which way is "towards clean" is read from the baselines (down for ``kl``, whose clean run is
 0; down for ``logit_diff`` too on a model that gets the clean prompts wrong), and from the
-metric's convention only where they coincide (:func:`interp.metrics.towards_clean`), so the
+metric's convention only where they coincide (:func:`interp.patching.metrics.towards_clean`), so the
 ranking always agrees with the normalised effect. The figures show the normalised effect
 (1 = the component carries the whole answer), coloured around 0. Where the clean and corrupted
 runs coincide the normalised effect is NaN, never ``inf``; the report and the log say so.
@@ -31,15 +31,15 @@ import numpy as np
 import pandas as pd
 import plotly.express as px
 
-from interp.attribution import attribute, rank_agreement
-from interp.engine import Engine
+from interp.patching.attribution import attribute, rank_agreement
+from interp.patching.engine import Engine
 from interp.errors import IclscopeError
-from interp.metrics import baselines_equal, normalized_effect, ranking_score, towards_clean
+from interp.patching.metrics import baselines_equal, normalized_effect, ranking_score, towards_clean
 from interp.models import load_model
-from interp.plan import InterventionPlan, Knockout, Patch, PlanRow, Source
+from interp.patching.plan import InterventionPlan, Knockout, Patch, PlanRow, Source
 from interp.prompts import Annotation
-from interp.runs import RunWriter
-from interp.sweeps import BASELINE, head_sweep, resid_sweep, with_baselines
+from interp.runs.store import RunWriter
+from interp.patching.sweeps import BASELINE, head_sweep, resid_sweep, with_baselines
 from interp.tasks.suite import build_pair_batches
 
 COMPONENTS = ("heads", "resid", "mlp", "edges")
@@ -120,7 +120,7 @@ class Effects:
 
     @classmethod
     def measure(cls, table: pd.DataFrame, plan: InterventionPlan, metric: str) -> Effects:
-        """Read the engine's table of a plan made by :func:`~interp.sweeps.with_baselines`."""
+        """Read the engine's table of a plan made by :func:`~interp.patching.sweeps.with_baselines`."""
         rows, baselines = split_baselines(table, plan)
         noising = plan.base == "clean"
         results = _with_effects(
@@ -154,7 +154,7 @@ class Effects:
     def ranked(self) -> pd.DataFrame:
         """Components by effect, the one that matters most first: the largest move towards
         clean when denoising (restoration), away from clean when noising (damage); see
-        :func:`interp.metrics.ranking_score`."""
+        :func:`interp.patching.metrics.ranking_score`."""
         score = ranking_score(self.by_component.effect, self.direction, self.noising)
         return self.by_component.iloc[np.argsort(-score, kind="stable")].reset_index(drop=True)
 

@@ -21,11 +21,11 @@ from unittest import mock
 
 import torch
 
-from interp.engine import Engine
+from interp.bench.timing import interleaved
 from interp.models import load_model
-from interp.sweeps import head_sweep
+from interp.patching.engine import Engine
+from interp.patching.sweeps import head_sweep
 from interp.tasks.suite import build_pair_batches, default_family
-from interp.timing import interleaved
 
 BENCH_FAMILIES = ("nl_kind_natural", "sentiment_semantic")
 """The model's own suite: short natural prompts on a real model, the organism's otherwise."""

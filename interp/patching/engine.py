@@ -1,6 +1,6 @@
 """The batched intervention engine: one forward pass serves many plan rows.
 
-Given an :class:`~interp.plan.InterventionPlan`, the engine
+Given an :class:`~interp.patching.plan.InterventionPlan`, the engine
 
 1. caches the source runs once (clean and corrupted prompts, only the hooks the plan touches,
    plus the base run's residual stream where rows can resume);
@@ -33,12 +33,12 @@ from tqdm.auto import tqdm
 
 import kernels
 from interp.errors import IclscopeError
-from interp.metrics import Metric, build_metric
 from interp.models import HookedModel, HookFn
 from interp.models.native import NATIVE_ARCHITECTURES, LlamaNative, Recording
-from interp.plan import InterventionPlan, Knockout, PlanRow
+from interp.patching.metrics import Metric, build_metric
+from interp.patching.plan import InterventionPlan, Knockout, PlanRow
+from interp.patching.sources import SourceBank, build_banks
 from interp.prompts import PromptBatch, check_pair
-from interp.sources import SourceBank, build_banks
 
 logger = logging.getLogger("iclscope")
 

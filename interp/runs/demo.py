@@ -16,10 +16,10 @@ import pandas as pd
 import plotly.express as px
 import torch
 
-from interp.circuit_run import circuit_report, write_circuit
+from interp.runs.circuit import circuit_report, write_circuit
 from interp.models import load_model
 from interp.prompts import token_roles
-from interp.runs import RunWriter
+from interp.runs.store import RunWriter
 from interp.tasks.evaluate import evaluate_model
 from interp.tasks.suite import build_family_batch, family_support, get_family
 

@@ -14,7 +14,7 @@ from jaxtyping import Int
 from torch import Tensor
 
 from interp.errors import IclscopeError
-from interp.plan import InterventionPlan, Patch
+from interp.patching.plan import InterventionPlan, Patch
 
 
 @dataclass

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from interp.models import ModelConfig
-from interp.plan import Base, InterventionPlan, Patch, PlanRow, Source
+from interp.patching.plan import Base, InterventionPlan, Patch, PlanRow, Source
 
 
 def head_sweep(

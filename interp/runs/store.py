@@ -45,7 +45,7 @@ import plotly.io as pio
 import pyarrow as pa
 
 from interp.errors import IclscopeError, Interrupted, write_error
-from interp.reports import markdown_to_html, render_report_html  # noqa: F401 (re-export)
+from interp.runs.reports import markdown_to_html, render_report_html  # noqa: F401 (re-export)
 
 UTC = timezone.utc
 SCHEMA_VERSION = 1

@@ -27,6 +27,8 @@ bench_app = typer.Typer(
     help="Benchmarks: commands that print ratios, not tests.", no_args_is_help=True
 )
 app.add_typer(bench_app, name="bench")
+train_app = typer.Typer(help="Train small add-ons to a frozen model.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True, highlight=False)  # paths stay whole

@@ -28,6 +28,13 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from interp.errors import IclscopeError
+from interp.models.evict import (
+    EvictFrom,
+    apply_flags,
+    call_flag_hooks,
+    evict_names,
+    split_evict_hooks,
+)
 from interp.prompts import PromptBuilder
 
 Backend = Literal["transformer_lens", "nnsight"]
@@ -88,7 +95,7 @@ class HookRef:
         return f"HookRef({self.name!r})"
 
 
-class HookedModel(ABC):
+class HookedModel(EvictFrom, ABC):
     """A causal LM with TransformerLens hook names, whichever backend runs it."""
 
     backend: Backend
@@ -248,14 +255,30 @@ class TransformerLensModel(HookedModel):
             with torch.no_grad():
                 _, cache = self.bridge.run_with_cache(torch.zeros(1, 1, dtype=torch.long))
             self._names = list(cache.keys())
+            self._names += evict_names(self.cfg.n_layers)  # applied through hook_attn_scores
         return self._names
 
     def run_with_hooks(self, tokens, fwd_hooks=(), attention_mask=None):
         for name, _ in fwd_hooks:
             self.check_hook(name)
+        fwd_hooks = self._evict_as_scores(fwd_hooks)
         return self.bridge.run_with_hooks(
             tokens, fwd_hooks=list(fwd_hooks), attention_mask=attention_mask
         )
+
+    def _evict_as_scores(self, fwd_hooks):
+        """``hook_evict_flags`` hooks become one ``hook_attn_scores`` hook per layer that
+        masks the evicted keys (see :mod:`interp.models.evict`)."""
+        rest, by_layer = split_evict_hooks(fwd_hooks)
+        for layer, fns in by_layer.items():
+
+            def mask(scores, hook, layer=layer, fns=fns):
+                flags = call_flag_hooks(layer, fns, scores.shape[0], scores.shape[1],
+                                        scores.shape[-1], scores.device)  # fmt: skip
+                return apply_flags(scores, flags, self.evict_from)
+
+            rest.append((f"blocks.{layer}.attn.hook_attn_scores", mask))
+        return rest
 
     supports_resume = True
 
@@ -263,6 +286,7 @@ class TransformerLensModel(HookedModel):
         self.check_layer(layer)
         for name, _ in fwd_hooks:
             self.check_hook(name)
+        fwd_hooks = self._evict_as_scores(fwd_hooks)
         return self.bridge.run_with_hooks(
             resid, fwd_hooks=list(fwd_hooks), start_at_layer=layer, attention_mask=attention_mask
         )

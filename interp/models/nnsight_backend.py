@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from interp.errors import IclscopeError
+from interp.models.evict import EVICT_HOOK, call_flag_hooks, flag_attention_mask
 from interp.models.hooked import Backend, HookedModel, HookRef, ModelConfig
 
 # Per architecture: the module paths nnsight walks (relative to the top model).
@@ -40,6 +41,11 @@ _ARCH["gemma3_text"] = dict(
     attn_out="post_attention_layernorm",
     mlp="post_feedforward_layernorm",
 )
+
+def _with_evict(kinds: tuple[str, ...]) -> tuple[str, ...]:
+    """The eviction flags are read when the attention module is entered, before its q."""
+    return (kinds[0], EVICT_HOOK, *kinds[1:])
+
 
 # Per-layer hook kinds in execution order.
 _LAYER_HOOKS = (
@@ -120,7 +126,7 @@ class NNsightModel(HookedModel):
     def hook_names(self) -> list[str]:
         names = ["hook_embed"]
         for layer in range(self.cfg.n_layers):
-            names += [f"blocks.{layer}.{kind}" for kind in _LAYER_HOOKS]
+            names += [f"blocks.{layer}.{kind}" for kind in _with_evict(_LAYER_HOOKS)]
         return names + ["ln_final.hook_normalized"]
 
     def _site(self, name: str) -> _Site:
@@ -152,6 +158,17 @@ class NNsightModel(HookedModel):
             return _Site(_walk(layer, a["qkv"]), "output", split=(heads, cfg.d_head), qkv=which)
         return _Site(_walk(layer, a[kind[-1]]), "output", split=(heads, cfg.d_head))
 
+    def _mask_evicted(self, name: str, fns: list, tokens: Tensor) -> None:
+        """Eviction flags as a per-head key mask: the attention module's additive mask
+        argument, widened to (batch, head, q, k) (see :mod:`interp.models.evict`)."""
+        ref = HookRef(name)
+        attn = _walk(_walk(self.nn, self.arch["layers"])[ref.layer], self.arch["attn"])
+        args, kwargs = attn.inputs
+        b, n = tokens.shape
+        flags = call_flag_hooks(ref.layer, fns, b, self.cfg.n_heads, n, tokens.device)
+        mask = flag_attention_mask(kwargs.get("attention_mask"), flags, self.evict_from, n)
+        attn.inputs = (args, {**kwargs, "attention_mask": mask})
+
     def run_with_hooks(self, tokens, fwd_hooks=(), attention_mask=None):
         for name, _ in fwd_hooks:
             self.check_hook(name)
@@ -164,6 +181,9 @@ class NNsightModel(HookedModel):
         result: dict[str, Tensor] = {}
         with self.nn.trace(tokens, attention_mask=attention_mask):
             for name in ordered:
+                if name.endswith(EVICT_HOOK):
+                    self._mask_evicted(name, by_name[name], tokens)
+                    continue
                 site = self._site(name)
                 value = site.read()
                 replaced = False

@@ -1,0 +1,170 @@
+"""Accuracy against eviction rate: every method, every rate, from one prefill per chunk.
+
+For each left-padded chunk of prompts: one prefill (:func:`~circuits.eviction.apply.prefill`),
+every method scores the keys once per layer, and each (method, rate) decodes only the final rows
+against the context cache with its flags. Accuracy is the family's own: argmax over the label
+words for classification, over the vocabulary (the answer's first token) otherwise.
+
+Tables (pandas, tidy):
+
+* ``curves``: setting, method, rate, accuracy, measured eviction rate, prompts;
+* ``by_head``: setting, method, rate, layer, head, evicted share and the share of the final
+  rows' full attention that fell on evicted keys (``attention_lost``);
+* ``tokens``: for the first prompt, per method at the middle rate, each token and the share of
+  (layer, head) pairs that keep it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from circuits.eviction.apply import Prefill, decode, prefill
+from circuits.eviction.gate import GateStack
+from circuits.eviction.methods import METHODS, EvictionMethod
+from circuits.eviction.train import final_start
+from interp.prompts import PromptBatch
+
+FULL = "full"
+GATE = "gate"
+
+
+def predictions(logits: Float[Tensor, "batch d_vocab"], label_ids: list[list[int]]) -> Tensor:
+    """Argmax over each row's label words where it has some, else over the vocabulary."""
+    preds = logits.argmax(-1)
+    for i, labels in enumerate(label_ids):
+        if labels:
+            preds[i] = labels[int(logits[i, labels].argmax())]
+    return preds
+
+
+def method_flags(method: EvictionMethod, pre: Prefill, rates, n_heads: int) -> dict:
+    """``{rate: (layer, batch, head, pos) flags}`` from one score per layer."""
+    scores = []
+    for layer, pattern in enumerate(pre.patterns):
+        seen = pattern if method.needs_attention else _heads(pre, n_heads)
+        scores.append(method.score(seen, pre.queries, pre.context, layer))
+    return {
+        r: torch.stack([method.keep(s, pre.context, r, n_heads) for s in scores]) for r in rates
+    }
+
+
+def _heads(pre: Prefill, n_heads: int):
+    """A stand-in pattern for methods that read none (only its head count is used)."""
+    return torch.zeros(pre.tokens.shape[0], n_heads, 1, 1)
+
+
+@dataclass
+class EvictionResult:
+    curves: pd.DataFrame
+    by_head: pd.DataFrame
+    tokens: pd.DataFrame
+    gate: dict = field(default_factory=dict)  # setting -> {rate, accuracy}
+
+
+@dataclass
+class EvictionEval:
+    """Accuracy of each method at each eviction rate, eviction simulated after the prefill."""
+
+    methods: tuple[str, ...] = tuple(METHODS)
+    rates: tuple[float, ...] = (0.25, 0.5, 0.75)
+    chunk: int = 8
+
+    def run(
+        self, hf, settings: dict[str, PromptBatch], tokenizer, gate: GateStack | None = None,
+        log=print,
+    ) -> EvictionResult:  # fmt: skip
+        n_heads = hf.config.num_attention_heads
+        methods = {name: METHODS[name]() for name in self.methods}
+        curves, heads, tokens, gate_out = [], [], [], {}
+        for setting, batch in settings.items():
+            hits, rates_seen = defaultdict(list), defaultdict(list)
+            lost, evicted = defaultdict(list), defaultdict(list)
+            for i in range(0, len(batch), self.chunk):
+                sub = _slice(batch, i, i + self.chunk)
+                pre = prefill(hf, sub.tokens, sub.attention_mask, final_start(sub))
+                correct = lambda logits, sub=sub: (
+                    predictions(logits, sub.label_ids) == sub.answer_ids
+                ).tolist()  # fmt: skip
+                hits[(FULL, 0.0)] += correct(pre.full_logits)
+                variants = {}
+                for name, method in methods.items():
+                    for r, f in method_flags(method, pre, self.rates, n_heads).items():
+                        variants[(name, r)] = f
+                if gate is not None:
+                    for r in self.rates:
+                        variants[(GATE, r)] = gate.keep(pre.hidden, pre.context, r, pre.queries)
+                    variants[(GATE, None)] = gate.flags(pre.hidden, pre.context, pre.queries)
+                for key, flags in variants.items():
+                    flags = flags.detach()
+                    hits[key] += correct(decode(hf, pre, flags))
+                    rates_seen[key] += _row_rates(flags, pre).tolist()
+                    e, a = _per_head(flags, pre)
+                    evicted[key].append(e)
+                    lost[key].append(a)
+                    if i == 0 and key[1] == self.rates[len(self.rates) // 2]:
+                        tokens += _token_rows(setting, key[0], flags, pre, tokenizer)
+                log(f"{setting}: {min(i + self.chunk, len(batch))}/{len(batch)} prompts")
+            for (name, rate), h in hits.items():
+                row = dict(setting=setting, method=name, rate=rate, accuracy=sum(h) / len(h),
+                           measured_rate=_mean(rates_seen.get((name, rate), [0.0])),
+                           prompts=len(h))  # fmt: skip
+                if rate is None:
+                    gate_out[setting] = dict(rate=row["measured_rate"], accuracy=row["accuracy"])
+                    continue
+                curves.append(row)
+            for (name, rate), chunks in evicted.items():
+                e = torch.stack(chunks).mean(0)
+                a = torch.stack(lost[(name, rate)]).mean(0)
+                for layer in range(e.shape[0]):
+                    for head in range(e.shape[1]):
+                        heads.append(dict(setting=setting, method=name, rate=rate,
+                                          layer=layer, head=head, evicted=float(e[layer, head]),
+                                          attention_lost=float(a[layer, head])))  # fmt: skip
+        return EvictionResult(pd.DataFrame(curves), pd.DataFrame(heads), pd.DataFrame(tokens),
+                              gate_out)  # fmt: skip
+
+
+def _slice(batch: PromptBatch, a: int, b: int) -> PromptBatch:
+    return PromptBatch(batch.tokens[a:b], batch.attention_mask[a:b], batch.annotations[a:b],
+                       batch.answer_ids[a:b], batch.label_ids[a:b], batch.texts[a:b],
+                       batch.padding_side)  # fmt: skip
+
+
+def _mean(xs) -> float:
+    return float(sum(xs) / len(xs)) if len(xs) else 0.0
+
+
+def _row_rates(flags, pre: Prefill) -> Tensor:
+    """Measured eviction rate per row: evicted context keys over all (layer, head)."""
+    ctx = pre.context[None, :, None].float()
+    per_row = ctx.sum((0, 2, 3)) * flags.shape[0] * flags.shape[2]
+    return ((1 - flags) * ctx).sum((0, 2, 3)) / per_row
+
+
+def _per_head(flags, pre: Prefill) -> tuple[Tensor, Tensor]:
+    """(layer, head) means over the chunk: evicted share of the context, and the share of the
+    final rows' full attention that lands on evicted keys."""
+    ctx = pre.context[None, :, None].float()
+    evicted = ((1 - flags) * ctx).sum(-1) / ctx.sum(-1)  # (layer, batch, head)
+    future = torch.stack([p[:, :, pre.start :].mean(-2) for p in pre.patterns])
+    lost = ((1 - flags) * ctx * future).sum(-1)
+    return evicted.mean(1), lost.mean(1)
+
+
+def _token_rows(setting, method, flags, pre: Prefill, tokenizer) -> list[dict]:
+    """The first prompt's tokens with the share of (layer, head) pairs keeping each."""
+    kept = flags[:, 0].float().mean((0, 1))
+    rows = []
+    for pos in range(pre.tokens.shape[1]):
+        if not pre.queries[0, pos]:
+            continue
+        rows.append(dict(setting=setting, method=method, pos=pos,
+                         token=tokenizer.decode([int(pre.tokens[0, pos])]),
+                         kept=float(kept[pos]), context=bool(pre.context[0, pos])))  # fmt: skip
+    return rows

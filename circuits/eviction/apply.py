@@ -85,9 +85,10 @@ class Prefill:
 
 
 @torch.no_grad()
-def prefill(hf, tokens, attention_mask, start: int) -> Prefill:
+def prefill(hf, tokens, attention_mask, start: int, cache: bool = True) -> Prefill:
     """Score pass over the whole prompt (attention, states, full read-out), then the context's
-    cache. ``hf`` must run eager attention (it returns the attention weights)."""
+    cache (``cache=False`` skips it: training needs no decoding). ``hf`` must run eager
+    attention (it returns the attention weights)."""
     out = hf(
         input_ids=tokens,
         attention_mask=attention_mask,
@@ -96,12 +97,15 @@ def prefill(hf, tokens, attention_mask, start: int) -> Prefill:
         use_cache=False,
         logits_to_keep=1,
     )
-    ctx = hf(input_ids=tokens[:, :start], attention_mask=attention_mask[:, :start], use_cache=True)
+    ctx = None
+    if cache:
+        ctx = hf(tokens[:, :start], attention_mask=attention_mask[:, :start], use_cache=True)
     real = attention_mask.bool()
     context = real & (torch.arange(tokens.shape[1]) < start)
     return Prefill(
         tokens, attention_mask, start, context, real, [a.float() for a in out.attentions],
-        list(out.hidden_states[:-1]), out.logits[:, -1].float(), ctx.past_key_values,
+        list(out.hidden_states[:-1]), out.logits[:, -1].float(),
+        None if ctx is None else ctx.past_key_values,
     )  # fmt: skip
 
 

@@ -68,7 +68,7 @@ def gate_examples(hf, batch: PromptBatch, rate: float, chunk: int = 8) -> list[G
     for i in range(0, len(batch), chunk):
         toks, mask = batch.tokens[i : i + chunk], batch.attention_mask[i : i + chunk]
         start = min(a.x_q[0] for a in batch.annotations[i : i + chunk])
-        pre = prefill(hf, toks, mask, start)
+        pre = prefill(hf, toks, mask, start, cache=False)
         keep = budgets(pre.context, rate)
         targets = torch.stack(
             [select(future_attention(pre, l), pre.context, keep) for l in range(len(pre.hidden))]

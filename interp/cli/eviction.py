@@ -1,0 +1,145 @@
+"""``iclscope run eviction`` and ``iclscope train gate``: KV-cache eviction flags.
+
+Both check their inputs (output folder, model, task, rates) before anything is created, like
+every analysis command (see :mod:`interp.cli.checks`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from interp.cli import checks, options
+from interp.cli.app import console, report_path, run_app, train_app
+from interp.errors import IclscopeError
+
+KINDS = ("classification", "function", "retrieval")
+
+
+def _rates(text: str, option: str = "--rates") -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or not all(0.0 < v < 1.0 for v in values):
+        raise IclscopeError(
+            f"{option} {text!r} needs eviction rates between 0 and 1 (exclusive)",
+            fix=f"write e.g. {option} 0.25,0.5,0.75",
+        )
+    return values
+
+
+def _methods(text: str) -> list[str]:
+    from circuits.eviction import METHODS
+
+    names = list(METHODS) if text == "all" else [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in names if m not in METHODS]
+    if unknown or not names:
+        raise IclscopeError(
+            f"--methods: unknown eviction method(s) {', '.join(unknown) or text!r}",
+            fix=f"use 'all' or a comma-separated subset of {', '.join(METHODS)}",
+        )
+    return names
+
+
+def _check(out: Path, model: str, task: str, shots: int, option: str = "--out") -> None:
+    checks.output_folder(out, option)
+    family = checks.task(task)
+    if family.kind not in KINDS:
+        raise IclscopeError(
+            f"--task {task} is a {family.kind} family; eviction needs an ICL or key-value family",
+            fix="use a function or classification family (e.g. nl_capital), or nl_kv_words",
+        )
+    folder = checks.model_folder(model)
+    checks.prompts(folder, model, [family.name], [shots])
+
+
+@run_app.command("eviction")
+def run_eviction_command(
+    model: str = options.model("smollm2"),
+    task: str = typer.Option("nl_capital", help="An ICL family, or nl_kv_words."),
+    rates: str = typer.Option("0.25,0.5,0.75", help="Comma-separated eviction rates."),
+    methods: str = typer.Option("all", help="'all' or a subset of the training-free methods."),
+    shots: int = options.shots(16),
+    prompts: int = options.count(32, "Evaluation prompts (key-value: at 512 tokens)."),
+    lengths: str = typer.Option("512,1024", help="Key-value prompt lengths in tokens."),
+    gate: Path | None = typer.Option(None, help="A trained gate folder (`train gate`)."),
+    train: bool = typer.Option(True, help="Without --gate: train a distilled gate here."),
+    gate_prompts: int = options.count(48, "Training prompts for the gate trained here."),
+    seed: int = options.seed(),
+    out: Path = options.out_folder(),
+):
+    """Accuracy against eviction rate for StreamingLLM, H2O, SnapKV, TOVA, random and the
+    attention gate, eviction simulated after the prefill; curves, heatmaps, a token view."""
+    rate_list, method_list = _rates(rates), _methods(methods)
+    length_list = checks.int_list(lengths, "--lengths", minimum=16)
+    _check(out, model, task, shots)
+    if gate is not None:
+        from circuits.eviction import GateStack
+
+        GateStack.load(gate)  # refused now, not after the prefill
+    from interp.runs.eviction import run_eviction
+
+    path = run_eviction(
+        out,
+        model,
+        task,
+        shots,
+        prompts,
+        rate_list,
+        method_list,
+        length_list,
+        gate,
+        train,
+        "distill",
+        gate_prompts,
+        seed,
+        log=console.print,
+    )
+    report_path(path)
+
+
+@train_app.command("gate")
+def train_gate_command(
+    model: str = options.model("smollm2"),
+    task: str = typer.Option("nl_capital", help="An ICL family, or nl_kv_words."),
+    objective: str = typer.Option("distill", help="distill or end-to-end."),
+    rate: float = typer.Option(0.5, help="Target eviction rate."),
+    shots: int = options.shots(16),
+    prompts: int = options.count(48, "Training prompts."),
+    lengths: str = typer.Option("512", help="Key-value prompt lengths in tokens."),
+    epochs: int = options.count(40, "Passes over the training prompts."),
+    max_minutes: float = options.positive(25.0, "Stop after this many minutes of training."),
+    seed: int = options.seed(1, "Seed of the training prompts (keep it apart from runs')."),
+    out: Path = typer.Option(..., "--out", help="Folder for the gate and its training record."),
+):
+    """Train the attention gate with the model frozen, by attention distillation (forward
+    passes only) or end to end (answer loss + eviction-rate loss); save it with its record."""
+    from circuits.eviction.train import OBJECTIVES
+
+    if objective not in OBJECTIVES:
+        raise IclscopeError(
+            f"--objective {objective!r} is unknown", fix="use distill or end-to-end"
+        )
+    _rates(str(rate), "--rate")
+    length_list = checks.int_list(lengths, "--lengths", minimum=16)
+    _check(out, model, task, shots)
+    from interp.runs.eviction import train_gate_folder
+
+    _, record = train_gate_folder(
+        out,
+        model,
+        task,
+        objective,
+        rate,
+        shots,
+        prompts,
+        length_list,
+        epochs,
+        seed,
+        log=console.print,
+        max_seconds=max_minutes * 60,
+    )
+    console.print(f"[bold green]gate:[/] {out} (eviction rate {record['history'][-1]['rate']:.3f})")
+    print(out)

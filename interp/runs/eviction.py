@@ -1,0 +1,376 @@
+"""``run_eviction``: accuracy against KV-cache eviction rate (METHODS.md section 4) written as a
+run directory; ``train_gate_folder``: the attention gate trained and saved with its record.
+
+The analysis lives in :mod:`circuits.eviction`; this module builds the prompts (ICL families
+with ``shots`` demonstrations, or key-value retrieval at each of ``lengths`` tokens), loads the
+plain Hugging Face model with eager attention (the fast after-prefill path needs its attention
+weights and mask argument), and turns the result into tables, figures, a summary and a report.
+
+Eviction is simulated after the prefill: the final rows (the query line, from the query's first
+token) are decoded against the cache with the evicted keys masked; every earlier row was
+computed with every key. The rate counts context tokens (real tokens before the final rows).
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import plotly.express as px
+import plotly.graph_objects as go
+
+from circuits.eviction import METHODS, EvictionEval, EvictionResult, GateStack
+from circuits.eviction.evaluate import GATE
+from circuits.eviction.train import gate_examples, train_gate
+from interp.errors import IclscopeError
+from interp.prompts import PromptBatch, PromptBuilder
+from interp.runs.store import RunWriter
+from interp.tasks.suite import get_family
+
+KINDS = ("classification", "function", "retrieval")
+
+
+def load_eager(model: str):
+    """``(hf, tokenizer, builder)``: the plain model with eager attention, left padding."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from interp.models import resolve_spec
+    from interp.models.gguf_cache import prepend_bos
+
+    folder, _ = resolve_spec(model)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    hf = AutoModelForCausalLM.from_pretrained(
+        folder, dtype=torch.float32, attn_implementation="eager"
+    ).eval()
+    builder = PromptBuilder(
+        tokenizer,
+        n_ctx=getattr(hf.config, "max_position_embeddings", None),
+        prepend_bos=prepend_bos(folder),
+        padding_side="left",
+        labels="first",
+    )
+    return hf, tokenizer, builder
+
+
+def eviction_settings(
+    builder: PromptBuilder,
+    task: str,
+    shots: int,
+    prompts: int,
+    lengths: Sequence[int],
+    seed: int,
+) -> dict[str, PromptBatch]:
+    """Prompt batches by setting: ``"16 shots"`` for ICL families, ``"512 tokens"`` ... for
+    key-value retrieval (half as many prompts at each doubling past 512)."""
+    from interp.tasks.evaluate import pairs_for_tokens
+
+    fam = get_family(task)
+    if fam.kind not in KINDS:
+        raise IclscopeError(
+            f"eviction runs on ICL and key-value families, not {task!r} ({fam.kind})",
+            fix="use a function or classification family (e.g. nl_capital) or nl_kv_words",
+        )
+    rng = random.Random(f"eviction:{task}:{seed}")
+    if fam.kind != "retrieval":
+        return {
+            f"{shots} shots": builder.build(
+                fam.template, [fam.sample(rng, shots) for _ in range(prompts)]
+            )
+        }
+    out = {}
+    for length in lengths:
+        n = max(4, prompts * 512 // max(length, 512))
+        pairs = pairs_for_tokens(builder, fam, length)
+        out[f"{length} tokens"] = builder.build(
+            fam.template, [fam.sample(rng, pairs) for _ in range(n)]
+        )
+    return out
+
+
+def train_gate_folder(
+    out: str | Path,
+    model: str = "smollm2",
+    task: str = "nl_capital",
+    objective: str = "distill",
+    rate: float = 0.5,
+    shots: int = 16,
+    prompts: int = 48,
+    lengths: Sequence[int] = (512,),
+    epochs: int = 40,
+    seed: int = 1,
+    log: Callable[[str], object] = print,
+    loaded=None,
+    max_seconds: float | None = 1500.0,
+) -> tuple[GateStack, dict]:
+    """Train a gate on prompts of its own seed (never the evaluation's) and save it in ``out``
+    (``gate.pt``, ``gate.json``, ``training.json``)."""
+    from interp.models.hooked import ModelConfig
+
+    t0 = time.perf_counter()
+    hf, tokenizer, builder = loaded or load_eager(model)
+    settings = eviction_settings(builder, task, shots, prompts, lengths, seed)
+    examples = []
+    for name, batch in settings.items():
+        log(f"gate training data: prefill of {len(batch)} prompts ({name})")
+        examples += gate_examples(hf, batch, rate)
+    prefill_s = time.perf_counter() - t0
+    gate = GateStack.for_model(ModelConfig.from_hf(model, hf.config), target_rate=rate)
+    record = train_gate(
+        hf, gate, examples, objective, epochs=epochs, seed=seed, log=log, max_seconds=max_seconds
+    )
+    record.update(
+        model=model,
+        task=task,
+        shots=shots,
+        settings=list(settings),
+        prefill_seconds=round(prefill_s, 2),
+        total_seconds=round(time.perf_counter() - t0, 2),
+        command=sys.argv,
+    )
+    gate.save(out, record)
+    log(f"gate saved in {out} ({record['total_seconds']:.0f} s in all)")
+    return gate, record
+
+
+def run_eviction(
+    out: str | Path,
+    model: str = "smollm2",
+    task: str = "nl_capital",
+    shots: int = 16,
+    prompts: int = 32,
+    rates: Sequence[float] = (0.25, 0.5, 0.75),
+    methods: Sequence[str] = tuple(METHODS),
+    lengths: Sequence[int] = (512, 1024),
+    gate: str | Path | None = None,
+    train: bool = True,
+    objective: str = "distill",
+    gate_prompts: int = 48,
+    seed: int = 0,
+    log: Callable[[str], object] = print,
+) -> Path:
+    """Every method at every rate, plus the gate (loaded from ``gate``, or trained here with
+    ``objective`` and saved under the run's ``gate/`` when ``train``); write the run."""
+    params = dict(
+        shots=shots,
+        prompts=prompts,
+        rates=list(rates),
+        methods=list(methods),
+        lengths=list(lengths),
+        gate=str(gate) if gate else None,
+        objective=objective,
+        gate_prompts=gate_prompts,
+        eviction="after prefill: the query line's rows",
+    )
+    with RunWriter(
+        out, kind="eviction", model=model, task=task, seed=seed, command=sys.argv, params=params
+    ) as run:
+        t0 = time.perf_counter()
+        loaded = load_eager(model)
+        hf, tokenizer, builder = loaded
+        settings = eviction_settings(builder, task, shots, prompts, lengths, seed)
+        stack, record = None, None
+        if gate is not None:
+            stack = GateStack.load(gate)
+        elif train:
+            stack, record = train_gate_folder(
+                run.path / "gate",
+                model,
+                task,
+                objective,
+                rates[len(rates) // 2],
+                shots,
+                gate_prompts,
+                lengths[:1],
+                seed=seed + 1,
+                log=log,
+                loaded=loaded,
+            )
+        result = EvictionEval(tuple(methods), tuple(rates)).run(
+            hf, settings, tokenizer, stack, log=log
+        )
+        for name in ("curves", "by_head", "tokens"):
+            run.table(name, getattr(result, name))
+        for name, fig in eviction_figures(result).items():
+            run.figure(name, fig)
+        summary = eviction_summary(result, time.perf_counter() - t0, record)
+        run.summary(summary)
+        run.report(eviction_report(result, summary, model, task))
+    log(str(run.path))
+    return run.path
+
+
+def eviction_summary(result: EvictionResult, seconds: float, record: dict | None) -> dict:
+    """The summary keys: ``accuracy_full``, ``by_method`` (method -> rate -> accuracy), pooled
+    over settings by prompt; ``gate_rate``/``gate_accuracy`` at the gate's own threshold."""
+    c = result.curves
+    pooled = c.assign(hits=c.accuracy * c.prompts).groupby(["method", "rate"])
+    acc = (pooled.hits.sum() / pooled.prompts.sum()).reset_index(name="acc")
+    full = acc.query("method == 'full'").acc
+    by_method: dict = {}
+    for row in acc.query("method != 'full'").itertuples():
+        by_method.setdefault(row.method, {})[str(row.rate)] = round(float(row.acc), 4)
+    g = result.gate
+    n = {s: int(c.query("setting == @s and method == 'full'").prompts.iloc[0]) for s in g}
+    pool = lambda key: sum(g[s][key] * n[s] for s in g) / sum(n.values()) if g else None  # noqa: E731
+    by_setting = {
+        s: {
+            m: {str(r): round(float(a), 4) for r, a in zip(d.rate, d.accuracy)}
+            for m, d in c.query("setting == @s").groupby("method")
+        }
+        for s in c.setting.unique()
+    }
+    return dict(
+        accuracy_full=round(float(full.iloc[0]), 4),
+        by_method=by_method,
+        gate_rate=None if not g else round(pool("rate"), 4),
+        gate_accuracy=None if not g else round(pool("accuracy"), 4),
+        by_setting=by_setting,
+        gate_by_setting=g or None,
+        gate_training=None
+        if record is None
+        else {
+            k: record[k]
+            for k in (
+                "objective",
+                "target_rate",
+                "epochs_run",
+                "prompts",
+                "seconds",
+                "total_seconds",
+            )
+        },
+        seconds=round(seconds, 1),
+    )
+
+
+def eviction_figures(result: EvictionResult) -> dict[str, go.Figure]:
+    figs: dict[str, go.Figure] = {}
+    c = result.curves
+    curves = c.query("method != 'full'")
+    figs["accuracy_vs_rate"] = px.line(
+        curves,
+        x="rate",
+        y="accuracy",
+        color="method",
+        facet_col="setting",
+        markers=True,
+        title="Accuracy against eviction rate (dashed: every key kept)",
+        range_y=[0, 1.02],
+    )
+    for row in c.query("method == 'full'").itertuples():
+        col = list(c.setting.unique()).index(row.setting) + 1
+        figs["accuracy_vs_rate"].add_hline(y=row.accuracy, line_dash="dash", col=col, row=1)
+    heads = result.by_head
+    mid = sorted(r for r in heads.rate.dropna().unique())
+    mid = mid[len(mid) // 2] if mid else None
+    first = heads.setting.iloc[0] if len(heads) else None
+    for method, d in heads[(heads.setting == first) & (heads.rate == mid)].groupby("method"):
+        figs[f"heads_{method}"] = px.imshow(
+            d.pivot(index="layer", columns="head", values="attention_lost"),
+            origin="lower",
+            aspect="auto",
+            zmin=0,
+            zmax=1,
+            color_continuous_scale="Reds",
+            title=f"{method} at rate {mid}: share of the final rows' attention on evicted keys",
+        )
+    gate = heads[(heads.method == GATE) & heads.rate.isna() & (heads.setting == first)]
+    if len(gate):
+        figs["heads_gate_evicted"] = px.imshow(
+            gate.pivot(index="layer", columns="head", values="evicted"),
+            origin="lower",
+            aspect="auto",
+            zmin=0,
+            zmax=1,
+            color_continuous_scale="Blues",
+            title="Gate at its threshold: share of context evicted per layer and head",
+        )
+    t = result.tokens
+    if len(t):
+        t = t.query("setting == @t.setting.iloc[0]")
+        grid = t.pivot(index="method", columns="pos", values="kept")
+        words = t.pivot(index="method", columns="pos", values="token")
+        figs["tokens_kept"] = go.Figure(
+            go.Heatmap(
+                z=grid.values,
+                x=[repr(w) for w in words.iloc[0]],
+                y=grid.index,
+                zmin=0,
+                zmax=1,
+                text=words.values,
+                hovertemplate="%{y} %{text}: kept by %{z:.2f} of heads",
+                colorscale="Greens",
+            )
+        )
+        figs["tokens_kept"].update_layout(
+            title="First prompt: share of (layer, head) keeping each token, at the middle rate"
+        )
+    return figs
+
+
+def eviction_report(result: EvictionResult, summary: dict, model: str, task: str) -> str:
+    c = result.curves
+    rates = sorted(r for r in c.rate.unique() if r > 0)
+    lines = [
+        f"# KV-cache eviction: {model} on `{task}`",
+        "",
+        f"Eviction simulated after the prefill: the query line's rows lose the evicted "
+        f"keys, every earlier row saw every key. {summary['seconds']:.0f} s.",
+        "",
+    ]
+    for setting, d in c.groupby("setting", sort=False):
+        full = float(d.query("method == 'full'").accuracy.iloc[0])
+        n = int(d.prompts.iloc[0])
+        lines += [
+            f"## {setting} ({n} prompts)",
+            "",
+            f"Every key kept: {full:.3f}.",
+            "",
+            "| method | " + " | ".join(f"evict {r:g}" for r in rates) + " |",
+            "|---" * (len(rates) + 1) + "|",
+        ]
+        for method, m in d.query("method != 'full'").groupby("method"):
+            acc = dict(zip(m.rate, m.accuracy))
+            lines.append(
+                f"| {method} | "
+                + " | ".join(f"{acc.get(r, float('nan')):.3f}" for r in rates)
+                + " |"
+            )
+        g = result.gate.get(setting)
+        if g:
+            lines += [
+                "",
+                f"Gate at its threshold: evicts {g['rate']:.3f} of the context, "
+                f"accuracy {g['accuracy']:.3f}.",
+            ]
+        lines.append("")
+    lines += _verdict(summary)
+    return "\n".join(lines) + "\n"
+
+
+def _verdict(summary: dict) -> list[str]:
+    """Where the gate stands against full attention and the best training-free method, as
+    measured; nothing is claimed that the numbers do not show."""
+    by = summary["by_method"]
+    if GATE not in by:
+        return ["No gate in this run."]
+    out = ["## The gate against the baselines", ""]
+    for rate, acc in sorted(by[GATE].items()):
+        others = {m: v[rate] for m, v in by.items() if m != GATE and rate in v}
+        best = max(others, key=others.get) if others else None
+        gap = summary["accuracy_full"] - acc
+        out.append(
+            f"- evict {rate}: gate (top budget by g) {acc:.3f}, full minus gate {gap:+.3f}; "
+            + (
+                f"best training-free {best} {others[best]:.3f} ("
+                + ("gate ahead or level" if acc >= others[best] else "gate behind")
+                + ")"
+                if best
+                else ""
+            )
+        )
+    return out

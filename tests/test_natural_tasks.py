@@ -179,3 +179,17 @@ def test_kv_pairs_for_tokens_matches_the_documented_table(smollm2_tokenizer):
     batch = builder.build(NATURAL_FAMILIES["nl_kv_words"].template, _episodes("nl_kv_words", 110))
     lengths = [a.length for a in batch.annotations]
     assert 0.9 * 512 < sum(lengths) / len(lengths) < 1.1 * 512
+
+
+def test_a_model_is_evaluated_on_its_own_suite(smollm2_tokenizer, organism_tokenizer):
+    """``eval --task all`` runs the English suite on a real model, never the organism's
+    synthetic language (which a real tokenizer can partly build, measuring nothing)."""
+    from interp.tasks.run_eval import runnable_families
+    from interp.tasks.suite import TASK_FAMILIES, own_suite
+
+    assert own_suite(smollm2_tokenizer) == "natural"
+    assert own_suite(organism_tokenizer) == "organism"
+    names = runnable_families(smollm2_tokenizer, source=own_suite(smollm2_tokenizer))
+    assert names == list(NATURAL_FAMILIES)
+    assert all(TASK_FAMILIES[n].source == "organism" for n in
+               runnable_families(organism_tokenizer, source="organism"))  # fmt: skip

@@ -14,15 +14,17 @@ import typer
 from rich.table import Table
 
 from interp.cli import checks, options
-from interp.cli.app import app, console, report_path, run_app
-from interp.cli.options import Ablation, Component, Metric
+from interp.cli.app import app, console, next_steps, report_path, run_app
+from interp.cli.options import Ablation, Component, Executor, Metric
 
 
 @app.command("eval")
 def eval_command(
     model: str = options.model("smollm2"),
     task: str = typer.Option(
-        "all", help="A family name, or 'all' (every family this model's tokenizer can build)."
+        "all",
+        help="A family name, or 'all': the model's own suite (natural-language families on "
+        "real models, the organism's on the organism) as far as its tokenizer builds it.",
     ),
     shots: str = typer.Option("0,1,2,4,8", help="Comma-separated shot counts."),
     n: int = options.count(64, "Prompts per cell."),
@@ -39,13 +41,18 @@ def eval_command(
     if names is None:
         from transformers import AutoTokenizer
 
-        names = runnable_families(AutoTokenizer.from_pretrained(folder))
+        from interp.tasks.suite import own_suite
+
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        names = runnable_families(tokenizer, source=own_suite(tokenizer))
     checks.prompts(folder, model, names, shot_list)
     result = run_eval(model, names, shot_list, n, seed, quiet=as_json)
     if as_json:
         print(json.dumps(result))
         return
     _print_eval(result, shot_list)
+    next_steps(f"iclscope demo --model {model} --out runs",
+               f"iclscope run circuit --model {model} --task TASK --out runs")  # fmt: skip
 
 
 def _print_eval(result: dict, shot_list: list[int]) -> None:

@@ -77,6 +77,14 @@ def family_support(family: TaskFamily, tokenizer) -> str | None:
     return None
 
 
+def own_suite(tokenizer) -> str:
+    """The suite a model is evaluated on: ``natural`` where its tokenizer builds the English
+    function families (real models), else ``organism``. The organism's word language is
+    synthetic: a real tokenizer may build some of its prompts, but they measure nothing."""
+    natural = families(source="natural", kind="function")
+    return "natural" if all(family_support(f, tokenizer) is None for f in natural) else "organism"
+
+
 def default_family(tokenizer, natural: str, organism: str) -> str:
     """``natural`` where this tokenizer builds it (real models), else the organism's family."""
     return natural if family_support(get_family(natural), tokenizer) is None else organism

@@ -80,7 +80,15 @@ def stop_signals() -> Iterator[None]:
 
 def _load_app():
     """The Typer app with every command registered (importing a module registers its own)."""
-    from interp.cli import analyses, bench, eviction, info, organism, serve  # noqa: F401
+    from interp.cli import (  # noqa: F401
+        analyses,
+        bench,
+        block_relevance,
+        eviction,
+        info,
+        organism,
+        serve,
+    )
     from interp.cli.app import app
 
     return app

@@ -1,0 +1,287 @@
+"""BlockRank fine-tuning: make a middle layer's attention rank the documents.
+
+The paper trains the whole model with the block-sparse mask, the answer loss and an auxiliary
+contrastive loss on the attention from the query tokens to the documents at a middle layer
+``l*``. Here the model is adapted cheaply enough for two CPU cores:
+
+* LoRA adapters (rank ``rank``) on the attention projections q, k, v, o of the layers from
+  ``cut`` up; every original weight is frozen, so the layers below ``cut`` build no autograd
+  graph at all (they run as if under ``no_grad``);
+* the loss is ``answer + aux_weight * contrastive``. The answer loss is the cross-entropy of
+  the gold ID at the last prompt token. The contrastive loss is InfoNCE over the documents
+  with the block relevance as the similarity: ``-log r_gold``, where ``r_d`` is layer ``l*``'s
+  attention from the last ``rows`` query tokens, renormalised over document tokens (the same
+  as re-softmaxing the pre-softmax scores over them), summed per block and averaged over heads
+  and rows, exactly what :func:`~circuits.block_relevance.relevance.document_relevance` reads;
+* every forward runs under the block-sparse mask (an explicit 4-D mask, eager attention).
+
+After training the adapters are merged into the weights and the model is saved as a plain
+Hugging Face folder (with the tokenizer, the base model's BOS choice and a training record
+``blockrank.json``), which ``--model DIR`` loads like any other.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+
+from circuits.block_relevance.mask import block_sparse_mask
+from circuits.block_relevance.relevance import doc_of_token, query_rows
+from interp.errors import IclscopeError
+from interp.prompts import PromptBatch, PromptBuilder
+from interp.tasks.suite import get_family
+
+RECORD = "blockrank.json"
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+class LoRALinear(nn.Module):
+    """``base(x) + scale * B(A(x))`` with ``base`` frozen; ``B`` starts at zero, so training
+    starts from the unchanged model. :meth:`merged` folds the update into a plain Linear."""
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float, generator: torch.Generator):
+        super().__init__()
+        self.base = base
+        self.scale = alpha / rank
+        self.a = nn.Parameter(torch.empty(rank, base.in_features))
+        self.b = nn.Parameter(torch.zeros(base.out_features, rank))
+        nn.init.kaiming_uniform_(self.a, a=math.sqrt(5), generator=generator)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.base(x) + (x @ self.a.T @ self.b.T) * self.scale
+
+    def merged(self) -> nn.Linear:
+        with torch.no_grad():
+            self.base.weight += (self.b @ self.a * self.scale).to(self.base.weight.dtype)
+        return self.base
+
+
+def add_lora(model, first_layer: int, rank: int, alpha: float, seed: int = 0) -> list[nn.Parameter]:
+    """Freeze ``model`` and put LoRA on the attention projections of layers ``first_layer..``;
+    return the trainable parameters."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    gen = torch.Generator().manual_seed(seed)
+    params = []
+    for layer in model.model.layers[first_layer:]:
+        for name in PROJECTIONS:
+            lora = LoRALinear(getattr(layer.self_attn, name), rank, alpha, gen)
+            setattr(layer.self_attn, name, lora)
+            params += [lora.a, lora.b]
+    return params
+
+
+def merge_lora(model) -> None:
+    for layer in model.model.layers:
+        for name in PROJECTIONS:
+            module = getattr(layer.self_attn, name)
+            if isinstance(module, LoRALinear):
+                setattr(layer.self_attn, name, module.merged())
+
+
+def relevance_from_pattern(
+    pattern: Float[Tensor, "batch head q k"],
+    rows: Int[Tensor, "batch rows"],
+    doc_index: Int[Tensor, "batch k"],
+    n_docs: int,
+) -> Float[Tensor, "batch doc"]:
+    """Head- and row-averaged block relevance from post-softmax attention (differentiable):
+    the pattern renormalised over document tokens equals the pre-softmax scores re-softmaxed
+    over them, the row normaliser cancelling."""
+    b = torch.arange(pattern.shape[0])[:, None]
+    picked = pattern[b, :, rows, :].permute(0, 2, 1, 3)  # (batch, head, rows, k)
+    in_doc = (doc_index >= 0)[:, None, None, :]
+    mass = picked * in_doc
+    mass = mass / mass.sum(-1, keepdim=True).clamp_min(1e-30)
+    one_hot = nn.functional.one_hot(doc_index.clamp(min=0), n_docs).float()
+    one_hot = one_hot * (doc_index >= 0)[..., None]
+    return torch.einsum("bhrk,bkd->bd", mass, one_hot) / (mass.shape[1] * mass.shape[2])
+
+
+@dataclass
+class BlockRankTrainer:
+    """BlockRank fine-tuning with LoRA above a cut (see the module docstring).
+
+    ``layer`` [60% of depth] the layer whose attention is trained (``l*``); ``cut`` [``layer``
+    - 4] the first adapted layer; ``rank``/``alpha`` the LoRA size; ``steps`` optimiser steps
+    of ``batch`` prompts of ``docs`` documents; ``aux_weight`` the contrastive loss's weight;
+    ``max_minutes`` stops early (the adapters trained so far are kept); ``seed`` draws the
+    training prompts from their own stream (``train:<seed>``), apart from any evaluation's.
+    """
+
+    layer: int | None = None
+    cut: int | None = None
+    rank: int = 8
+    alpha: float = 16.0
+    lr: float = 2e-3
+    steps: int = 60
+    batch: int = 4
+    docs: int = 10
+    rows: int = 2
+    aux_weight: float = 1.0
+    seed: int = 0
+    max_minutes: float | None = None
+    history: list[dict] = field(default_factory=list)
+
+    def resolve(self, n_layers: int) -> tuple[int, int]:
+        layer = round(0.6 * n_layers) if self.layer is None else self.layer
+        cut = max(0, layer - 4) if self.cut is None else self.cut
+        if not 0 <= cut <= layer < n_layers:
+            raise IclscopeError(
+                f"cut {cut} and layer {layer} must satisfy 0 <= cut <= layer < {n_layers}",
+                fix="pick a trained layer inside the model and a cut at or below it",
+            )
+        return layer, cut
+
+    def prompts(self, builder: PromptBuilder, family: str, step: int) -> PromptBatch:
+        fam = get_family(family)
+        rng = random.Random(f"train:{family}:{self.seed}:{step}")
+        return builder.build(fam.template, [fam.sample(rng, self.docs) for _ in range(self.batch)])
+
+    def loss(self, model, batch: PromptBatch, layer: int) -> tuple[Tensor, dict]:
+        """The answer loss plus the contrastive loss on ``layer``'s relevance, one forward."""
+        length = batch.tokens.shape[1]
+        mask = block_sparse_mask(
+            batch.annotations, length, causal=True, attention_mask=batch.attention_mask
+        )
+        positions = (batch.attention_mask.cumsum(-1) - 1).clamp(min=0)
+        seen: dict[str, Tensor] = {}
+        attn = model.model.layers[layer].self_attn
+        handle = attn.register_forward_hook(lambda m, i, o: seen.__setitem__("a", o[1]))
+        try:
+            out = model(
+                input_ids=batch.tokens,
+                attention_mask=mask,
+                position_ids=positions,
+                logits_to_keep=1,
+            )
+        finally:
+            handle.remove()
+        answer = nn.functional.cross_entropy(out.logits[:, -1].float(), batch.answer_ids)
+        n_docs = max(len(a.blocks) for a in batch.annotations)
+        rel = relevance_from_pattern(
+            seen["a"],
+            query_rows(batch.annotations, self.rows),
+            doc_of_token(batch.annotations, length),
+            n_docs,
+        )
+        gold = torch.tensor([a.gold_block for a in batch.annotations])
+        r_gold = rel[torch.arange(len(gold)), gold]
+        aux = -torch.log(r_gold.clamp_min(1e-12)).mean()
+        p1 = (rel.argmax(-1) == gold).float().mean()
+        stats = {
+            "answer": answer.item(),
+            "aux": aux.item(),
+            "r_gold": r_gold.mean().item(),
+            "p_at_1": p1.item(),
+        }
+        return answer + self.aux_weight * aux, stats
+
+    def train(self, model, tokenizer, family: str, prepend_bos: bool, log=lambda _: None):
+        """Adapt ``model`` (a Hugging Face Llama-family model with eager attention) in place;
+        the adapters stay separate until :func:`merge_lora`."""
+        fam = get_family(family)
+        if fam.kind != "ranking":
+            raise IclscopeError(
+                f"BlockRank trains on ranking families, not {family!r}",
+                fix="use nl_ranking_lexical or nl_ranking_semantic",
+            )
+        layer, cut = self.resolve(model.config.num_hidden_layers)
+        torch.manual_seed(self.seed)
+        params = add_lora(model, cut, self.rank, self.alpha, self.seed)
+        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=0.0)
+        builder = PromptBuilder(tokenizer, prepend_bos=prepend_bos, padding_side="left")
+        model.train()
+        start = time.perf_counter()
+        for step in range(self.steps):
+            batch = self.prompts(builder, family, step)
+            loss, stats = self.loss(model, batch, layer)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            seconds = time.perf_counter() - start
+            self.history.append(
+                {"step": step, "loss": loss.item(), **stats, "seconds": round(seconds, 2)}
+            )
+            log(
+                f"step {step + 1}/{self.steps}  loss {loss.item():.3f}  answer "
+                f"{stats['answer']:.3f}  contrastive {stats['aux']:.3f}  r_gold "
+                f"{stats['r_gold']:.3f}  p@1 {stats['p_at_1']:.2f}  {seconds:.0f}s"
+            )
+            if self.max_minutes is not None and seconds > 60 * self.max_minutes:
+                log(f"stopping after {step + 1} steps: --max-minutes {self.max_minutes} reached")
+                break
+        model.eval()
+        return layer, cut
+
+    def record(self, base: str, family: str, layer: int, cut: int) -> dict:
+        params = {k: v for k, v in asdict(self).items() if k != "history"}
+        return {
+            "method": "BlockRank (LoRA above a cut)",
+            "base_model": base,
+            "task": family,
+            **params,
+            "layer": layer,
+            "cut": cut,
+            "history": self.history,
+            "seconds": self.history[-1]["seconds"] if self.history else 0.0,
+        }
+
+
+def save_folder(model, tokenizer, out: Path, base_folder: str, record: dict) -> Path:
+    """The merged model as a Hugging Face folder that ``load_model(out)`` loads."""
+    from interp.models.gguf_cache import prepend_bos
+
+    merge_lora(model)
+    out.mkdir(parents=True, exist_ok=True)
+    model.config.attn_implementation = None
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    source = {
+        "name": f"blockrank:{record['base_model']}",
+        "base_folder": str(base_folder),
+        "dtype": "float32",
+        "prepend_bos": prepend_bos(base_folder),
+    }
+    (out / "iclscope_source.json").write_text(json.dumps(source, indent=1))
+    (out / RECORD).write_text(json.dumps(record, indent=1))
+    return out
+
+
+def train_blockrank(
+    model: str, family: str, out: str | Path, trainer: BlockRankTrainer, log=print
+) -> Path:
+    """Load ``model`` (a name or folder), fine-tune it with ``trainer`` on ``family`` and save
+    the adapted model folder at ``out``; the training record is ``out/blockrank.json``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from interp.models.gguf_cache import prepend_bos
+    from interp.models.hooked import resolve_spec
+
+    folder, _ = resolve_spec(model)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    hf = AutoModelForCausalLM.from_pretrained(
+        folder, attn_implementation="eager", dtype=torch.float32
+    )
+    if not hasattr(getattr(hf, "model", None), "layers"):
+        raise IclscopeError(
+            f"BlockRank training adapts Llama-family models, not {hf.config.model_type!r}",
+            fix="train smollm2 or another Llama-family folder",
+        )
+    log(f"training {model} on {family}: {trainer.steps} steps of {trainer.batch} prompts")
+    layer, cut = trainer.train(hf, tokenizer, family, prepend_bos(folder), log)
+    record = trainer.record(model, family, layer, cut)
+    path = save_folder(hf, tokenizer, Path(out), folder, record)
+    log(
+        f"saved the adapted model to {path} (layer {layer}, LoRA on layers {cut}-"
+        f"{hf.config.num_hidden_layers - 1})"
+    )
+    return path

@@ -1,0 +1,89 @@
+"""``iclscope run block-relevance`` and ``iclscope train blockrank`` (METHODS.md section 5).
+
+Both check their inputs (output folder, model, a ranking family the tokenizer can build)
+before anything heavy loads, so a mistake leaves the runs folder as it was.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from interp.cli import checks, options
+from interp.cli.app import console, report_path, run_app, train_app
+
+RANKING_HELP = "A ranking family: nl_ranking_lexical or nl_ranking_semantic."
+
+
+def _check_ranking(out: Path, model: str, task: str, docs: int) -> str:
+    checks.output_folder(out)
+    family = checks.task(task, kind="ranking")
+    folder = checks.model_folder(model)
+    checks.prompts(folder, model, [family.name], [docs], option="--docs")
+    return folder
+
+
+@run_app.command("block-relevance")
+def run_block_relevance_command(
+    model: str = options.model("smollm2"),
+    task: str = typer.Option("nl_ranking_lexical", help=RANKING_HELP),
+    prompts: int = typer.Option(
+        48,
+        min=4,
+        help="Prompts: the first half picks the best layer and head, the rest measure it.",
+    ),
+    docs: int = typer.Option(10, min=2, max=10, help="Documents per prompt."),
+    rows: int = typer.Option(2, min=1, max=4, help="Last query rows read ('[' and before)."),
+    seed: int = options.seed(),
+    out: Path = options.out_folder(),
+):
+    """Rank the documents of each prompt by every layer's and head's attention (block
+    relevance, raw and calibrated, and under the block-sparse mask) beside the decoded answer;
+    write the metric by layer and head, the best head, relevance bars and a report."""
+    _check_ranking(out, model, task, docs)
+    from interp.runs.block_relevance import run_block_relevance
+
+    path = run_block_relevance(out, model, task, prompts, docs, rows, seed, log=console.print)
+    report_path(path)
+
+
+@train_app.command("blockrank")
+def train_blockrank_command(
+    out: Path = typer.Option(..., help="Folder to write the adapted model into."),
+    model: str = options.model("smollm2"),
+    task: str = typer.Option("nl_ranking_lexical", help=RANKING_HELP),
+    layer: int | None = typer.Option(None, min=0, help="Trained layer l* [60% of depth]."),
+    cut: int | None = typer.Option(None, min=0, help="First adapted layer [layer - 4]."),
+    rank: int = typer.Option(8, min=1, help="LoRA rank."),
+    steps: int = options.count(60, "Optimiser steps."),
+    batch: int = options.count(4, "Prompts per step."),
+    lr: float = options.positive(2e-3, "Learning rate."),
+    aux_weight: float = typer.Option(1.0, min=0.0, help="Weight of the contrastive loss."),
+    docs: int = typer.Option(10, min=2, max=10, help="Documents per prompt."),
+    max_minutes: float | None = typer.Option(None, min=0.1, help="Stop after this long."),
+    seed: int = options.seed(),
+):
+    """BlockRank fine-tuning: LoRA on the attention above a cut, trained with the answer loss
+    and a contrastive loss on the middle layer's attention to the gold document, under the
+    block-sparse mask; saves a model folder that --model loads."""
+    checks.output_folder(out, option="--out")
+    checks.task(task, kind="ranking")
+    folder = checks.model_folder(model)
+    checks.prompts(folder, model, [task], [docs], option="--docs")
+    from circuits.block_relevance.train import BlockRankTrainer, train_blockrank
+
+    trainer = BlockRankTrainer(
+        layer=layer,
+        cut=cut,
+        rank=rank,
+        lr=lr,
+        steps=steps,
+        batch=batch,
+        docs=docs,
+        aux_weight=aux_weight,
+        seed=seed,
+        max_minutes=max_minutes,
+    )
+    train_blockrank(model, task, out, trainer, log=console.print)
+    print(out)

@@ -112,6 +112,10 @@ def run_page(root: str, name: str) -> None:
                     show_figures(run, names, f"{name}-{section}")
                     shown |= set(names)
             show_figures(run, [f for f in run.figures if f not in shown], name)
+        elif m.get("kind") == "eviction":
+            from app.eviction_page import eviction_view
+
+            eviction_view(run, name)
         else:
             show_figures(run, list(run.figures), name)
         if "top_components" in run.tables:

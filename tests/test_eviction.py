@@ -265,3 +265,65 @@ def _cfg(hf):
     from interp.models.hooked import ModelConfig
 
     return ModelConfig.from_hf("tiny", hf.config)
+
+
+# ---- the run, the command line and the explorer page ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def eviction_run(tiny_dirs, tmp_path_factory):
+    from interp.cli import main
+
+    root = tmp_path_factory.mktemp("evruns")
+    args = ["run", "eviction", "--model", tiny_dirs["llama"], "--task", "sentiment_arbitrary",
+            "--shots", "4", "--prompts", "4", "--gate-prompts", "4", "--gate-epochs", "2",
+            "--out", str(root)]  # fmt: skip
+    assert main(args) == 0
+    return root, next(root.glob("eviction-*"))
+
+
+def test_run_eviction_writes_every_method_rate_and_the_gate(eviction_run):
+    from interp.runs.store import load_run
+
+    _, path = eviction_run
+    run = load_run(path)
+    s = run.summary
+    assert {"accuracy_full", "by_method", "gate_rate", "gate_accuracy", "seconds"} <= set(s)
+    assert set(s["by_method"]) == {"streaming_llm", "h2o", "snapkv", "tova", "random", "gate"}
+    assert all(set(v) == {"0.25", "0.5", "0.75"} for v in s["by_method"].values())
+    assert 0.0 <= s["gate_rate"] <= 1.0 and 0.0 <= s["accuracy_full"] <= 1.0
+    curves = run.tables["curves"]
+    measured = curves[curves.method != "full"]
+    # every method evicts the rate asked for, to within rounding of the budget
+    assert (measured.measured_rate - measured.rate).abs().max() < 0.1
+    assert (path / "gate" / "gate.pt").exists() and (path / "gate" / "training.json").exists()
+    assert {"accuracy_vs_rate", "heads_snapkv", "tokens_kept"} <= set(run.figures)
+
+
+def test_bad_rates_and_methods_are_refused_before_any_run(tmp_path, capsys):
+    from interp.cli import main
+
+    for bad in (["--rates", "0.5,1.5"], ["--methods", "snapkv,lru"]):
+        code = main(["run", "eviction", "--model", "tiny-llama", "--out", str(tmp_path / "r"),
+                     *bad])  # fmt: skip
+        assert code == 2 and "fix:" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_eviction_page_shows_curves_and_kept_tokens(eviction_run, monkeypatch):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    root, path = eviction_run
+    monkeypatch.setenv("ICLSCOPE_RUNS", str(root))
+    app = str(Path(__file__).resolve().parent.parent / "app" / "explorer.py")
+    at = AppTest.from_file(app, default_timeout=120).run()
+    at.selectbox(key="run_pick").set_value(path.name).run()
+    assert not at.exception
+    heads = [h.value for h in at.subheader]
+    assert "Accuracy against eviction rate" in heads
+    assert any(h.startswith("Kept and evicted tokens") for h in heads)
+    at.selectbox(key="evict_method").set_value("snapkv").run()
+    assert not at.exception
+    assert any('class="tokens"' in m.value for m in at.markdown)

@@ -67,6 +67,7 @@ def run_eviction_command(
     gate: Path | None = typer.Option(None, help="A trained gate folder (`train gate`)."),
     train: bool = typer.Option(True, help="Without --gate: train a distilled gate here."),
     gate_prompts: int = options.count(48, "Training prompts for the gate trained here."),
+    gate_epochs: int = options.count(40, "Training epochs for the gate trained here."),
     seed: int = options.seed(),
     out: Path = options.out_folder(),
 ):
@@ -96,6 +97,7 @@ def run_eviction_command(
         gate_prompts,
         seed,
         log=console.print,
+        gate_epochs=gate_epochs,
     )
     report_path(path)
 

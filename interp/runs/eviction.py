@@ -151,6 +151,7 @@ def run_eviction(
     gate_prompts: int = 48,
     seed: int = 0,
     log: Callable[[str], object] = print,
+    gate_epochs: int = 40,
 ) -> Path:
     """Every method at every rate, plus the gate (loaded from ``gate``, or trained here with
     ``objective`` and saved under the run's ``gate/`` when ``train``); write the run."""
@@ -163,6 +164,7 @@ def run_eviction(
         gate=str(gate) if gate else None,
         objective=objective,
         gate_prompts=gate_prompts,
+        gate_epochs=gate_epochs,
         eviction="after prefill: the query line's rows",
     )
     with RunWriter(
@@ -185,6 +187,7 @@ def run_eviction(
                 shots,
                 gate_prompts,
                 lengths[:1],
+                gate_epochs,
                 seed=seed + 1,
                 log=log,
                 loaded=loaded,

@@ -123,12 +123,28 @@ def run_patch_command(
     max_batch: int | None = options.count(None, "Rows per forward pass [fit a 1 GiB budget]."),
     per_position: bool = typer.Option(False, help="Heads: patch each position separately."),
     out: Path = options.out_folder(),
+    executor: Executor = options.executor(),
+    ray_address: str | None = options.ray_address(),
+    workers: int = options.workers(),
+    max_retries: int = options.max_retries(),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the plan's size, chunks and memory per worker; run nothing."
+    ),
+    memory_budget: float | None = typer.Option(
+        None, min=0.0, help="GiB one worker may use; a plan over it is refused [this machine's]."
+    ),
 ):
     """Patch or ablate every component in batched forward passes; write heatmaps, the top
     components, the plan, summary.json and a report."""
     _check_run(out, model, task, shots)
     from interp.runs.patch import run_patch
 
+    if dry_run or memory_budget is not None:
+        _dry_run_patch(model, task, component, ablation, prompts, shots, seed, max_batch,
+                       per_position, workers if executor == "ray" else 1, memory_budget,
+                       show=dry_run)  # fmt: skip
+        if dry_run:
+            return
     path = run_patch(
         out,
         model,
@@ -142,8 +158,43 @@ def run_patch_command(
         max_batch,
         per_position,
         log=console.print,
+        executor=_executor(executor, ray_address, workers, max_retries),
     )
     report_path(path)
+
+
+def _executor(kind: str, address: str | None, workers: int, max_retries: int):
+    """The executor the run options name (``None``: the engine's local default)."""
+    if kind == "local":
+        return None
+    from interp.patching.executor import RayExecutor
+
+    return RayExecutor(address=address, workers=workers, max_retries=max_retries)
+
+
+def _dry_run_patch(model, task, component, ablation, prompts, shots, seed, max_batch,
+                   per_position, workers, budget, show=True) -> None:  # fmt: skip
+    """Print what ``run patch`` would cost (see :mod:`interp.patching.memory`) and refuse it
+    when one worker's peak exceeds ``budget`` GiB (default: this machine's memory)."""
+    from interp.models import load_model
+    from interp.patching.engine import Engine
+    from interp.patching.memory import estimate, machine_memory_gb
+    from interp.patching.sweeps import with_baselines
+    from interp.runs.patch import build_plan
+    from interp.tasks.suite import build_pair_batches
+
+    m = load_model(model)
+    clean, corrupted = build_pair_batches(m.prompt_builder(), task, prompts, shots, seed)
+    plan = with_baselines(build_plan(component, m.cfg, clean, ablation, per_position),
+                          range(len(clean)))  # fmt: skip
+    est = estimate(Engine(m, max_batch=max_batch), plan, clean, corrupted, workers=workers)
+    budget = machine_memory_gb() if budget is None else budget
+    if show:
+        for line in est.lines() + [f"budget per worker: {budget:.3f} GiB"]:
+            console.print(line)
+    est.check(budget)
+    if show:
+        console.print("fits the budget")
 
 
 @run_app.command("circuit")

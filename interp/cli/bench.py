@@ -36,6 +36,34 @@ def bench_patching_command(
         print(json.dumps(result))
 
 
+@bench_app.command("scale")
+def bench_scale_command(
+    model: str = options.model("smollm2"),
+    workers: str = typer.Option("1,2", help="Comma-separated Ray worker counts."),
+    pairs: int = options.count(8, "Prompt pairs (the sweep has pairs x layers x heads rows)."),
+    shots: int = options.shots(help="Demonstrations per prompt (sets the prompt length)."),
+    repeats: int = options.count(1, "Timed runs per contender (median reported)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+):
+    """Time one head sweep on the local engine and on a local Ray cluster with each number of
+    workers: Ray's overhead over local, and what more workers buy on this machine."""
+    counts = checks.int_list(workers, "--workers", minimum=1)
+    folder = checks.model_folder(model)
+    from transformers import AutoTokenizer
+
+    from interp.bench.patching import BENCH_FAMILIES
+    from interp.bench.scale import bench_scale
+    from interp.tasks.suite import default_family
+
+    family = default_family(AutoTokenizer.from_pretrained(folder), *BENCH_FAMILIES)
+    checks.prompts(folder, model, [family], [shots])
+    result = bench_scale(
+        model, counts, pairs, shots, repeats, log=(lambda *a: None) if as_json else console.print
+    )
+    if as_json:
+        print(json.dumps(result))
+
+
 @bench_app.command("kernels")
 def bench_kernels_command(
     device: Device | None = typer.Option(None, help="Where to run [cuda when a GPU is visible]."),

@@ -25,6 +25,7 @@ Backend = Literal["transformer_lens", "nnsight"]
 Device = Literal["cuda", "cpu"]
 Dtype = Literal["float32", "bfloat16"]
 KernelSize = Literal["small", "tiny"]
+Executor = Literal["local", "ray"]
 
 MODEL_HELP = "A registered name (see `iclscope models`) or a local Hugging Face folder."
 MAX_PORT = 65_535
@@ -60,3 +61,36 @@ def _positive(value: float | None) -> float | None:
 def positive(default: float, help: str) -> Any:
     """A rate or a duration: strictly above 0."""
     return typer.Option(default, callback=_positive, help=help)
+
+
+def _ray_address(value: str | None) -> str | None:
+    """``auto`` or ``HOST:PORT`` (``None``: start Ray on this machine)."""
+    if value is None or value == "auto":
+        return value
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) <= MAX_PORT:
+        raise typer.BadParameter(f"{value!r} is not 'auto' or HOST:PORT")
+    return value
+
+
+def executor() -> Any:
+    return typer.Option("local", help="Where the plan's chunks run: here, or on Ray workers.")
+
+
+def ray_address() -> Any:
+    return typer.Option(
+        None,
+        callback=_ray_address,
+        help="With --executor ray: 'auto' (this node's cluster) or HOST:PORT of the head "
+        "[start Ray on this machine].",
+    )
+
+
+def workers() -> Any:
+    return typer.Option(2, min=1, help="With --executor ray: worker actors (one model each).")
+
+
+def max_retries() -> Any:
+    return typer.Option(
+        3, min=0, help="With --executor ray: times a chunk is retried when its worker dies."
+    )

@@ -23,18 +23,19 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import defaultdict
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 import kernels
 from interp.errors import IclscopeError
 from interp.models import HookedModel, HookFn
 from interp.models.native import NATIVE_ARCHITECTURES, LlamaNative, Recording
+from interp.patching.executor import Executor, LocalExecutor
 from interp.patching.metrics import Metric, build_metric
 from interp.patching.plan import InterventionPlan, Knockout, PlanRow
 from interp.patching.sources import SourceBank, build_banks
@@ -49,7 +50,9 @@ class Engine:
     ``max_batch`` caps rows per forward pass; otherwise chunks are sized so the live
     activations of one chunk fit in ``memory_gb``. ``fast`` uses the native Llama forward where
     it applies; ``min_rows`` is the smallest chunk worth a forward pass of its own when rows
-    start at different positions.
+    start at different positions. ``executor`` runs the chunks: here, one after another
+    (:class:`~interp.patching.executor.LocalExecutor`, the default), or on the workers of a Ray
+    cluster (:class:`~interp.patching.executor.RayExecutor`); the table is the same.
     """
 
     def __init__(
@@ -59,8 +62,10 @@ class Engine:
         memory_gb: float = 1.0,
         fast: bool = True,
         min_rows: int = 256,
+        executor: Executor | None = None,
     ):
         self.model = model
+        self.executor = executor if executor is not None else LocalExecutor()
         self.max_batch = max_batch
         self.memory_gb = memory_gb
         self.fast = fast
@@ -83,14 +88,18 @@ class Engine:
         return f"{len(plan)} rows in {chunks} forward passes of up to {per} rows"
 
     # -- sources ----------------------------------------------------------------------------
-    def _native(self, plan: InterventionPlan) -> LlamaNative | None:
-        """The fast path, where the architecture and every hook of the plan allow it."""
+    def uses_native(self, plan: InterventionPlan) -> bool:
+        """Whether the plan runs on the fast path (the architecture and every hook allow it)."""
         hooks = plan.hooks() + [
             f"blocks.{e.layer}.attn.hook_attn_scores"
             for r in plan.rows for e in r.edits if isinstance(e, Knockout)
         ]  # fmt: skip
+        return self.fast and LlamaNative.supports(hooks, self.model.cfg.architecture)
+
+    def _native(self, plan: InterventionPlan) -> LlamaNative | None:
+        """The fast path, where the architecture and every hook of the plan allow it."""
         arch = self.model.cfg.architecture
-        if not self.fast or not LlamaNative.supports(hooks, arch):
+        if not self.uses_native(plan):
             if self.fast and arch not in NATIVE_ARCHITECTURES and not self._told_fallback:
                 # Gemma 3's QK-norm, sandwich norms and sliding windows are not in the native
                 # forward; the hooked backend runs them exactly, only slower
@@ -98,6 +107,9 @@ class Engine:
                             "through the %s backend", arch, self.model.backend)  # fmt: skip
                 self._told_fallback = True
             return None
+        return self._native_model()
+
+    def _native_model(self) -> LlamaNative:
         if self._native_runner is None:
             self._native_runner = LlamaNative(self.model.plain_model())
         return self._native_runner
@@ -223,17 +235,54 @@ class Engine:
         return joins
 
     # -- the run ----------------------------------------------------------------------------
+    def layout(
+        self, plan: InterventionPlan, clean: PromptBatch, base: PromptBatch, resume: bool = True
+    ) -> Layout:
+        """Where each row starts and how rows group into forward passes, before any forward."""
+        native = self.uses_native(plan)
+        resume = resume and (native or self.model.supports_resume)
+        s_q, n_pos = clean.s_q, base.tokens.shape[1]
+        n_layers = self.model.cfg.n_layers
+        # rows whose edits all sit after one layer's attention start from that layer's tail
+        tails = {}
+        if native and resume:
+            tails = {i: r.tail_layer for i, r in enumerate(plan.rows) if r.tail_layer is not None}
+        layers = ({r.first_layer for r in plan.rows} - {0}) if resume else set()
+        layers |= {layer + 1 for layer in tails.values()} - {n_layers}
+        resume_hooks = [f"blocks.{layer}.hook_resid_pre" for layer in sorted(layers)]
+        resume_hooks += [f"blocks.{layer}.attn.hook_z" for layer in sorted(set(tails.values()))]
+
+        def begin(i: int) -> tuple[int, int]:
+            row = plan.rows[i]
+            if not resume:
+                return 0, 0
+            # positions only resume on the fast path, and never past the read-out position
+            pos = min(row.first_position, int(s_q[row.prompt])) if native else 0
+            return pos, (tails[i] + 1 if i in tails else row.first_layer)
+
+        starts = [begin(i) for i in range(len(plan))]
+        start = starts.__getitem__  # sorting asks many times
+        per = self.rows_per_chunk(n_pos)
+        # the last layer's tail at the read-out alone: edits elsewhere cannot reach it
+        last = [i for i, layer in tails.items() if layer == n_layers - 1]
+        chunks = [("last", last[lo : lo + per]) for lo in range(0, len(last), per)]
+        order = sorted(set(range(len(plan))) - set(last), key=start)
+        # a pass joins rows in order of their start layer
+        chunks += [("pass", sorted(c, key=lambda j: start(j)[1]))
+                   for c in _chunks(order, start, per, self.min_rows)]  # fmt: skip
+        return Layout(native, resume, tails, starts, chunks, resume_hooks)
+
     @torch.no_grad()
-    def run(
+    def prepare(
         self,
         plan: InterventionPlan,
         clean: PromptBatch,
         corrupted: PromptBatch | None = None,
         metric: str | Metric = "logit_diff",
         resume: bool = True,
-        progress: bool = True,
-    ) -> pd.DataFrame:
-        """Run every plan row; one result row per plan row (its labels and the metric)."""
+    ) -> Job:
+        """Check the plan, cache its source runs and lay out its chunks: a :class:`Job` that
+        :meth:`run_chunk` runs chunk by chunk, here or on another machine's engine."""
         if corrupted is not None:
             check_pair(clean, corrupted)
         base = corrupted if plan.base == "corrupted" else clean
@@ -247,19 +296,9 @@ class Engine:
         for row in plan.rows:
             row.check_overlaps()
         native = self._native(plan)
-        resume = resume and (native is not None or self.model.supports_resume)
-        s_q, n_pos = clean.s_q, base.tokens.shape[1]
-        n_layers = self.model.cfg.n_layers
-        # rows whose edits all sit after one layer's attention start from that layer's tail
-        tails = {}
-        if native is not None and resume:
-            tails = {i: r.tail_layer for i, r in enumerate(plan.rows) if r.tail_layer is not None}
-        starts = ({r.first_layer for r in plan.rows} - {0}) if resume else set()
-        starts |= {layer + 1 for layer in tails.values()} - {n_layers}
-        resume_hooks = [f"blocks.{layer}.hook_resid_pre" for layer in sorted(starts)]
-        resume_hooks += [f"blocks.{layer}.attn.hook_z" for layer in sorted(set(tails.values()))]
+        lay = self.layout(plan, clean, base, resume)
         clean_logits, clean_rec, corrupt_rec = self._caches(
-            plan, clean, corrupted, native, resume_hooks
+            plan, clean, corrupted, native, lay.resume_hooks
         )
         base_rec = clean_rec if base is clean else corrupt_rec
         banks = build_banks(
@@ -267,64 +306,95 @@ class Engine:
             clean.attention_mask,
         )  # fmt: skip
         if isinstance(metric, str):
-            at_sq = clean_logits[torch.arange(len(clean)), s_q]
+            at_sq = clean_logits[torch.arange(len(clean)), clean.s_q]
             metric = build_metric(metric, clean, corrupted, at_sq)
+        return Job(plan, lay, banks, base_rec, base.tokens, base.attention_mask, metric,
+                   clean.s_q, base.tokens.shape[1])  # fmt: skip
 
-        def begin(i: int) -> tuple[int, int]:
-            row = plan.rows[i]
-            if not resume:
-                return 0, 0
-            # positions only resume on the fast path, and never past the read-out position
-            pos = min(row.first_position, int(s_q[row.prompt])) if native is not None else 0
-            return pos, (tails[i] + 1 if i in tails else row.first_layer)
-
-        start = [begin(i) for i in range(len(plan))].__getitem__  # sorting asks many times
-
-        per = self.rows_per_chunk(n_pos)
-        values = torch.empty(len(plan))
-        bar = tqdm(total=len(plan), desc="patching", unit="row", disable=not progress)
-        last = [i for i, layer in tails.items() if layer == n_layers - 1]
-        for lo in range(0, len(last), per):
-            chunk = last[lo : lo + per]
-            rows = [plan.rows[j] for j in chunk]
-            prompt = torch.tensor([r.prompt for r in rows])
-            # the last layer's tail at the read-out alone: edits elsewhere cannot reach it
+    @torch.no_grad()
+    def run_chunk(self, job: Job, index: int) -> Tensor:
+        """The metric of each row of chunk ``index`` of ``job`` (in the chunk's order): one
+        forward pass. Any engine on the same model gives the same values."""
+        kind, chunk = job.layout.chunks[index]
+        native = self._native_model() if job.layout.native else None
+        rows = [job.plan.rows[j] for j in chunk]
+        prompt = torch.tensor([r.prompt for r in rows])
+        s_q, n_pos, banks, base_rec = job.s_q, job.n_pos, job.banks, job.base_rec
+        start, tails = job.layout.starts.__getitem__, job.layout.tails
+        if kind == "last":  # the last layer's tail, at the read-out position alone
             read = s_q[prompt].tolist()
-            h = self._tail_at(native, rows, prompt, n_layers - 1, read, base_rec, banks, n_pos)
-            logits = native.logits(h)
-            values[chunk] = metric(logits, prompt).float().cpu()
-            bar.update(len(rows))
-        order = sorted(set(range(len(plan))) - set(last), key=start)
-        for chunk in _chunks(order, start, per, self.min_rows):
-            # a chunk starts at its earliest row's position; joins need rows sorted by layer
-            pos = min(start(j)[0] for j in chunk)
-            chunk = sorted(chunk, key=lambda j: start(j)[1])
-            rows = [plan.rows[j] for j in chunk]
-            prompt = torch.tensor([r.prompt for r in rows])
-            # tail rows enter the resumed pass already edited, so the pass leaves them alone
-            mixed = [None if j in tails else r for j, r in zip(chunk, rows)]
-            hooks = self._hooks_for(mixed, banks, n_pos, shift=pos)
-            if native is not None:
-                joins = self._joins(native, chunk, rows, prompt, pos, start, tails, base_rec,
-                                    banks, n_pos)  # fmt: skip
-                at_sq = native.resume(joins, pos, prompt, base_rec, hooks, s_q[prompt] - pos)
+            layer = self.model.cfg.n_layers - 1
+            h = self._tail_at(native, rows, prompt, layer, read, base_rec, banks, n_pos)
+            return job.metric(native.logits(h), prompt).float().cpu()
+        # a chunk starts at its earliest row's position
+        pos = min(start(j)[0] for j in chunk)
+        # tail rows enter the resumed pass already edited, so the pass leaves them alone
+        mixed = [None if j in tails else r for j, r in zip(chunk, rows)]
+        hooks = self._hooks_for(mixed, banks, n_pos, shift=pos)
+        if native is not None:
+            joins = self._joins(native, chunk, rows, prompt, pos, start, tails, base_rec,
+                                banks, n_pos)  # fmt: skip
+            at_sq = native.resume(joins, pos, prompt, base_rec, hooks, s_q[prompt] - pos)
+        else:
+            layer = min(start(j)[1] for j in chunk)
+            mask = job.base_mask[prompt]
+            if layer > 0:
+                resid = base_rec.cache[f"blocks.{layer}.hook_resid_pre"][prompt]
+                logits = self.model.run_from_layer(resid, layer, list(hooks.items()), mask)
             else:
-                layer = min(start(j)[1] for j in chunk)
-                mask = base.attention_mask[prompt]
-                if layer > 0:
-                    resid = base_rec.cache[f"blocks.{layer}.hook_resid_pre"][prompt]
-                    logits = self.model.run_from_layer(resid, layer, list(hooks.items()), mask)
-                else:
-                    logits = self.model.run_with_hooks(
-                        base.tokens[prompt], list(hooks.items()), mask
-                    )
-                at_sq = logits[torch.arange(len(rows)), s_q[prompt]]
-            values[chunk] = metric(at_sq, prompt).float().cpu()
-            bar.update(len(rows))
-        bar.close()
+                logits = self.model.run_with_hooks(job.base_tokens[prompt], list(hooks.items()),
+                                                   mask)  # fmt: skip
+            at_sq = logits[torch.arange(len(rows)), s_q[prompt]]
+        return job.metric(at_sq, prompt).float().cpu()
+
+    @torch.no_grad()
+    def run(
+        self,
+        plan: InterventionPlan,
+        clean: PromptBatch,
+        corrupted: PromptBatch | None = None,
+        metric: str | Metric = "logit_diff",
+        resume: bool = True,
+        progress: bool = True,
+    ) -> pd.DataFrame:
+        """Run every plan row; one result row per plan row (its labels and the metric)."""
+        job = self.prepare(plan, clean, corrupted, metric, resume)
+        values = self.executor.run(self, job, progress=progress)
         table = pd.DataFrame([dict(r.labels) | {"prompt": r.prompt} for r in plan.rows])
         table["metric"] = values.numpy()
         return table
+
+
+@dataclass
+class Layout:
+    """How a plan runs: whether on the fast path and resumed, each row's start (position,
+    layer), the rows that start from a layer's tail, and the chunks, one forward pass each:
+    ``("last", rows)`` for rows edited only in the last layer's tail, ``("pass", rows)`` for a
+    resumed pass (rows in order of their start layer)."""
+
+    native: bool
+    resume: bool
+    tails: dict[int, int]
+    starts: list[tuple[int, int]]
+    chunks: list[tuple[str, list[int]]]
+    resume_hooks: list[str]
+
+
+@dataclass
+class Job:
+    """A plan with its source runs cached: everything a chunk's forward pass reads besides the
+    model's weights (plain tensors, the plan and the metric), so it can be shipped once to
+    other machines' engines, which then need only chunk numbers."""
+
+    plan: InterventionPlan
+    layout: Layout
+    banks: dict[str, SourceBank]
+    base_rec: Recording
+    base_tokens: Tensor  # (batch, pos)
+    base_mask: Tensor  # (batch, pos)
+    metric: Metric
+    s_q: Tensor  # (batch,)
+    n_pos: int
 
 
 @lru_cache(maxsize=4096)

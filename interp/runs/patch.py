@@ -38,6 +38,7 @@ from interp.patching.metrics import baselines_equal, normalized_effect, ranking_
 from interp.models import load_model
 from interp.patching.plan import InterventionPlan, Knockout, Patch, PlanRow, Source
 from interp.prompts import Annotation
+from interp.runs.reports import export_static, integer_axes
 from interp.runs.store import RunWriter
 from interp.patching.sweeps import BASELINE, head_sweep, resid_sweep, with_baselines
 from interp.tasks.suite import build_pair_batches
@@ -207,7 +208,9 @@ def _with_effects(df: pd.DataFrame, noising: bool) -> pd.DataFrame:
 def run_patch(out: Path, model: str, task: str, component: str, metric: str,
               ablation: str | None = None, prompts: int = 8, shots: int = 4, seed: int = 0,
               max_batch: int | None = None, per_position: bool = False,
-              log=print) -> Path:  # fmt: skip
+              log=print, executor=None) -> Path:  # fmt: skip
+    """``executor``: where the plan's chunks run (:mod:`interp.patching.executor`; local by
+    default); the manifest records it, its workers and retries."""
     if component not in COMPONENTS:
         raise IclscopeError(f"unknown component {component!r}", fix=f"use one of {COMPONENTS}")
     params = {"component": component, "metric": metric, "ablation": ablation,
@@ -219,11 +222,15 @@ def run_patch(out: Path, model: str, task: str, component: str, metric: str,
         clean, corrupted = build_pair_batches(m.prompt_builder(), task, prompts, shots, seed)
         sweep = build_plan(component, m.cfg, clean, ablation, per_position)
         plan = with_baselines(sweep, range(len(clean)))
-        engine = Engine(m, max_batch=max_batch)
+        engine = Engine(m, max_batch=max_batch, executor=executor)
         log(f"plan: {plan!r}")
         log(engine.estimate(plan, clean.tokens.shape[1]))
         start = time.perf_counter()
-        effects = Effects.measure(engine.run(plan, clean, corrupted, metric=metric), plan, metric)
+        try:
+            table = engine.run(plan, clean, corrupted, metric=metric)
+        finally:  # a failed run still records its retries and unfinished chunks
+            run.executor(engine.executor.record)
+        effects = Effects.measure(table, plan, metric)
         seconds = time.perf_counter() - start
         for warning in effects.warnings():
             log(f"warning: {warning}")
@@ -235,6 +242,7 @@ def run_patch(out: Path, model: str, task: str, component: str, metric: str,
         if exact and metric != "acc":  # acc has no gradient
             write_attribution(run, m, clean, corrupted, component, effects)
         run.report(_report(model, task, component, ablation, effects, len(plan), seconds))
+        export_static(run.path, log=log)
     return run.path
 
 
@@ -272,7 +280,7 @@ def write_figures(run: RunWriter, effects: Effects, component: str, ablation: st
                 labels={"color": value},
                 title=title,
             )
-            run.figure(fig_name, fig)
+            run.figure(fig_name, integer_axes(fig))
 
 
 def write_attribution(run, model, clean, corrupted, component, effects: Effects) -> None:

@@ -304,6 +304,12 @@ class RunWriter:
         self.manifest["params"].update(values)
         _write_json(self.path / "manifest.json", self.manifest)
 
+    def executor(self, record: dict[str, Any]) -> None:
+        """Record how the plan's chunks ran in the manifest: the executor, its workers, the
+        retries of chunks whose worker died, and any chunks that never finished."""
+        self.manifest["executor"] = record
+        _write_json(self.path / "manifest.json", self.manifest)
+
     def summary(self, values: dict[str, Any]) -> None:
         """Merge ``values`` into summary.json."""
         self._summary.update(values)

@@ -1,0 +1,148 @@
+"""What a plan will cost before it runs: the ``--dry-run`` estimate.
+
+A worker (this process with the local executor, each Ray actor with the Ray one) holds three
+things at its peak:
+
+* the **model**: its weights, twice where the engine's fast path runs (the hooked backend's
+  copy and the plain Hugging Face copy the native forward uses);
+* the **sources**: the job shipped to it, i.e. the source banks (every prompt's clean and
+  corrupted activation at each patched hook, plus the mean, zeros and plan tensors) and the base
+  run's recording (the residual stream at each resume layer; on the fast path also every
+  layer's residual stream, keys and values, to resume mid-prompt);
+* one **chunk**'s activations, sized by the engine's own rule (``Engine.rows_per_chunk``).
+
+Workers do not share any of it, so the estimate is per worker whatever their number; more
+workers make a sweep faster, not smaller. A plan over the budget is refused with the knob that
+brings it under: ``--max-batch`` when one chunk is the problem, ``--prompts`` when the sources
+are, a bigger machine when the model alone does not fit.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+from interp.errors import IclscopeError
+from interp.patching.engine import Engine
+from interp.patching.plan import InterventionPlan
+from interp.prompts import PromptBatch
+
+GIB = 2**30
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A plan's size, chunking and per-worker peak memory (GiB), before any forward pass."""
+
+    rows: int
+    chunks: int
+    rows_per_chunk: int
+    forward_passes: int
+    """Chunks plus the source runs (clean, and corrupted when given): each at most one full
+    forward of a chunk, less where rows resume from a later layer or position."""
+    fast_path: bool
+    model_gb: float
+    sources_gb: float
+    chunk_gb: float
+    row_gb: float
+    """One row's share of a chunk's activations."""
+    workers: int
+
+    @property
+    def peak_gb(self) -> float:
+        return self.model_gb + self.sources_gb + self.chunk_gb
+
+    def lines(self) -> list[str]:
+        return [
+            f"plan: {self.rows} rows in {self.chunks} chunks of up to {self.rows_per_chunk} rows",
+            f"forward passes: {self.forward_passes} (the chunks and the source runs)",
+            f"peak memory per worker: {self.peak_gb:.3f} GiB = model {self.model_gb:.3f} + "
+            f"sources {self.sources_gb:.3f} + one chunk {self.chunk_gb:.3f}"
+            + (" (fast path: two copies of the weights)" if self.fast_path else ""),
+            f"workers: {self.workers}, {self.workers * self.peak_gb:.3f} GiB in all",
+        ]
+
+    def as_dict(self) -> dict:
+        return asdict(self) | {"peak_gb": self.peak_gb}
+
+    def check(self, budget_gb: float) -> None:
+        """Refuse a plan whose peak per worker exceeds ``budget_gb``, naming the knob."""
+        if self.peak_gb <= budget_gb:
+            return
+        what = (f"the plan needs about {self.peak_gb:.3f} GiB per worker (model "
+                f"{self.model_gb:.3f} + sources {self.sources_gb:.3f} + one chunk "
+                f"{self.chunk_gb:.3f}), over the budget of {budget_gb:.3f} GiB")  # fmt: skip
+        room = budget_gb - self.model_gb - self.sources_gb
+        per_row = self.row_gb
+        if room >= per_row:
+            fix = (f"lower --max-batch to {int(room / per_row)} rows per forward pass "
+                   f"(now {self.rows_per_chunk}); more workers do not lower it")  # fmt: skip
+        elif budget_gb - self.model_gb >= per_row:
+            fix = ("use fewer --prompts (the cached source runs grow with prompts x positions)"
+                   ", then lower --max-batch if needed; more workers do not lower it")  # fmt: skip
+        else:
+            fix = (f"the model alone takes {self.model_gb:.3f} GiB: run on machines with more "
+                   "memory (raise --memory-budget to what they have)")  # fmt: skip
+        raise IclscopeError(what, fix=fix)
+
+
+def _hook_floats(cfg, hook: str, n_pos: int) -> int:
+    """Floats one prompt holds at ``hook``."""
+    kind = hook.split(".", 2)[-1]
+    if kind in ("attn.hook_z", "attn.hook_q", "attn.hook_result"):
+        return n_pos * cfg.n_heads * cfg.d_head
+    if kind in ("attn.hook_k", "attn.hook_v"):
+        return n_pos * cfg.n_kv_heads * cfg.d_head
+    if kind in ("attn.hook_attn_scores", "attn.hook_pattern"):
+        return cfg.n_heads * n_pos * n_pos
+    if kind.startswith("mlp."):
+        return n_pos * 4 * cfg.d_model  # the MLP's hidden width is not in the config: 4x
+    return n_pos * cfg.d_model
+
+
+def _model_bytes(model) -> int:
+    hf = getattr(model, "hf_model", None)
+    params = hf.parameters() if hf is not None else model.plain_model().parameters()
+    return sum(p.numel() * p.element_size() for p in params)
+
+
+def estimate(
+    engine: Engine,
+    plan: InterventionPlan,
+    clean: PromptBatch,
+    corrupted: PromptBatch | None = None,
+    workers: int = 1,
+    resume: bool = True,
+) -> Estimate:
+    """The memory and forward passes ``engine.run(plan, clean, corrupted)`` will need, from
+    the plan's layout and the model's shape alone (no forward pass)."""
+    base = corrupted if plan.base == "corrupted" and corrupted is not None else clean
+    lay = engine.layout(plan, clean, base, resume)
+    cfg, n_pos, batch = engine.model.cfg, base.tokens.shape[1], len(clean)
+    weights = _model_bytes(engine.model)
+    size = 4  # the engine computes in float32 on CPU
+    n_src = 2 * batch + 2 + len(plan.tensors)  # clean, corrupted, mean, zero, tensors
+    banks = sum(n_src * _hook_floats(cfg, h, n_pos) for h in plan.hooks())
+    record = sum(batch * _hook_floats(cfg, h, n_pos) for h in plan.hooks() + lay.resume_hooks)
+    if lay.native:  # resid_pre, keys and values of every layer, to resume mid-prompt
+        record += batch * n_pos * cfg.n_layers * (cfg.d_model + 2 * cfg.n_kv_heads * cfg.d_head)
+    per = engine.rows_per_chunk(n_pos)
+    floats_per_row = n_pos * (6 * cfg.d_model + 2 * cfg.n_heads * n_pos + cfg.d_vocab)
+    chunk_rows = min(per, max((len(rows) for _, rows in lay.chunks), default=0))
+    return Estimate(
+        rows=len(plan),
+        chunks=len(lay.chunks),
+        rows_per_chunk=max(1, chunk_rows),
+        forward_passes=len(lay.chunks) + 1 + (corrupted is not None),
+        fast_path=lay.native,
+        model_gb=weights * (2 if lay.native else 1) / GIB,
+        sources_gb=(banks + record) * size / GIB,
+        chunk_gb=max(1, chunk_rows) * floats_per_row * size / GIB,
+        row_gb=floats_per_row * size / GIB,
+        workers=workers,
+    )
+
+
+def machine_memory_gb() -> float:
+    """This machine's memory: the default budget of one worker."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB

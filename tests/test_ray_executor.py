@@ -1,0 +1,147 @@
+"""The Ray executor on a real local Ray cluster (2 CPUs, 2 worker actors, no mocks): its tables
+equal the local engine's, a worker killed mid-run has its chunks retried, a run that cannot
+finish is marked failed, and ``--dry-run`` refuses a plan over its memory budget.
+
+One cluster and one pool of workers serve the whole module: Ray's start-up and each worker's
+model load are paid once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import numpy as np
+import pandas as pd
+import pytest
+import ray
+
+from interp.cli import main
+from interp.models import load_model
+from interp.patching.engine import Engine
+from interp.patching.executor import ExecutorFailed, RayExecutor
+from interp.patching.sweeps import head_sweep, resid_sweep, with_baselines
+from interp.runs.patch import run_patch
+from interp.tasks.suite import build_pair_batches
+
+TOL = 1e-6
+QUIET = lambda *a: None  # noqa: E731
+
+
+@pytest.fixture(scope="module")
+def executor():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ex = RayExecutor(workers=2, max_retries=2)
+    yield ex
+    ex.close()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module", params=["organism", "tiny-llama"])
+def model(request, tiny_dirs):
+    # the organism by its registry name, the tiny Llama by its folder: workers load either
+    return load_model("organism" if request.param == "organism" else tiny_dirs["llama"])
+
+
+def sweep(model, kind: str):
+    clean, corrupted = build_pair_batches(model.prompt_builder(), "sentiment_semantic", 2, 2, 0)
+    if kind == "heads":
+        plan = head_sweep(model.cfg, range(2))
+    else:
+        plan = resid_sweep(model.cfg, range(2), clean.tokens.shape[1])
+    return with_baselines(plan, range(2)), clean, corrupted
+
+
+@pytest.mark.parametrize(
+    "kind, fast", [("heads", True), ("resid", True), ("heads", False)], ids=["heads", "resid",
+                                                                           "heads-hooked"]
+)  # fmt: skip
+def test_ray_table_equals_local(executor, model, kind, fast):
+    plan, clean, corrupted = sweep(model, kind)
+    local = Engine(model, max_batch=8, fast=fast).run(plan, clean, corrupted, progress=False)
+    remote = Engine(model, max_batch=8, fast=fast, executor=executor)
+    table = remote.run(plan, clean, corrupted, progress=False)
+    record = executor.record
+    assert record["executor"] == "ray" and record["workers"] == 2
+    assert record["chunks"] >= 4 and record["retries"] == [] and record["unfinished"] == []
+    # the same rows, labels and order; the same values to float noise
+    pd.testing.assert_frame_equal(table.drop(columns="metric"), local.drop(columns="metric"))
+    assert np.isfinite(table.metric).all()
+    assert np.abs(table.metric.to_numpy() - local.metric.to_numpy()).max() <= TOL
+
+
+def killer(executor):
+    """An ``on_chunk`` hook that SIGKILLs worker 0's process once the first chunk is back."""
+    pid = executor.pids()[0]
+
+    def kill(ex, done):
+        if done == 1:
+            os.kill(pid, signal.SIGKILL)
+
+    return kill
+
+
+def patch_run(out, executor, max_batch=4):
+    return run_patch(out, "organism", "sentiment_semantic", "heads", "logit_diff", prompts=2,
+                     shots=2, max_batch=max_batch, log=QUIET, executor=executor)  # fmt: skip
+
+
+def manifest(path):
+    return json.loads((path / "manifest.json").read_text())
+
+
+def test_killed_worker_chunks_are_retried(executor, tmp_path):
+    executor.on_chunk = killer(executor)
+    try:
+        path = patch_run(tmp_path / "ray", executor)
+    finally:
+        executor.on_chunk = None
+    m = manifest(path)
+    assert m["status"] == "complete"
+    record = m["executor"]
+    assert record["executor"] == "ray" and record["workers"] == 2
+    assert record["chunks"] >= 8  # 4 layers x 8 heads x 2 prompts + 4 baselines, 4 per chunk
+    assert len(record["retries"]) >= 1 and record["workers_replaced"] == 1
+    assert all(r["worker"] == 0 and r["attempt"] == 1 for r in record["retries"])
+    assert record["unfinished"] == []
+    # the retried chunks gave the same table as a run without Ray
+    local = patch_run(tmp_path / "local", None)
+    assert manifest(local)["executor"]["executor"] == "local"
+    ours, ref = (pd.read_parquet(p / "results.parquet") for p in (path, local))
+    pd.testing.assert_frame_equal(ours, ref, atol=TOL, rtol=0)
+
+
+def test_run_that_cannot_finish_is_marked_failed(executor, tmp_path):
+    """With no retries left, the chunks of the killed worker cannot finish: the run fails,
+    and its manifest names them. (Last in the module: it leaves one worker.)"""
+    executor.on_chunk, executor.max_retries = killer(executor), 0
+    try:
+        with pytest.raises(ExecutorFailed) as err:
+            patch_run(tmp_path, executor)
+    finally:
+        executor.on_chunk, executor.max_retries = None, 2
+    (path,) = tmp_path.iterdir()
+    m = manifest(path)
+    assert m["status"] == "failed" and "did not finish" in m["error"]
+    record = m["executor"]
+    assert record["unfinished"] and record["workers_replaced"] == 0
+    assert {r["chunk"] for r in record["retries"]} == set(record["unfinished"])
+    assert record["unfinished"] == err.value.record["unfinished"]
+    assert not (path / "results.parquet").exists()
+
+
+def test_dry_run_refuses_plan_over_budget(tmp_path, capsys):
+    args = ["run", "patch", "--model", "organism", "--prompts", "2", "--shots", "2",
+            "--out", str(tmp_path), "--dry-run"]  # fmt: skip
+    assert main(args) == 0
+    shown = capsys.readouterr().out
+    assert "forward passes" in shown and "peak memory per worker" in shown
+    assert "fits the budget" in shown
+    # room for the model and the sources but not a whole chunk: refused, naming --max-batch
+    assert main(args + ["--memory-budget", "0.012"]) == 2
+    said = capsys.readouterr()
+    assert "over the budget" in said.err and "--max-batch" in said.err
+    # a budget below the model itself names the machine, not a knob of the plan
+    assert main(args + ["--memory-budget", "0.004"]) == 2
+    assert "the model alone" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # a dry run writes no run directory

@@ -105,7 +105,7 @@ def prefill(hf, tokens, attention_mask, start: int, cache: bool = True) -> Prefi
     return Prefill(
         tokens, attention_mask, start, context, real, [a.float() for a in out.attentions],
         list(out.hidden_states[:-1]), out.logits[:, -1].float(),
-        None if ctx is None else ctx.past_key_values,
+        None if ctx is None else ctx.cache,
     )  # fmt: skip
 
 

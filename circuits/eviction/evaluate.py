@@ -85,8 +85,10 @@ class EvictionEval:
         for setting, batch in settings.items():
             hits, rates_seen = defaultdict(list), defaultdict(list)
             lost, evicted = defaultdict(list), defaultdict(list)
-            for i in range(0, len(batch), self.chunk):
-                sub = _slice(batch, i, i + self.chunk)
+            # the prefill keeps every layer's attention: fewer long prompts at a time
+            step = max(1, min(self.chunk, self.chunk * 512 // batch.tokens.shape[1]))
+            for i in range(0, len(batch), step):
+                sub = _slice(batch, i, i + step)
                 pre = prefill(hf, sub.tokens, sub.attention_mask, final_start(sub))
                 correct = lambda logits, sub=sub: (
                     predictions(logits, sub.label_ids) == sub.answer_ids
@@ -109,7 +111,7 @@ class EvictionEval:
                     lost[key].append(a)
                     if i == 0 and key[1] == self.rates[len(self.rates) // 2]:
                         tokens += _token_rows(setting, key[0], flags, pre, tokenizer)
-                log(f"{setting}: {min(i + self.chunk, len(batch))}/{len(batch)} prompts")
+                log(f"{setting}: {min(i + step, len(batch))}/{len(batch)} prompts")
             for (name, rate), h in hits.items():
                 row = dict(setting=setting, method=name, rate=rate, accuracy=sum(h) / len(h),
                            measured_rate=_mean(rates_seen.get((name, rate), [0.0])),

@@ -65,6 +65,7 @@ def future_attention(pre, layer: int) -> Float[Tensor, "batch head pos"]:
 def gate_examples(hf, batch: PromptBatch, rate: float, chunk: int = 8) -> list[GateExample]:
     """Prefill ``batch`` in chunks and keep states plus distillation targets."""
     out = []
+    chunk = max(1, min(chunk, chunk * 512 // batch.tokens.shape[1]))
     for i in range(0, len(batch), chunk):
         toks, mask = batch.tokens[i : i + chunk], batch.attention_mask[i : i + chunk]
         start = min(a.x_q[0] for a in batch.annotations[i : i + chunk])

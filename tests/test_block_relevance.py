@@ -301,38 +301,58 @@ def test_lora_freezes_the_layers_below_the_cut(tiny_dirs):
 # The run and the command line
 
 
-def test_run_writes_summary_keys_and_tables(tiny_dirs, tmp_path):
-    from interp.runs import load_run
+@pytest.fixture(scope="module")
+def tiny_run(tiny_dirs, tmp_path_factory):
     from interp.runs.block_relevance import run_block_relevance
 
+    root = tmp_path_factory.mktemp("br_runs")
     path = run_block_relevance(
-        tmp_path, tiny_dirs["llama"], "ranking", prompts=6, docs=5, log=lambda _: None
+        root, tiny_dirs["llama"], "ranking", prompts=6, docs=5, log=lambda _: None
     )
-    run = load_run(path)
+    return root, path
+
+
+def test_run_writes_summary_keys_and_tables(tiny_run):
+    from interp.runs import load_run
+
+    run = load_run(tiny_run[1])
     keys = {
-        "best_layer",
-        "best_head",
-        "p_at_1_best",
-        "p_at_1_calibrated",
-        "mrr_best",
-        "ndcg10_best",
-        "p_at_1_decoded",
-        "p_at_1_block_sparse",
-        "seconds",
-    }
+        "best_layer", "best_head", "p_at_1_best", "p_at_1_calibrated", "mrr_best",
+        "ndcg10_best", "p_at_1_decoded", "p_at_1_block_sparse", "seconds",
+    }  # fmt: skip
     assert keys <= set(run.summary)
     heads = run.tables["heads"]
-    assert set(heads.split) == {"select", "test"} and set(heads.variant) == {
-        "raw",
-        "calibrated",
-        "block_sparse",
-    }
-    best = heads.query(
-        "variant == 'raw' and split == 'test' and layer == "
-        f"{run.summary['best_layer']} and head == {run.summary['best_head']}"
-    )
+    assert set(heads.split) == {"select", "test"}
+    assert set(heads.variant) == {"raw", "calibrated", "block_sparse"}
+    test = heads[(heads.variant == "raw") & (heads.split == "test")]
+    best = test[
+        (test.layer == run.summary["best_layer"]) & (test["head"] == run.summary["best_head"])
+    ]
     assert best.p_at_1.iloc[0] == pytest.approx(run.summary["p_at_1_best"])
-    assert len(run.tables["prompts"]) == 3 * 5  # held-out prompts x documents
+    prompts = run.tables["prompts"]
+    assert len(prompts) == 3 * 5  # held-out prompts x documents
+    assert (prompts.groupby("prompt").gold.sum() == 1).all()
+
+
+def test_explorer_page_shows_documents_with_relevance(tiny_run):
+    from streamlit.testing.v1 import AppTest
+
+    def page():
+        import streamlit as st
+
+        from app.block_relevance_page import block_relevance_view
+        from interp.runs import load_run
+
+        block_relevance_view(load_run(st.session_state["path"]), "br")
+
+    at = AppTest.from_function(page, default_timeout=60)
+    at.session_state["path"] = str(tiny_run[1])
+    at.run()
+    assert not at.exception
+    html = " ".join(m.value for m in at.markdown)
+    assert html.count('class="doc"') == 5 and " gold " in html
+    at.radio(key="br_col").set_value("calibrated").run()
+    assert not at.exception
 
 
 def test_cli_refuses_a_non_ranking_task(capsys, tmp_path):

@@ -44,7 +44,8 @@ class RelevanceData:
     answer_ids: Tensor
     label_ids: list[list[int]]
     texts: list[str]
-    doc_ids: list[list[str]]
+    docs: list[list[tuple[str, str]]]
+    """Per prompt, its documents as (ID, content)."""
 
 
 @dataclass
@@ -185,7 +186,7 @@ class BlockRelevance:
             batch_all.answer_ids,
             batch_all.label_ids,
             batch_all.texts,
-            [[d for d, _ in ep.docs] for ep in episodes],
+            [list(ep.docs) for ep in episodes],
         )
 
 
@@ -249,31 +250,35 @@ def position_table(data: RelevanceData) -> tuple[pd.DataFrame, dict]:
     return pd.DataFrame(rows), bias
 
 
+def decoded_id(data: RelevanceData, b: int) -> str:
+    """The document ID prompt ``b`` decoded to, or ``other`` (a token that is no ID)."""
+    for (doc_id, _), token in zip(data.docs[b], data.label_ids[b]):
+        if token == int(data.decoded[b]):
+            return doc_id
+    return "other"
+
+
 def prompts_table(data: RelevanceData, best: list[int], half: int) -> pd.DataFrame:
+    """Every held-out prompt's documents with their relevance at the best head."""
     layer, head = best
     raw = data.relevance["raw"][:, layer, head]
     cal = data.relevance["calibrated"][:, layer, head]
     rows = []
     for b in range(half, len(data.gold)):
-        decoded_doc = next(
-            (
-                data.doc_ids[b][d]
-                for d, t in enumerate(data.label_ids[b])
-                if t == int(data.decoded[b])
-            ),
-            "other",
-        )
-        for d, doc_id in enumerate(data.doc_ids[b]):
+        decoded = decoded_id(data, b)
+        correct = bool(data.decoded[b] == data.answer_ids[b])
+        for d, (doc_id, content) in enumerate(data.docs[b]):
             rows.append(
                 {
                     "prompt": b,
                     "position": d,
                     "doc_id": doc_id,
+                    "content": content,
                     "relevance": float(raw[b, d]),
                     "calibrated": float(cal[b, d]),
                     "gold": d == int(data.gold[b]),
-                    "decoded": decoded_doc,
-                    "correct": bool(data.decoded[b] == data.answer_ids[b]),
+                    "decoded": decoded,
+                    "correct": correct,
                 }
             )
     return pd.DataFrame(rows)

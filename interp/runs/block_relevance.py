@@ -14,7 +14,7 @@ from pathlib import Path
 import plotly.express as px
 import plotly.graph_objects as go
 
-from circuits.block_relevance import BlockRelevance, BlockRelevanceResult
+from circuits.block_relevance import MEAN_HEAD, BlockRelevance, BlockRelevanceResult
 from interp.errors import IclscopeError
 from interp.models import load_model
 from interp.runs.store import RunWriter
@@ -92,7 +92,7 @@ def block_relevance_figures(result: BlockRelevanceResult) -> dict[str, go.Figure
             labels={"color": "precision@1"},
             title=f"Precision@1 per layer and head ({variant}, held-out prompts)",
         )
-    mean = test.query("head == @MEAN_HEAD")
+    mean = test[test["head"] == MEAN_HEAD]
     figs["by_layer"] = px.line(
         mean,
         x="layer",
@@ -127,7 +127,8 @@ def block_relevance_report(
     """The markdown report, every sentence written from the numbers."""
     half = prompts // 2
     bias = summary["positional_heads"]
-    mean = result.heads.query("split == 'test' and variant == 'raw' and head == @MEAN_HEAD")
+    heads = result.heads
+    mean = heads[(heads.split == "test") & (heads.variant == "raw") & (heads["head"] == MEAN_HEAD)]
     best_mean = mean.loc[mean.p_at_1.idxmax()]
     lines = [
         f"# Block relevance: {model} on `{task}`",

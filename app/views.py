@@ -116,6 +116,10 @@ def run_page(root: str, name: str) -> None:
             from app.eviction_page import eviction_view
 
             eviction_view(run, name)
+        elif m.get("kind") == "task-vectors":
+            from app.task_vectors_page import task_vectors_view
+
+            task_vectors_view(run, name)
         else:
             show_figures(run, list(run.figures), name)
         if "top_components" in run.tables:

@@ -88,6 +88,7 @@ def _load_app():
         info,
         organism,
         serve,
+        task_vectors,
     )
     from interp.cli.app import app
 

@@ -209,6 +209,25 @@ class HookedModel(EvictFrom, ABC):
         return name
 
 
+TASK_INJECT = "attn.hook_task_inject"
+"""Soft injection of task embeddings (Park & Rhee): the input of the output projection, like
+``hook_z``, visited right after it, so an analysis can patch ``z`` and inject into it at once."""
+
+
+def alias_task_inject(fwd_hooks: FwdHooks) -> list[tuple[str, HookFn]]:
+    """``hook_task_inject`` hooks run on their layer's ``hook_z`` site, after its own hooks
+    (backends whose modules have no separate point for it)."""
+    hooks = list(fwd_hooks)
+    z = [(n, f) for n, f in hooks if not n.endswith(TASK_INJECT)]
+    inject = [(n.removesuffix(TASK_INJECT) + "attn.hook_z", f) for n, f in hooks
+              if n.endswith(TASK_INJECT)]  # fmt: skip
+    return z + inject
+
+
+def _is_z(name: str) -> bool:
+    return name.startswith("blocks.") and name.endswith(".attn.hook_z")
+
+
 def _matches(names_filter, name: str) -> bool:
     if names_filter is None:
         return True
@@ -254,7 +273,9 @@ class TransformerLensModel(HookedModel):
             # lacks, so list what a one-token forward caches
             with torch.no_grad():
                 _, cache = self.bridge.run_with_cache(torch.zeros(1, 1, dtype=torch.long))
-            self._names = list(cache.keys())
+            # the injection point sits right after each hook_z
+            inject = lambda n: [n, n.removesuffix("hook_z") + "hook_task_inject"]
+            self._names = [m for n in cache for m in (inject(n) if _is_z(n) else [n])]
             self._names += evict_names(self.cfg.n_layers)  # applied through hook_attn_scores
         return self._names
 
@@ -263,7 +284,7 @@ class TransformerLensModel(HookedModel):
             self.check_hook(name)
         fwd_hooks = self._evict_as_scores(fwd_hooks)
         return self.bridge.run_with_hooks(
-            tokens, fwd_hooks=list(fwd_hooks), attention_mask=attention_mask
+            tokens, fwd_hooks=alias_task_inject(fwd_hooks), attention_mask=attention_mask
         )
 
     def _evict_as_scores(self, fwd_hooks):
@@ -288,7 +309,10 @@ class TransformerLensModel(HookedModel):
             self.check_hook(name)
         fwd_hooks = self._evict_as_scores(fwd_hooks)
         return self.bridge.run_with_hooks(
-            resid, fwd_hooks=list(fwd_hooks), start_at_layer=layer, attention_mask=attention_mask
+            resid,
+            fwd_hooks=alias_task_inject(fwd_hooks),
+            start_at_layer=layer,
+            attention_mask=attention_mask,
         )
 
 

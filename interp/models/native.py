@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 NATIVE_HOOKS = (
-    "hook_resid_pre", "attn.hook_attn_scores", "attn.hook_z", "hook_attn_out",
-    "hook_resid_mid", "hook_mlp_out", "hook_resid_post",
+    "hook_resid_pre", "attn.hook_attn_scores", "attn.hook_z", "attn.hook_task_inject",
+    "hook_attn_out", "hook_resid_mid", "hook_mlp_out", "hook_resid_post",
 )  # fmt: skip
 NATIVE_ARCHITECTURES = ("llama", "mistral", "qwen2")
 
@@ -166,6 +166,7 @@ class LlamaNative:
         positions (the engine runs it where an edit after the mixing lands, nowhere else)."""
         block = self.layers[layer]
         z = self._hook(hooks, f"blocks.{layer}.attn.hook_z", z, record)
+        z = self._hook(hooks, f"blocks.{layer}.attn.hook_task_inject", z, record)
         out = block.self_attn.o_proj(z.reshape(*z.shape[:2], -1))
         h = h + self._hook(hooks, f"blocks.{layer}.hook_attn_out", out, record)
         h = self._hook(hooks, f"blocks.{layer}.hook_resid_mid", h, record)

@@ -18,7 +18,14 @@ from torch import Tensor
 
 from interp.errors import IclscopeError
 from interp.models.evict import EVICT_HOOK, call_flag_hooks, flag_attention_mask
-from interp.models.hooked import Backend, HookedModel, HookRef, ModelConfig
+from interp.models.hooked import (
+    TASK_INJECT,
+    Backend,
+    HookedModel,
+    HookRef,
+    ModelConfig,
+    alias_task_inject,
+)
 
 # Per architecture: the module paths nnsight walks (relative to the top model).
 _ARCH = {
@@ -42,6 +49,7 @@ _ARCH["gemma3_text"] = dict(
     mlp="post_feedforward_layernorm",
 )
 
+
 def _with_evict(kinds: tuple[str, ...]) -> tuple[str, ...]:
     """The eviction flags are read when the attention module is entered, before its q."""
     return (kinds[0], EVICT_HOOK, *kinds[1:])
@@ -49,7 +57,7 @@ def _with_evict(kinds: tuple[str, ...]) -> tuple[str, ...]:
 
 # Per-layer hook kinds in execution order.
 _LAYER_HOOKS = (
-    "hook_resid_pre", "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_z",
+    "hook_resid_pre", "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_z", TASK_INJECT,
     "hook_attn_out", "attn.hook_pattern", "hook_resid_mid", "hook_mlp_out", "hook_resid_post",
 )  # fmt: skip
 
@@ -173,7 +181,7 @@ class NNsightModel(HookedModel):
         for name, _ in fwd_hooks:
             self.check_hook(name)
         by_name: dict[str, list] = {}
-        for name, fn in fwd_hooks:
+        for name, fn in alias_task_inject(fwd_hooks):  # one site, visited once per trace
             by_name.setdefault(name, []).append(fn)
         ordered = sorted(by_name, key=self._order.__getitem__)
         if attention_mask is None:

@@ -1,0 +1,208 @@
+"""Function vectors, task vectors and soft injection of task embeddings into attention heads.
+
+Three published ways to turn what k-shot prompts leave at their last token into something a
+0-shot prompt can be given (METHODS.md sections 2-3):
+
+* **function vectors** (Todd et al., ICLR 2024): rank heads by their average indirect effect
+  on shuffled-label prompts (:mod:`.aie`), sum the top heads' mean outputs through the output
+  projection and add the sum to the residual stream of one layer (:mod:`.function_vector`);
+* **task vectors** (Hendel et al., 2023): replace the last-token residual of a 0-shot prompt
+  at layer L with the mean k-shot one (:mod:`.task_vector`);
+* **soft injection** (Park & Rhee, 2025): learn a weight per head that mixes its output
+  towards the task embedding (:mod:`.soft_injection`, at ``hook_task_inject``).
+
+All three start from :func:`.embeddings.task_embedding`. :class:`TaskVectors` runs them on one
+or more function tasks and scores every method on the same held-out items, 0-shot, against
+0-shot and k-shot ICL. Every sweep over heads or layers is one plan or one stacked batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+from torch import Tensor
+
+from circuits.task_vectors.aie import AverageIndirectEffect, aie_loop, top_heads
+from circuits.task_vectors.data import TaskSplit, task_pairs, wilson
+from circuits.task_vectors.embeddings import TaskEmbedding, task_embedding
+from circuits.task_vectors.function_vector import FunctionVector, add_sweep, function_vector
+from circuits.task_vectors.soft_injection import (
+    INJECT,
+    SoftInjection,
+    inject_hooks,
+    injection_logits,
+    injection_loss,
+    soft_inject,
+)
+from circuits.task_vectors.task_vector import TaskVector, best_layer
+from interp.models import HookedModel
+from interp.patching.engine import Engine
+
+__all__ = [
+    "INJECT",
+    "METHODS",
+    "AverageIndirectEffect",
+    "FunctionVector",
+    "SoftInjection",
+    "TaskEmbedding",
+    "TaskSplit",
+    "TaskVector",
+    "TaskVectors",
+    "TaskVectorsResult",
+    "accuracy",
+    "add_sweep",
+    "aie_loop",
+    "best_layer",
+    "function_vector",
+    "inject_hooks",
+    "injection_logits",
+    "injection_loss",
+    "soft_inject",
+    "task_embedding",
+    "task_pairs",
+    "top_heads",
+    "wilson",
+]
+
+METHODS = ("zero_shot", "icl", "fv", "tv", "soft_injection", "soft_injection_shared")
+"""Rows of the accuracy table, every one scored on the same held-out 0-shot items (``icl``:
+the same queries after k demonstrations)."""
+
+
+@dataclass
+class TaskVectorsResult:
+    """Everything the run writes: tidy tables and the learned weights."""
+
+    accuracy: pd.DataFrame  # task, method, acc, lo, hi, n, layer
+    aie: pd.DataFrame  # task (or 'mean'), layer, head, aie, aie_std, baseline
+    sweeps: pd.DataFrame  # task, method (fv | tv), split (dev | test), layer, acc
+    alpha: dict[str, Tensor]  # task (or 'shared') -> (layer, head)
+    losses: pd.DataFrame  # task, step, loss
+    top_heads: list[tuple[int, int]]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def per_task(self) -> dict[str, dict[str, float]]:
+        return {
+            task: dict(zip(group.method, group.acc.astype(float)))
+            for task, group in self.accuracy.groupby("task", sort=False)
+        }
+
+
+@torch.no_grad()
+def accuracy(model: HookedModel, batch, chunk: int = 16) -> Tensor:
+    """Per prompt, 1 where the unedited model's top token at the last prompt token is the
+    answer's first token (the unembedding runs at that token only)."""
+    hf = model.plain_model()
+    device = next(hf.parameters()).device
+    hits = []
+    for lo in range(0, len(batch), chunk):
+        toks, mask = batch.tokens[lo : lo + chunk], batch.attention_mask[lo : lo + chunk]
+        hidden = hf.base_model(input_ids=toks.to(device), attention_mask=mask.to(device))[0]
+        last = batch.s_q[lo : lo + chunk].to(device)
+        logits = hf.get_output_embeddings()(hidden[torch.arange(len(toks)), last])
+        hits.append((logits.argmax(-1).cpu() == batch.answer_ids[lo : lo + chunk]).float())
+    return torch.cat(hits)
+
+
+@dataclass
+class TaskVectors:
+    """The three methods on function tasks, scored on held-out 0-shot items."""
+
+    shots: int = 8
+    test_items: int = 40
+    te_prompts: int = 50
+    trials: int = 25
+    top_k: int = 10
+    steps: int = 400
+    lr: float = 0.2
+    batch: int = 16
+    shared: bool = True
+    seed: int = 0
+    max_batch: int | None = None
+
+    def run(self, model: HookedModel, tasks: list[str],
+            log: Callable[[str], object] = print) -> TaskVectorsResult:  # fmt: skip
+        builder = model.prompt_builder(labels="first")
+        engine = Engine(model, max_batch=self.max_batch)
+        seconds: dict[str, float] = {"aie": 0.0, "fv": 0.0, "tv": 0.0, "soft_injection": 0.0}
+        rows, aies, sweeps, losses, data = [], [], [], [], {}
+
+        def score(task, method, hits: Tensor, layer=None):
+            lo, hi = wilson(float(hits.sum()), len(hits))
+            rows.append({"task": task, "method": method, "acc": float(hits.float().mean()),
+                         "lo": lo, "hi": hi, "n": len(hits), "layer": layer})  # fmt: skip
+
+        for i, task in enumerate(tasks):
+            log(f"[{i + 1}/{len(tasks)}] {task}: embeddings, 0-shot and {self.shots}-shot")
+            split = TaskSplit.make(task, self.test_items, self.seed)
+            test0 = split.build(builder, split.test, 0, f"test:{self.seed}")
+            testk = split.build(builder, split.test, self.shots, f"icl:{self.seed}")
+            dev0 = split.build(builder, split.train, 0, f"dev:{self.seed}")
+            te = task_embedding(model, split.build(
+                builder, split.sample_train(self.te_prompts, f"te:{self.seed}"), self.shots,
+                f"te:{self.seed}"))  # fmt: skip
+            score(task, "zero_shot", accuracy(model, test0))
+            score(task, "icl", accuracy(model, testk))
+            log(f"  AIE of {model.cfg.n_layers * model.cfg.n_heads} heads x {self.trials} "
+                "shuffled-label prompts, one plan")  # fmt: skip
+            t0 = time.monotonic()
+            shuffled = split.build(builder, split.sample_train(self.trials, f"aie:{self.seed}"),
+                                   self.shots, f"aie:{self.seed}", shuffle_labels=True)  # fmt: skip
+            aie = AverageIndirectEffect(self.max_batch).run(model, te.heads, shuffled, engine)
+            aies.append(aie.assign(task=task))
+            seconds["aie"] += time.monotonic() - t0
+            data[task] = (split, test0, dev0, te)
+
+        mean_aie = pd.concat(aies).groupby(["layer", "head"], as_index=False)[["aie"]].mean()
+        heads = top_heads(mean_aie, self.top_k)
+        log(f"top heads by mean AIE: {', '.join(f'L{l}H{h}' for l, h in heads)}")
+        alphas: dict[str, Tensor] = {}
+        for task, (_, test0, dev0, te) in data.items():
+            log(f"{task}: function vector, task vector, soft injection")
+            t0 = time.monotonic()
+            fvec = FunctionVector(self.top_k, self.max_batch)
+            fv = fvec.build(model, te.heads, heads)
+            dev = fvec.sweep(model, dev0, fv, engine=engine)
+            layer, _ = best_layer(dev)
+            test = fvec.sweep(model, test0, fv, [layer], engine=engine)
+            score(task, "fv", torch.tensor(test[test.layer == layer].correct.to_numpy()), layer)
+            sweeps += _sweep_rows(task, "fv", "dev", dev)
+            seconds["fv"] += time.monotonic() - t0
+            t0 = time.monotonic()
+            tv = TaskVector(self.max_batch)
+            dev = tv.sweep(model, dev0, te.resid, engine=engine)
+            layer, _ = best_layer(dev)
+            test = tv.sweep(model, test0, te.resid, engine=engine)
+            score(task, "tv", torch.tensor(test[test.layer == layer].correct.to_numpy()), layer)
+            sweeps += _sweep_rows(task, "tv", "dev", dev) + _sweep_rows(task, "tv", "test", test)
+            seconds["tv"] += time.monotonic() - t0
+            t0 = time.monotonic()
+            si = SoftInjection(self.steps, self.lr, self.batch, self.seed)
+            alphas[task] = si.fit(model, {task: (te.heads, dev0)}, log)
+            losses += [{"task": task, "step": s, "loss": v} for s, v in enumerate(si.losses)]
+            score(task, "soft_injection", si.evaluate(model, alphas[task], te.heads, test0, engine))
+            seconds["soft_injection"] += time.monotonic() - t0
+        if self.shared and len(tasks) > 1:
+            log(f"soft injection, one alpha shared by {len(tasks)} tasks")
+            t0 = time.monotonic()
+            si = SoftInjection(self.steps, self.lr, self.batch, self.seed)
+            alphas["shared"] = si.fit(model, {t: (d[3].heads, d[2]) for t, d in data.items()},
+                                      log)  # fmt: skip
+            losses += [{"task": "shared", "step": s, "loss": v} for s, v in enumerate(si.losses)]
+            for task, (_, test0, _, te) in data.items():
+                hits = si.evaluate(model, alphas["shared"], te.heads, test0, engine)
+                score(task, "soft_injection_shared", hits)
+            seconds["soft_injection"] += time.monotonic() - t0
+        aie_table = pd.concat([*aies, mean_aie.assign(task="mean")], ignore_index=True)
+        return TaskVectorsResult(pd.DataFrame(rows), aie_table, pd.DataFrame(sweeps), alphas,
+                                 pd.DataFrame(losses), heads, seconds)  # fmt: skip
+
+
+def _sweep_rows(task: str, method: str, split: str, sweep: pd.DataFrame) -> list[dict]:
+    acc = sweep.groupby("layer").correct.mean()
+    return [{"task": task, "method": method, "split": split, "layer": int(layer), "acc": float(a)}
+            for layer, a in acc.items()]  # fmt: skip

@@ -1,0 +1,108 @@
+"""Items and prompts for one function task: held-out test items, and the prompts built from
+the rest (demonstrations, task embeddings, shuffled-label trials, dev and training prompts).
+
+Every method here is scored on the *same* held-out items, 0-shot (``Q: x\\nA:``), by the
+argmax over the whole vocabulary at the last prompt token against the answer's first token.
+Only items outside the test split appear in demonstrations, in the prompts that define the
+task embeddings, in the dev prompts that choose a layer and in soft injection's training
+prompts, so no test item is seen before it is scored.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+from interp.errors import IclscopeError
+from interp.organism.language import Episode
+from interp.prompts import PromptBatch, PromptBuilder
+from interp.tasks.family import TaskFamily
+from interp.tasks.natural import FUNCTION_PAIRS
+from interp.tasks.suite import get_family
+
+Pair = tuple[str, str]
+
+
+def task_pairs(family: TaskFamily, seed: int = 0, draw: int = 400) -> list[Pair]:
+    """Every distinct ``(x, y)`` pair of a function family: the data file for natural families,
+    the pairs seen in ``draw`` sampled episodes for the organism's generated ones."""
+    if family.kind != "function":
+        raise IclscopeError(
+            f"task vectors need a function task (Q: x / A: y), not {family.name!r} ({family.kind})",
+            fix="use a function family such as nl_antonym (see `iclscope tasks`)",
+        )
+    if family.name.removeprefix("nl_") in FUNCTION_PAIRS and family.source == "natural":
+        return list(FUNCTION_PAIRS[family.name.removeprefix("nl_")])
+    rng = random.Random(f"pairs:{family.name}:{seed}")
+    seen: dict[str, str] = {}
+    for _ in range(draw):
+        ep = family.sample(rng, 1)
+        for x, y in [*ep.demos, (ep.query, ep.answer)]:
+            seen.setdefault(x, y)
+    return sorted(seen.items())
+
+
+@dataclass
+class TaskSplit:
+    """One task's items split into held-out test items and the rest (``train``)."""
+
+    family: TaskFamily
+    test: list[Pair]
+    train: list[Pair]
+
+    @classmethod
+    def make(cls, task: str, n_test: int = 40, seed: int = 0, min_train: int = 10) -> TaskSplit:
+        family = get_family(task)
+        pairs = task_pairs(family, seed)
+        random.Random(f"split:{task}:{seed}").shuffle(pairs)
+        if len(pairs) < n_test + min_train:
+            raise IclscopeError(
+                f"{task} has {len(pairs)} items: too few for {n_test} test items and "
+                f"{min_train} more for demonstrations, embeddings and training",
+                fix=f"ask for at most {max(1, len(pairs) - min_train)} test items",
+            )
+        return cls(family, pairs[:n_test], pairs[n_test:])
+
+    def episodes(self, queries: list[Pair], k: int, rng: random.Random,
+                 shuffle_labels: bool = False) -> list[Episode]:  # fmt: skip
+        """One episode per query with ``k`` demonstrations from the train items (never the
+        query itself); ``shuffle_labels`` permutes the demonstrations' answers among them."""
+        eps = []
+        for x, y in queries:
+            pool = [p for p in self.train if p[0] != x]
+            if k > len(pool):
+                raise IclscopeError(f"{k} shots need {k} train items besides the query; "
+                                    f"{self.family.name} has {len(pool)}",
+                                    fix="use fewer shots or fewer test items")  # fmt: skip
+            demos = rng.sample(pool, k)
+            if shuffle_labels and k > 1:
+                ys = [d[1] for d in demos]
+                rotated = ys[1:] + ys[:1]  # a derangement when the answers differ
+                demos = [(d[0], r) for d, r in zip(demos, rotated)]
+            eps.append(Episode(demos, x, y, labels=(), meta={"task": self.family.name}))
+        return eps
+
+    def build(self, builder: PromptBuilder, queries: list[Pair], k: int, seed: str,
+              shuffle_labels: bool = False) -> PromptBatch:  # fmt: skip
+        rng = random.Random(f"{self.family.name}:{seed}:{k}")
+        eps = self.episodes(queries, k, rng, shuffle_labels)
+        return builder.build(self.family.template, eps)
+
+    def sample_train(self, n: int, seed: str) -> list[Pair]:
+        """``n`` train items as queries (with repeats once every item has been used)."""
+        rng = random.Random(f"{self.family.name}:{seed}")
+        out: list[Pair] = []
+        while len(out) < n:
+            out += rng.sample(self.train, min(len(self.train), n - len(out)))
+        return out
+
+
+def wilson(hits: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% Wilson score interval of an accuracy ``hits / n`` (sound near 0 and 1)."""
+    if n == 0:
+        return (math.nan, math.nan)
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))

@@ -1,0 +1,199 @@
+"""Soft injection of task embeddings into attention heads (Park & Rhee, 2025).
+
+At the last prompt token, before each layer's output projection, every head's output is
+pulled towards that task's embedding by a learned weight:
+
+    z'[l, h, last] = (1 - alpha[l, h]) * z[l, h, last] + alpha[l, h] * te[l, h]
+    alpha = sigmoid(theta),  theta: (layer, head), initialised at 0 (alpha = 0.5)
+
+Only ``theta`` is trained (Adam; the model is frozen), on 0-shot prompts, with the
+cross-entropy of the answer's first token. ``alpha`` can be learned per task or shared by
+several tasks (each prompt then injects its own task's ``te`` with the shared weights).
+
+The injection point is ``blocks.{l}.attn.hook_task_inject``. Training runs the model's own
+modules with a differentiable pre-hook on each output projection (gradients flow to ``theta``
+through the injection alone) and reads logits only at the last token. Evaluation writes the
+learned ``alpha`` as one :class:`~interp.patching.plan.InterventionPlan` (a fractional
+``Patch`` per head) that the engine applies with its mix kernel on either backend; the tests
+check that both paths give the same logits.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from circuits.task_vectors.function_vector import out_proj
+from interp.models import HookedModel
+from interp.patching.engine import Engine
+from interp.patching.plan import InterventionPlan, Patch, PlanRow
+from interp.prompts import PromptBatch
+
+INJECT = "blocks.{layer}.attn.hook_task_inject"
+
+
+def soft_inject(
+    z: Float[Tensor, "batch pos head d_head"],
+    last: Int[Tensor, " batch"],
+    alpha: Float[Tensor, "*batch head"],
+    te: Float[Tensor, "*batch head d_head"],
+) -> Float[Tensor, "batch pos head d_head"]:
+    """``z`` with each row's ``last`` position mixed towards ``te`` by ``alpha`` (per head;
+    per row too when they carry a batch axis). Out of place, so gradients reach ``alpha``."""
+    rows = torch.arange(z.shape[0], device=z.device)
+    a = alpha.to(z.dtype)[..., None]
+    mixed = (1 - a) * z[rows, last] + a * te.to(z.dtype)
+    out = z.clone()
+    out[rows, last] = mixed
+    return out
+
+
+def inject_hooks(
+    alpha: Float[Tensor, "layer head"], te: Float[Tensor, "*batch layer head d_head"], last
+) -> list[tuple[str, Callable]]:
+    """Hooks on ``hook_task_inject`` of every layer, for :meth:`HookedModel.run_with_hooks`."""
+
+    def at(layer: int):
+        return lambda z, hook: soft_inject(z, last.to(z.device), alpha[layer], te[..., layer, :, :])
+
+    return [(INJECT.format(layer=layer), at(layer)) for layer in range(alpha.shape[0])]
+
+
+def injection_logits(
+    model: HookedModel,
+    tokens: Int[Tensor, "batch pos"],
+    mask: Int[Tensor, "batch pos"],
+    last: Int[Tensor, " batch"],
+    alpha: Float[Tensor, "layer head"],
+    te: Float[Tensor, "*batch layer head d_head"],
+) -> Float[Tensor, "batch d_vocab"]:
+    """Logits at ``last`` with soft injection, differentiable in ``alpha``: the Hugging Face
+    modules run with a pre-hook on each output projection (its input is ``z`` with the heads
+    side by side), and only the last token's state reaches the unembedding."""
+    hf = model.plain_model()  # the modules alone: no hook wrappers in the way of autograd
+    n_heads, d_head = model.cfg.n_heads, model.cfg.d_head
+    handles = []
+
+    def pre(layer: int):
+        def hook(module, args):
+            (x,) = args
+            z = x.view(*x.shape[:2], n_heads, d_head)
+            out = soft_inject(z, last.to(x.device), alpha[layer], te[..., layer, :, :])
+            return (out.reshape(x.shape),)
+
+        return hook
+
+    try:
+        for layer in range(model.cfg.n_layers):
+            handles.append(out_proj(hf, layer).register_forward_pre_hook(pre(layer)))
+        device = next(hf.parameters()).device
+        hidden = hf.base_model(input_ids=tokens.to(device), attention_mask=mask.to(device))[0]
+        rows = torch.arange(tokens.shape[0], device=device)
+        return hf.get_output_embeddings()(hidden[rows, last.to(device)])
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def injection_loss(model, batch: PromptBatch, theta: Tensor, te: Tensor) -> Tensor:
+    """Cross-entropy of the answers' first tokens, injecting with ``alpha = sigmoid(theta)``."""
+    logits = injection_logits(model, batch.tokens, batch.attention_mask, batch.s_q,
+                              torch.sigmoid(theta), te)  # fmt: skip
+    return _cross_entropy(logits, batch.answer_ids)
+
+
+def _cross_entropy(logits: Tensor, answers: Tensor) -> Tensor:
+    """Cross-entropy in at least float32 (float64 stays float64: the gradient test needs it)."""
+    wide = logits if logits.dtype == torch.float64 else logits.float()
+    return F.cross_entropy(wide, answers.to(logits.device))
+
+
+@dataclass
+class SoftInjection:
+    """Learn ``alpha = sigmoid(theta)`` over (layer, head) for one task or shared by several."""
+
+    steps: int = 400
+    lr: float = 0.2
+    batch: int = 16
+    seed: int = 0
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def fit(
+        self,
+        model: HookedModel,
+        tasks: dict[str, tuple[Float[Tensor, "layer head d_head"], PromptBatch]],
+        log: Callable[[str], object] = lambda _: None,
+    ) -> Float[Tensor, "layer head"]:
+        """``tasks``: name -> (task embedding, 0-shot training prompts). More than one task
+        trains one shared ``alpha``; each prompt injects its own task's embedding."""
+        cfg = model.cfg
+        for p in model.plain_model().parameters():  # frozen: no gradient is kept for weights
+            p.requires_grad_(False)
+        items = [(name, i) for name, (_, b) in tasks.items() for i in range(len(b))]
+        width = max(b.tokens.shape[1] for _, b in tasks.values())
+        rng = random.Random(f"soft-injection:{self.seed}")
+        theta = torch.zeros(cfg.n_layers, cfg.n_heads, requires_grad=True)
+        opt = torch.optim.Adam([theta], lr=self.lr)
+        self.losses, t0 = [], time.monotonic()
+        for step in range(self.steps):
+            pick = rng.sample(items, min(self.batch, len(items)))
+            tokens, mask, last, answers, te = _stack(tasks, pick, width)
+            logits = injection_logits(model, tokens, mask, last, torch.sigmoid(theta), te)
+            loss = _cross_entropy(logits, answers)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            self.losses.append(float(loss.detach()))
+            if step % 25 == 0 or step == self.steps - 1:
+                log(f"  soft injection step {step + 1}/{self.steps}: loss {float(loss):.3f}")
+        self.seconds = time.monotonic() - t0
+        return torch.sigmoid(theta.detach())
+
+    @staticmethod
+    def plan(alpha: Float[Tensor, "layer head"], te: Float[Tensor, "layer head d_head"],
+             batch: PromptBatch) -> InterventionPlan:  # fmt: skip
+        """One row per prompt: a fractional patch of every head's ``hook_task_inject`` at the
+        last token towards ``te`` (weights rounded to float32, as the kernel reads them)."""
+        n_layers, n_heads = alpha.shape
+        weights = alpha.float().clamp(0, 1).tolist()
+        rows = []
+        for p, last in enumerate(batch.s_q.tolist()):
+            edits = tuple(
+                Patch(INJECT.format(layer=layer), "tensor", positions=(last,), heads=(head,),
+                      alpha=weights[layer][head], tensor=f"te{layer}")
+                for layer in range(n_layers) for head in range(n_heads)
+            )  # fmt: skip
+            rows.append(PlanRow(p, edits))
+        tensors = {f"te{layer}": te[layer] for layer in range(n_layers)}
+        return InterventionPlan(rows, base="clean", tensors=tensors)
+
+    def evaluate(self, model: HookedModel, alpha, te, batch: PromptBatch,
+                 engine: Engine | None = None, metric: str = "acc"):  # fmt: skip
+        """Per prompt, ``metric`` with the injection applied, through the engine."""
+        engine = engine or Engine(model)
+        table = engine.run(self.plan(alpha, te, batch), batch, metric=metric, progress=False)
+        return torch.tensor(table.metric.to_numpy())
+
+
+def _stack(tasks, pick, width):
+    """Tokens, mask, last positions, answers and per-row task embeddings for picked items,
+    right-padded to ``width``."""
+    toks, masks, last, answers, te = [], [], [], [], []
+    for name, i in pick:
+        emb, b = tasks[name]
+        pad = width - b.tokens.shape[1]
+        toks.append(F.pad(b.tokens[i], (0, pad), value=int(b.tokens[i, -1])))
+        masks.append(F.pad(b.attention_mask[i], (0, pad), value=0))
+        last.append(int(b.s_q[i]))
+        answers.append(int(b.answer_ids[i]))
+        te.append(emb)
+    return (torch.stack(toks), torch.stack(masks), torch.tensor(last), torch.tensor(answers),
+            torch.stack(te))  # fmt: skip

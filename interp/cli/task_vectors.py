@@ -1,0 +1,97 @@
+"""``run task-vectors`` and ``bench aie``: function vectors, task vectors and soft injection.
+
+Inputs are checked (output folder, model, function tasks, prompt length) before the run
+directory exists, as for the other analyses.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from interp.cli import checks, options
+from interp.cli.app import bench_app, console, report_path, run_app
+
+
+@run_app.command("task-vectors")
+def run_task_vectors_command(
+    model: str = options.model("smollm2"),
+    task: str = typer.Option(
+        "all",
+        help="A function family, several comma-separated, or 'all' (every natural "
+        "function family; the organism's on models that cannot build them).",
+    ),  # fmt: skip
+    shots: int = options.shots(8, "Demonstrations in ICL, task-embedding and AIE prompts."),
+    test_items: int = options.count(40, "Held-out items per task, scored 0-shot."),
+    te_prompts: int = options.count(50, "k-shot prompts averaged into the task embedding."),
+    trials: int = options.count(25, "Shuffled-label prompts per task for the AIE."),
+    top_k: int = options.count(10, "Heads in the function vector."),
+    steps: int = options.count(400, "Soft-injection Adam steps (per task, and shared)."),
+    lr: float = options.positive(0.2, "Soft-injection learning rate."),
+    batch: int = options.count(16, "Soft-injection prompts per step."),
+    shared: bool = typer.Option(True, help="Also learn one alpha shared by all tasks."),
+    circuit_prompts: int = typer.Option(
+        64, min=0, help="Prompts for the ICL circuit's step-3 heads (0: skip the overlap)."
+    ),
+    seed: int = options.seed(),
+    threads: int | None = options.count(
+        None, "Torch CPU threads [torch's default]; 1 is faster on a machine others load."
+    ),
+    out: Path = options.out_folder(),
+):
+    """Function vectors (Todd et al.), task vectors (Hendel et al.) and soft injection (Park &
+    Rhee) on function tasks, scored 0-shot on held-out items against 0-shot and k-shot ICL."""
+    checks.output_folder(out)
+    folder = checks.model_folder(model)
+    import torch
+
+    from circuits.task_vectors import TaskVectors
+    from interp.runs.task_vectors import resolve_tasks, run_task_vectors
+
+    if threads:
+        torch.set_num_threads(threads)
+
+    if task != "all":
+        for name in resolve_tasks(task):
+            checks.task(name, kind="function")
+        checks.prompts(folder, model, resolve_tasks(task), [shots])
+    analysis = TaskVectors(shots=shots, test_items=test_items, te_prompts=te_prompts,
+                           trials=trials, top_k=top_k, steps=steps, lr=lr, batch=batch,
+                           shared=shared, seed=seed)  # fmt: skip
+    path = run_task_vectors(out, model, task, analysis, circuit_prompts, log=console.print)
+    report_path(path)
+
+
+@bench_app.command("aie")
+def bench_aie_command(
+    model: str = options.model("smollm2"),
+    task: str | None = typer.Option(None, help="A function family [nl_antonym]."),
+    trials: int = options.count(4, "Shuffled-label prompts (the loop runs heads x trials)."),
+    shots: int = options.shots(8),
+    threads: int | None = options.count(None, "Torch CPU threads [torch's default]."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+):
+    """Every head's average indirect effect as one engine plan against the published loop
+    (one forward per head and prompt): times, speedup and the largest difference."""
+    checks.model_folder(model)
+    if task is not None:
+        checks.task(task, kind="function")
+    import torch
+
+    from circuits.task_vectors.bench import bench_aie
+
+    if threads:
+        torch.set_num_threads(threads)
+
+    quiet = lambda *a: None  # noqa: E731
+    result = bench_aie(model, task, trials, shots, log=quiet if as_json else console.print)
+    if as_json:
+        print(json.dumps(result))
+        return
+    console.print(
+        f"{result['heads']} heads x {result['trials']} prompts: loop {result['seconds_loop']} s, "
+        f"engine {result['seconds_engine']} s, speedup {result['speedup']}x, max |diff| "
+        f"{result['max_abs_diff']:.2e} (load {result['load_average']})"
+    )

@@ -1,0 +1,263 @@
+"""Function vectors, task vectors and soft injection (circuits.task_vectors).
+
+Fast paths against slow references on the organism (a trained 4-layer Llama): the AIE of every
+head as one engine plan against the published per-head loop; theta's gradient against finite
+differences; the injection through both backends, the engine (native and hooked) and the
+training path; the task vector plan against a hand-written hook; and the run end to end.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from circuits.task_vectors import (
+    INJECT,
+    AverageIndirectEffect,
+    FunctionVector,
+    SoftInjection,
+    TaskSplit,
+    TaskVector,
+    accuracy,
+    add_sweep,
+    aie_loop,
+    function_vector,
+    inject_hooks,
+    injection_logits,
+    injection_loss,
+    task_embedding,
+    wilson,
+)
+from circuits.task_vectors.function_vector import out_proj
+from interp.errors import IclscopeError
+from interp.models import load_model
+from interp.patching.engine import Engine
+
+TASK = "fn_copy_first"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One thread: on a 2-core machine that others load, two threads spin against each other."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def organism():
+    return load_model("organism")
+
+
+@pytest.fixture(scope="module")
+def setup(organism):
+    builder = organism.prompt_builder(labels="first")
+    split = TaskSplit.make(TASK, n_test=12)
+    te = task_embedding(organism, split.build(builder, split.sample_train(12, "te"), 4, "te"))
+    return builder, split, te
+
+
+def test_split_holds_test_items_out(setup):
+    builder, split, _ = setup
+    test_x = {x for x, _ in split.test}
+    assert test_x.isdisjoint(x for x, _ in split.train)
+    eps = split.episodes(split.test, 4, __import__("random").Random(0))
+    assert all(test_x.isdisjoint(x for x, _ in ep.demos) for ep in eps)
+    clean = split.build(builder, split.test[:4], 4, "s")
+    shuffled = split.build(builder, split.test[:4], 4, "s", shuffle_labels=True)
+    assert torch.equal(clean.answer_ids, shuffled.answer_ids)  # same queries, same answers
+    assert clean.texts != shuffled.texts  # but the demonstrations' labels moved
+    with pytest.raises(IclscopeError, match="too few"):
+        TaskSplit.make("nl_first_letter", n_test=50)
+    with pytest.raises(IclscopeError, match="function task"):
+        TaskSplit.make("nl_sentiment_natural")
+
+
+def test_wilson_interval():
+    lo, hi = wilson(20, 40)
+    assert lo < 0.5 < hi and hi - lo == pytest.approx(0.2 * 1.5, abs=0.02)
+    assert wilson(0, 40)[0] == 0.0 and wilson(40, 40)[1] == 1.0
+
+
+def test_aie_plan_matches_per_head_loop(organism, setup):
+    builder, split, te = setup
+    shuffled = split.build(builder, split.sample_train(2, "aie"), 4, "aie", shuffle_labels=True)
+    fast = AverageIndirectEffect().run(organism, te.heads, shuffled)
+    slow = aie_loop(organism, te.heads, shuffled)
+    assert len(fast) == organism.cfg.n_layers * organism.cfg.n_heads
+    assert fast.aie.abs().max() > 1e-3  # some head matters: the comparison is not 0 vs 0
+    assert (fast.aie - slow.aie).abs().max() <= 1e-5
+    assert fast.baseline.iloc[0] == pytest.approx(slow.baseline.iloc[0], abs=1e-6)
+
+
+def test_injection_parity_across_backends_and_engine(organism, setup):
+    builder, split, te = setup
+    batch = split.build(builder, split.test[:3], 0, "zero")
+    alpha = torch.rand(
+        organism.cfg.n_layers, organism.cfg.n_heads, generator=torch.Generator().manual_seed(0)
+    )
+    rows = torch.arange(len(batch))
+    answer = batch.answer_ids
+
+    def prob(logits):
+        return torch.softmax(logits.float(), -1)[rows, answer]
+
+    hooks = inject_hooks(alpha, te.heads, batch.s_q)
+    tl = organism.run_with_hooks(batch.tokens, hooks, batch.attention_mask)[rows, batch.s_q]
+    nn_model = load_model("organism", backend="nnsight")
+    nn = nn_model.run_with_hooks(batch.tokens, hooks, batch.attention_mask)[rows, batch.s_q]
+    with torch.no_grad():
+        train = injection_logits(organism, batch.tokens, batch.attention_mask, batch.s_q, alpha,
+                                 te.heads)  # fmt: skip
+    plan = SoftInjection.plan(alpha, te.heads, batch)
+    native = Engine(organism)
+    assert native._native(plan) is not None  # the fast path takes hook_task_inject
+    fast = SoftInjection().evaluate(organism, alpha, te.heads, batch, native, metric="prob")
+    slow = Engine(organism, fast=False)
+    hooked = SoftInjection().evaluate(organism, alpha, te.heads, batch, slow, metric="prob")
+    plain = organism(batch.tokens, batch.attention_mask)[rows, batch.s_q]
+    ref = prob(tl)
+    assert (ref - prob(plain)).abs().max() > 1e-3  # the injection changes the answer
+    for other in (prob(nn), prob(train), fast, hooked):
+        assert (ref - other.float()).abs().max() <= 1e-5
+    # the hook is named on both backends, right after hook_z
+    for m in (organism, nn_model):
+        names = m.hook_names()
+        assert names.index(INJECT.format(layer=1)) == names.index("blocks.1.attn.hook_z") + 1
+
+
+def test_theta_gradient_matches_finite_differences(setup):
+    builder, split, te = setup
+    model = load_model("organism", dtype=torch.float64)
+    batch = split.build(builder, split.train[:4], 0, "grad")
+    te64 = te.heads.double()
+    theta = torch.randn(model.cfg.n_layers, model.cfg.n_heads, dtype=torch.float64,
+                        generator=torch.Generator().manual_seed(1)).requires_grad_()  # fmt: skip
+    injection_loss(model, batch, theta, te64).backward()
+    # float64 weights, but Hugging Face's RMSNorm and rotary run in float32, so the loss carries
+    # ~1e-7 of noise: central differences of step 1e-3 (truncation ~1e-6) sit above it, and
+    # the noise they keep (~5e-5 on a derivative) sets the tolerances
+    eps = 1e-3
+
+    def central(direction: torch.Tensor) -> float:
+        with torch.no_grad():
+            up = injection_loss(model, batch, theta.detach() + eps * direction, te64)
+            down = injection_loss(model, batch, theta.detach() - eps * direction, te64)
+        return float(up - down) / (2 * eps)
+
+    for layer, head in [(0, 0), (1, 3), (2, 5), (3, 7)]:
+        one = torch.zeros_like(theta)
+        one[layer, head] = 1.0
+        assert theta.grad[layer, head].item() == pytest.approx(central(one), abs=2e-4)
+    # along the gradient itself the derivative is |grad|, far above the noise
+    unit = theta.grad / theta.grad.norm()
+    assert central(unit) == pytest.approx(theta.grad.norm().item(), rel=1e-3)
+    assert theta.grad.abs().max() > 1e-4
+
+
+def test_soft_injection_trains_and_leaves_model_frozen(organism, setup):
+    builder, split, te = setup
+    train = split.build(builder, split.train[:16], 0, "train")
+    before = [p.detach().clone() for p in organism.plain_model().parameters()]
+    si = SoftInjection(steps=8, lr=0.2, batch=8)
+    alpha = si.fit(organism, {TASK: (te.heads, train)})
+    assert alpha.shape == (organism.cfg.n_layers, organism.cfg.n_heads)
+    assert not torch.allclose(alpha, torch.full_like(alpha, 0.5))  # theta moved from 0
+    with torch.no_grad():  # the loss over every training prompt went down
+        start = injection_loss(organism, train, torch.zeros_like(alpha), te.heads)
+        end = injection_loss(organism, train, torch.logit(alpha.double()).float(), te.heads)
+    assert end < start
+    after = list(organism.plain_model().parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, after))
+
+
+def test_task_vector_plan_matches_hook(organism, setup):
+    builder, split, te = setup
+    batch = split.build(builder, split.test[:4], 0, "tv")
+    sweep = TaskVector().sweep(organism, batch, te.resid, layers=[1, 2])
+    rows = torch.arange(len(batch))
+    for layer in (1, 2):
+
+        def put(resid, hook, layer=layer):
+            resid[rows, batch.s_q] = te.resid[layer]
+            return resid
+
+        logits = organism.run_with_hooks(batch.tokens, [(f"blocks.{layer}.hook_resid_post", put)],
+                                         batch.attention_mask)[rows, batch.s_q]  # fmt: skip
+        want = (logits.argmax(-1) == batch.answer_ids).float()
+        got = torch.tensor(sweep[sweep.layer == layer].sort_values("prompt").correct.to_numpy())
+        assert torch.equal(want, got.float())
+
+
+def test_function_vector_is_the_heads_output(organism, setup):
+    builder, split, te = setup
+    d = organism.cfg.d_head
+    w = out_proj(organism.plain_model(), 2).weight  # (d_model, heads * d_head)
+    one = function_vector(organism, te.heads, [(2, 3)])
+    assert torch.allclose(one, w[:, 3 * d : 4 * d] @ te.heads[2, 3], atol=1e-5)
+    two = function_vector(organism, te.heads, [(2, 3), (1, 0)])
+    assert torch.allclose(two, one + function_vector(organism, te.heads, [(1, 0)]), atol=1e-5)
+    batch = split.build(builder, split.test[:6], 0, "fv")
+    sweep = add_sweep(organism, batch, torch.zeros_like(one), [0, 3])
+    by_layer = sweep.groupby("layer").correct.mean()
+    assert by_layer[0] == by_layer[-1] == by_layer[3]  # adding nothing changes nothing
+    # the engine plan (addition written as a replacement) against the hook that adds
+    big = 8 * function_vector(organism, te.heads, [(2, 3), (1, 0), (3, 1)])
+    slow = add_sweep(organism, batch, big, [0, 1, 2, 3])
+    fast = FunctionVector().sweep(organism, batch, big)
+    key = ["layer", "prompt"]
+    slow, fast = slow.sort_values(key).reset_index(drop=True), fast.sort_values(key)
+    assert (slow.correct.to_numpy() == fast.correct.to_numpy()).all()
+    assert slow.groupby("layer").correct.mean().nunique() > 1  # the vector changes answers
+    assert torch.equal(accuracy(organism, batch), torch.tensor(
+        slow[slow.layer == -1].correct.to_numpy()).float())  # fmt: skip
+
+
+def test_run_and_cli(tmp_path, capsys):
+    from interp.cli import main
+
+    args = ["run", "task-vectors", "--model", "organism", "--task", f"{TASK},fn_copy_last",
+            "--shots", "2", "--test-items", "8", "--te-prompts", "6", "--trials", "2",
+            "--steps", "3", "--circuit-prompts", "8", "--out", str(tmp_path)]  # fmt: skip
+    assert main(args) == 0
+    run = next(tmp_path.iterdir())
+    summary = json.loads((run / "summary.json").read_text())
+    for key in ("zero_shot", "icl", "fv", "tv", "soft_injection", "per_task", "top_heads",
+                "overlap_with_circuit_heads", "seconds"):  # fmt: skip
+        assert key in summary
+    assert set(summary["per_task"]) == {TASK, "fn_copy_last"}
+    alpha = torch.load(run / "alpha.pt")
+    assert set(alpha) == {TASK, "fn_copy_last", "shared"}
+    assert "AIE" in (run / "report.md").read_text()
+    capsys.readouterr()
+    bad = main(["run", "task-vectors", "--model", "organism", "--task", "nl_sentiment_natural",
+                "--out", str(tmp_path / "bad")])  # fmt: skip
+    assert bad != 0 and "function" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()  # refused before a run directory was made
+    _explorer_page(tmp_path, run.name)
+
+
+def _explorer_page(root, name):
+    """The explorer's task-vectors page in AppTest: table, heatmaps, the head picker."""
+    from streamlit.testing.v1 import AppTest
+
+    def page():
+        import streamlit as st
+
+        from app.views import run_page
+
+        run_page(st.session_state["root"], st.session_state["name"])
+
+    at = AppTest.from_function(page, default_timeout=60)
+    at.session_state["root"], at.session_state["name"] = str(root), name
+    at.run()
+    assert not at.exception
+    assert any("soft_injection" in str(df.value.columns.tolist()) for df in at.dataframe)
+    at.selectbox(key="tv_alpha_task").set_value("shared").run()
+    at.number_input(key="tv_layer").set_value(1).run()
+    assert not at.exception
+    heads = [df.value for df in at.dataframe if {"aie", "alpha"} <= set(df.value.columns)]
+    assert len(heads) == 1 and "mean" in heads[0].index and "shared" in heads[0].index

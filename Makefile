@@ -41,8 +41,10 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { echo "chromium is missing: run make test as root" \
 		"(it installs Debian's chromium) or install it yourself"; exit 1; }
 
+# ICLSCOPE_STATIC_FIGURES=0: runs made by tests skip their static SVG copies (a Chromium start
+# each); tests/test_app.py turns them back on to check them
 test: setup lint chromium
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+	ICLSCOPE_STATIC_FIGURES=0 HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 clean:
 	rm -rf build dist *.egg-info

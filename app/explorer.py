@@ -1,8 +1,10 @@
 """The iclscope explorer, started by ``iclscope app --runs DIR``.
 
-Pages: the runs list (with broken runs and why), a run's figures, tables and report, a prompt
-view with live attention from the query, and two runs side by side. The runs root comes from
-``--runs`` (after ``--`` on the streamlit command line) or ``ICLSCOPE_RUNS``.
+Pages: the runs list (broken runs with their reason; filters; the newest complete run open
+below it), a run's figures, summary, report and tables, a prompt view with live attention drawn
+on the tokens and a grid of every head, and two runs compared on shared figures. The runs root
+comes from ``--runs`` (after ``--`` on the streamlit command line) or ``ICLSCOPE_RUNS``; the
+address may name a page and a run (``?page=Compare``, ``?run=<id>``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ def main() -> None:
     st.set_page_config(page_title="iclscope explorer", layout="wide")
     root = runs_root()
     st.sidebar.title("iclscope")
-    page = st.sidebar.radio("page", ["Runs", "Prompt view", "Compare"], key="page")
+    pages = ["Runs", "Prompt view", "Compare"]
+    wanted = st.query_params.get("page")
+    index = pages.index(wanted) if wanted in pages else 0
+    page = st.sidebar.radio("page", pages, index=index, key="page")
     st.sidebar.caption(f"runs under {root}")
     if page == "Runs":
         chosen = runs_page(root)

@@ -204,6 +204,26 @@ def test_soft_mask_matches_hard_mask_and_passes_gradient_to_evicted_keys():
     assert soft.grad[0, 0, 1] != 0 and soft.grad[0, 0, 3] != 0  # evicted keys still learn
 
 
+def test_distillation_targets_by_hand():
+    from circuits.eviction.train import percentile, soft_target
+
+    scores = torch.tensor([[[0.0, 0.3, 0.1, 0.5, 0.2, 9.0]]])  # last key: not context
+    ctx = torch.tensor([[True] * 5 + [False]])
+    # ranks among the 5 context keys: 0.0 -> 0, 0.1 -> 1, 0.2 -> 2, 0.3 -> 3, 0.5 -> 4; over 4
+    assert percentile(scores, ctx)[0, 0].tolist() == [0.0, 0.75, 0.25, 1.0, 0.5, 0.0]
+    t = soft_target(scores, ctx, 0.5)[0, 0, :5]
+    assert t[4] == 0.5 and (t[[1, 3]] > 0.5).all() and (t[[0, 2]] < 0.5).all()
+
+
+def test_gate_window_keeps_the_last_context_tokens_first():
+    torch.manual_seed(0)
+    gate = GateStack(n_layers=1, d_model=8, n_heads=2)
+    h = [torch.randn(1, 10, 8)]
+    ctx = torch.tensor([[True] * 8 + [False] * 2])
+    f = gate.keep(h, ctx, 0.5, window=3)  # keep 4: positions 5, 6, 7 and the best other
+    assert (f[0, 0, :, 5:] == 1).all() and f[0, 0, :, :5].sum(-1).tolist() == [1.0, 1.0]
+
+
 def test_gate_is_causal_and_round_trips(tmp_path):
     torch.manual_seed(0)
     gate = GateStack(n_layers=2, d_model=16, n_heads=3, target_rate=0.5)
@@ -289,7 +309,8 @@ def test_run_eviction_writes_every_method_rate_and_the_gate(eviction_run):
     run = load_run(path)
     s = run.summary
     assert {"accuracy_full", "by_method", "gate_rate", "gate_accuracy", "seconds"} <= set(s)
-    assert set(s["by_method"]) == {"streaming_llm", "h2o", "snapkv", "tova", "random", "gate"}
+    methods = {"streaming_llm", "h2o", "snapkv", "tova", "random", "gate", "gate+window"}
+    assert set(s["by_method"]) == methods
     assert all(set(v) == {"0.25", "0.5", "0.75"} for v in s["by_method"].values())
     assert 0.0 <= s["gate_rate"] <= 1.0 and 0.0 <= s["accuracy_full"] <= 1.0
     curves = run.tables["curves"]

@@ -32,6 +32,8 @@ from interp.prompts import PromptBatch
 
 FULL = "full"
 GATE = "gate"
+GATE_WINDOW = "gate+window"
+"""The gate's top budget after the last ``window`` context tokens (SnapKV's window)."""
 
 
 def predictions(logits: Float[Tensor, "batch d_vocab"], label_ids: list[list[int]]) -> Tensor:
@@ -74,6 +76,7 @@ class EvictionEval:
     methods: tuple[str, ...] = tuple(METHODS)
     rates: tuple[float, ...] = (0.25, 0.5, 0.75)
     chunk: int = 8
+    window: int = 32
 
     def run(
         self, hf, settings: dict[str, PromptBatch], tokenizer, gate: GateStack | None = None,
@@ -101,6 +104,9 @@ class EvictionEval:
                 if gate is not None:
                     for r in self.rates:
                         variants[(GATE, r)] = gate.keep(pre.hidden, pre.context, r, pre.queries)
+                        variants[(GATE_WINDOW, r)] = gate.keep(
+                            pre.hidden, pre.context, r, pre.queries, window=self.window
+                        )
                     variants[(GATE, None)] = gate.flags(pre.hidden, pre.context, pre.queries)
                 for key, flags in variants.items():
                     flags = flags.detach()

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from jaxtyping import Bool, Float
 from torch import Tensor, nn
 
-from circuits.eviction.methods import budgets, select
+from circuits.eviction.methods import budgets, recent, select
 from interp.errors import IclscopeError
 
 
@@ -99,10 +99,16 @@ class GateStack(nn.Module):
         return torch.where(context[None, :, None], hard, torch.ones_like(hard))
 
     @torch.no_grad()
-    def keep(self, hidden, context, rate: float, real=None) -> Float[Tensor, "layer batch head k"]:
-        """The top ``1 - rate`` of the context by ``g``, per layer, row and head."""
+    def keep(
+        self, hidden, context, rate: float, real=None, window: int = 0
+    ) -> Float[Tensor, "layer batch head k"]:
+        """The top ``1 - rate`` of the context by ``g``, per layer, row and head; with
+        ``window``, the last ``window`` context tokens first (as SnapKV keeps its window)."""
         g = self.probs(hidden, real)
         keep = budgets(context, rate)
+        if window:
+            last = recent(context, torch.minimum(keep, torch.tensor(window)))[:, None]
+            g = torch.where(last, 2.0 + torch.arange(context.shape[-1]) / 1e6, g)
         return torch.stack([select(g_l, context, keep) for g_l in g])
 
     def save(self, folder: str | Path, record: dict | None = None) -> Path:

@@ -28,7 +28,6 @@ from torch import Tensor
 
 from circuits.eviction.apply import key_masks, prefill
 from circuits.eviction.gate import GateStack, eviction_rate
-from circuits.eviction.methods import budgets, select
 from interp.errors import IclscopeError
 from interp.prompts import PromptBatch
 
@@ -61,6 +60,30 @@ def future_attention(pre, layer: int) -> Float[Tensor, "batch head pos"]:
     return pre.patterns[layer][:, :, pre.start :].mean(-2)
 
 
+SHARPNESS = 10.0
+
+
+def percentile(
+    scores: Float[Tensor, "batch head pos"], context: Bool[Tensor, "batch pos"]
+) -> Float[Tensor, "batch head pos"]:
+    """Each context key's rank among its row's context keys, scaled to [0, 1] (1 = the most
+    attended); 0 outside the context."""
+    ranked = scores.masked_fill(~context[:, None], float("-inf"))
+    order = ranked.argsort(dim=-1, stable=True)
+    rank = torch.empty_like(order)
+    rank.scatter_(-1, order, torch.arange(order.shape[-1]).expand_as(order).contiguous())
+    n_ctx = context.sum(-1)[:, None, None]
+    below = rank - (context.shape[-1] - n_ctx)  # non-context keys sort first
+    return (below.float() / (n_ctx - 1).clamp_min(1)).clamp(0, 1) * context[:, None]
+
+
+def soft_target(scores, context, rate: float) -> Float[Tensor, "batch head pos"]:
+    """``sigmoid(SHARPNESS * (percentile - rate))``: monotone in the key's rank, so the top
+    budget by the trained ``g`` approximates the top budget by attention at *any* rate, and
+    crossing 0.5 at the ``rate`` percentile, so the threshold ``tau = 0.5`` evicts ``rate``."""
+    return torch.sigmoid(SHARPNESS * (percentile(scores, context) - rate))
+
+
 @torch.no_grad()
 def gate_examples(hf, batch: PromptBatch, rate: float, chunk: int = 8) -> list[GateExample]:
     """Prefill ``batch`` in chunks and keep states plus distillation targets."""
@@ -70,9 +93,11 @@ def gate_examples(hf, batch: PromptBatch, rate: float, chunk: int = 8) -> list[G
         toks, mask = batch.tokens[i : i + chunk], batch.attention_mask[i : i + chunk]
         start = min(a.x_q[0] for a in batch.annotations[i : i + chunk])
         pre = prefill(hf, toks, mask, start, cache=False)
-        keep = budgets(pre.context, rate)
         targets = torch.stack(
-            [select(future_attention(pre, l), pre.context, keep) for l in range(len(pre.hidden))]
+            [
+                soft_target(future_attention(pre, l), pre.context, rate)
+                for l in range(len(pre.hidden))
+            ]
         )
         out.append(GateExample(
             toks, mask, batch.answer_ids[i : i + chunk], start, pre.context, pre.queries,

@@ -35,7 +35,14 @@ err_console = Console(stderr=True, soft_wrap=True, highlight=False)  # paths sta
 
 
 def report_path(path) -> None:
-    """The last lines of every command that writes a run: the report, then the run's path
-    alone on stdout (scripts and tests read it)."""
+    """The last lines of every command that writes a run: the report, the run's path alone on
+    stdout (scripts and tests read it), then what to do next (on stderr)."""
     console.print(f"[bold green]report:[/] {path / 'report.html'}")
     print(path)
+    next_steps(f"open {path / 'report.html'}", f"iclscope app --runs {path.parent}")
+
+
+def next_steps(*commands: str) -> None:
+    """What a user runs next, as the command's last lines (stderr: stdout stays data)."""
+    for command in commands:
+        err_console.print(f"[bold]next:[/] {command}")

@@ -6,11 +6,14 @@ import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from interp.cli import checks, options
-from interp.cli.app import app, console
+from interp.cli.app import app, console, next_steps
 from interp.cli.options import Backend
+
+WIDE = 120
+"""Below this many columns the tables drop their long columns (or print them under the table)."""
 
 
 @app.command()
@@ -22,20 +25,28 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
     if as_json:
         print(json.dumps(rows, indent=1))
         return
-    table = Table(
-        "name", "parameters", "layers", "heads", "kv", "context", "license", "source", "converted"
-    )
+    console.print(models_table(rows, console.width))
+    if console.width < WIDE:  # the long columns as wrapped lines under the table, names whole
+        for r in rows:
+            console.print(f"[bold]{r['name']}[/]: {r['license']}; {r['source']}", highlight=False)
+    next_steps("iclscope tasks --model NAME", "iclscope demo --model NAME --out runs")
+
+
+def models_table(rows: list[dict], width: int) -> Table:
+    """The models as a table; below :data:`WIDE` columns without license and source."""
+    wide = width >= WIDE
+    table = Table(*_name_column(rows), "size", "layers", "heads", "kv", "context",
+                  *(["license", "source"] if wide else []), "ready")  # fmt: skip
     for r in rows:
         params = f"{r['parameters'] / 1e6:.1f}M" if r["parameters"] else "?"
         table.add_row(
             r["name"],
             params,
             *(str(r[k] or "?") for k in ("layers", "heads", "kv_heads", "context")),
-            r["license"],
-            r["source"],
-            "yes" if r["converted"] else "no (converts on first use)",
+            *([r["license"], r["source"]] if wide else []),
+            "yes" if r["converted"] else "on first use",
         )
-    console.print(table)
+    return table
 
 
 @app.command()
@@ -71,21 +82,36 @@ def tasks(
     if as_json:
         print(json.dumps(rows, indent=1))
         return
-    cols = ["name", "kind", "source", "template", "labels", "description"]
-    table = Table(*cols, *(["buildable"] if tokenizer is not None else []))
+    wide = console.width >= WIDE
+    cols = ["kind", "source", "template", "labels", "description"] if wide else ["kind"]
+    if tokenizer is not None:
+        cols.append("buildable")
+    elif not wide:
+        cols.append("labels")
+    table = Table(*_name_column(rows), *cols)
     for r in rows:
         labels = ", ".join(r["labels"][:6]) + (" ..." if len(r["labels"]) > 6 else "")
-        extra = [("yes" if r["buildable"] else f"no: {r['why_not']}")] if tokenizer else []
-        table.add_row(
-            r["name"],
-            r["kind"],
-            r["source"],
-            repr(r["template"]),
-            labels or "(open)",
-            r["description"],
-            *extra,
-        )
+        cells = {
+            "kind": r["kind"],
+            "source": r["source"],
+            "template": repr(r["template"]),
+            "labels": labels or "(open)",
+            "description": r["description"],
+            "buildable": ("yes" if r.get("buildable") else f"no: {r.get('why_not')}"),
+        }
+        table.add_row(r["name"], *(cells[c] for c in cols))
     console.print(table)
+    if not wide:
+        console.print(f"templates and descriptions: `iclscope tasks --json`, or a terminal of "
+                      f"{WIDE} columns", highlight=False)  # fmt: skip
+    next_steps("iclscope eval --model smollm2 --task NAME",
+               "iclscope run circuit --model smollm2 --task NAME --out runs")  # fmt: skip
+
+
+def _name_column(rows: list[dict]) -> list[Column]:
+    """The name column: as wide as the longest name and never wrapped or cut."""
+    width = max(len(r["name"]) for r in rows)
+    return [Column("name", no_wrap=True, min_width=width, overflow="fold")]
 
 
 @app.command()
@@ -122,3 +148,4 @@ def show(run: Path = typer.Argument(..., help="A run directory.")):
     for key, value in loaded.summary.items():
         console.print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
     console.print(f"  tables: {', '.join(loaded.tables)}; figures: {', '.join(loaded.figures)}")
+    next_steps(f"open {run / 'report.html'}", f"iclscope app --runs {run.parent}")

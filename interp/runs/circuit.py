@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from circuits.icl_circuit import EDGE_NAMES, IclCircuit, IclCircuitResult
 from interp.errors import IclscopeError
 from interp.models import load_model
+from interp.runs.reports import export_static, integer_axes
 from interp.runs.store import RunWriter
 from interp.tasks.suite import get_family
 
@@ -50,6 +51,7 @@ def run_circuit(
         run.summary(summary)
         run.report(circuit_report(result, summary, model, task, shots, prompts,
                                   circuit.summarize.m))  # fmt: skip
+        export_static(run.path, log=log)
     log(str(run.path))
     return run.path
 
@@ -113,7 +115,7 @@ def circuit_figures(result: IclCircuitResult) -> dict[str, go.Figure]:
         abl, aspect="auto", zmin=0, zmax=1, color_continuous_scale="RdBu", text_auto=".2f",
         labels={"color": "accuracy"}, title="Accuracy with attention edges knocked out",
     )  # fmt: skip
-    return figs
+    return {name: integer_axes(fig) for name, fig in figs.items()}
 
 
 def band(depths: Sequence[int], values: Sequence[float], frac: float = 0.9) -> tuple[int, int]:

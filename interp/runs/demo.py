@@ -15,10 +15,12 @@ from pathlib import Path
 import pandas as pd
 import plotly.express as px
 import torch
+from tqdm.auto import tqdm
 
-from interp.runs.circuit import circuit_report, write_circuit
 from interp.models import load_model
 from interp.prompts import token_roles
+from interp.runs.circuit import circuit_report, write_circuit
+from interp.runs.reports import export_static, integer_axes
 from interp.runs.store import RunWriter
 from interp.tasks.evaluate import evaluate_model
 from interp.tasks.suite import build_family_batch, family_support, get_family
@@ -92,23 +94,31 @@ def run_demo(
         run.params({"suite": suite, "families": list(families), "circuit_task": task})
         log(f"evaluating {len(families)} families at {SHOTS} shots ({n} prompts per cell) ...")
         bos = m.prompt_builder().prepend_bos
-        result = evaluate_model(m.hf_model, m.tokenizer, families, SHOTS, n, seed=10_007 + seed,
-                                prepend_bos=bos, progress=log)  # fmt: skip
+        with tqdm(total=len(families) * len(SHOTS), desc="evaluating", unit="cell") as bar:
+            # a bar with the cell being scored and the time left: this step takes minutes
+
+            def step(what: str) -> None:  # called as each cell starts: count the one before
+                bar.update(1 if bar.postfix else 0)
+                bar.set_postfix_str(what)
+
+            result = evaluate_model(m.hf_model, m.tokenizer, families, SHOTS, n,
+                                    seed=10_007 + seed, prepend_bos=bos, progress=step)  # fmt: skip
+            bar.update()
         by_shots = pd.DataFrame([
             {"task": fam, "kind": r["kind"], "shots": int(k), "accuracy": acc}
             for fam, r in result["families"].items() for k, acc in r["shots"].items()
         ])  # fmt: skip
         run.table("eval_by_shots", by_shots)
-        run.figure("icl_curve", px.line(
+        run.figure("icl_curve", integer_axes(px.line(
             by_shots, x="shots", y="accuracy", color="task", markers=True,
             title="Accuracy by number of demonstrations", range_y=[0, 1.02],
-        ))  # fmt: skip
+        )))  # fmt: skip
         log("looking inside one prompt ...")
         text, lens, attention = first_look(m, task, seed=seed)
         run.table("logit_lens", lens)
         run.table("query_attention", attention)
         for name, fig in _look_figures(lens, attention).items():
-            run.figure(name, fig)
+            run.figure(name, integer_axes(fig))
         summary = _eval_summary(by_shots)
         report = _report(model, by_shots, text, lens, attention)
         if circuit:
@@ -137,6 +147,7 @@ def run_demo(
             )
         run.summary(summary)
         run.report(report)
+        export_static(run.path, log=log)
     return run.path
 
 

@@ -23,7 +23,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from circuits.eviction import METHODS, EvictionEval, EvictionResult, GateStack
-from circuits.eviction.evaluate import GATE
+from circuits.eviction.evaluate import GATE, GATE_WINDOW
 from circuits.eviction.train import gate_examples, train_gate
 from interp.errors import IclscopeError
 from interp.prompts import PromptBatch, PromptBuilder
@@ -356,24 +356,22 @@ def eviction_report(result: EvictionResult, summary: dict, model: str, task: str
 
 
 def _verdict(summary: dict) -> list[str]:
-    """Where the gate stands against full attention and the best training-free method, as
-    measured; nothing is claimed that the numbers do not show."""
+    """Where each gate variant stands against full attention and the best training-free
+    method at each rate, as measured; nothing is claimed that the numbers do not show."""
     by = summary["by_method"]
-    if GATE not in by:
+    gates = [g for g in (GATE, GATE_WINDOW) if g in by]
+    if not gates:
         return ["No gate in this run."]
     out = ["## The gate against the baselines", ""]
-    for rate, acc in sorted(by[GATE].items()):
-        others = {m: v[rate] for m, v in by.items() if m != GATE and rate in v}
-        best = max(others, key=others.get) if others else None
-        gap = summary["accuracy_full"] - acc
-        out.append(
-            f"- evict {rate}: gate (top budget by g) {acc:.3f}, full minus gate {gap:+.3f}; "
-            + (
-                f"best training-free {best} {others[best]:.3f} ("
-                + ("gate ahead or level" if acc >= others[best] else "gate behind")
-                + ")"
-                if best
-                else ""
+    free = {m: v for m, v in by.items() if m not in gates}
+    for gate in gates:
+        for rate, acc in sorted(by[gate].items()):
+            others = {m: v[rate] for m, v in free.items() if rate in v}
+            best = max(others, key=others.get)
+            verdict = "ahead or level" if acc >= others[best] else "behind"
+            out.append(
+                f"- {gate}, evict {rate}: {acc:.3f} (full minus it "
+                f"{summary['accuracy_full'] - acc:+.3f}); best training-free {best} "
+                f"{others[best]:.3f}: the gate is {verdict}"
             )
-        )
     return out

@@ -38,6 +38,7 @@ from interp.patching.metrics import baselines_equal, normalized_effect, ranking_
 from interp.models import load_model
 from interp.patching.plan import InterventionPlan, Knockout, Patch, PlanRow, Source
 from interp.prompts import Annotation
+from interp.runs.reports import export_static, integer_axes
 from interp.runs.store import RunWriter
 from interp.patching.sweeps import BASELINE, head_sweep, resid_sweep, with_baselines
 from interp.tasks.suite import build_pair_batches
@@ -241,6 +242,7 @@ def run_patch(out: Path, model: str, task: str, component: str, metric: str,
         if exact and metric != "acc":  # acc has no gradient
             write_attribution(run, m, clean, corrupted, component, effects)
         run.report(_report(model, task, component, ablation, effects, len(plan), seconds))
+        export_static(run.path, log=log)
     return run.path
 
 
@@ -278,7 +280,7 @@ def write_figures(run: RunWriter, effects: Effects, component: str, ablation: st
                 labels={"color": value},
                 title=title,
             )
-            run.figure(fig_name, fig)
+            run.figure(fig_name, integer_axes(fig))
 
 
 def write_attribution(run, model, clean, corrupted, component, effects: Effects) -> None:

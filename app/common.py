@@ -1,0 +1,100 @@
+"""What every explorer page shares: opening a run safely, showing its figures, the role colours.
+
+Pages never read a run directory themselves: they go through :func:`open_run`, which resolves an
+untrusted name inside the runs root (:func:`interp.runs.store.resolve_run`) and turns a damaged
+run into one error line instead of an exception on the page.
+"""
+
+from __future__ import annotations
+
+import html
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from app.format import integer_axes
+from interp.errors import IclscopeError
+from interp.runs.store import Run, load_run, resolve_run
+
+ROLE_COLOURS = {
+    "x": "#9ecae1", "s": "#fdae6b", "y": "#74c476", "x_q": "#3182bd", "s_q": "#e6550d",
+    "block": "#bcbddc", "template": "#d9d9d9",
+}  # fmt: skip
+"""One colour per role, the same in the token strip, the attention chart and every task."""
+ROLE_NAMES = {
+    "x": "input x", "s": "forerunner s", "y": "label y", "x_q": "query input x_q",
+    "s_q": "query forerunner s_q", "block": "document", "template": "template",
+}  # fmt: skip
+STATUS_NOTES = {
+    "running": "this run is still being written: reload to see more",
+    "failed": "this run failed: {error}",
+    "interrupted": "this run was stopped ({error}); what it wrote before the stop is shown",
+    "stale": "this run's process ended without finishing it (killed, or out of memory); what "
+    "it wrote before is shown",
+}
+"""What the run page says above a run that did not complete (see interp.runs.store.run_status)."""
+
+
+def role_kind(role: str) -> str:
+    """``x_3`` -> ``x``; the query roles keep their name; template text is ``template``."""
+    if role in ("x_q", "s_q"):
+        return role
+    return role.split("_")[0] or "template"
+
+
+def open_run(root: str, name: str) -> Run | None:
+    """Load a run by name, or show why it cannot be shown (never raise into the page)."""
+    try:
+        return load_run(resolve_run(root, name))
+    except IclscopeError as err:
+        st.error(f"broken run {name!r}: {err}")
+        return None
+
+
+def show_figures(run: Run, names: list[str], key: str) -> None:
+    """Each figure full width, with integer layer/head axes (older runs were saved without)."""
+    for name in names:
+        st.plotly_chart(integer_axes(go.Figure(run.figures[name])), width="stretch",
+                        key=f"{key}-{name}")  # fmt: skip
+
+
+def role_legend(kinds: list[str] | None = None) -> str:
+    """The colour key of the roles, as HTML chips."""
+    chips = [
+        f'<span class="role-chip" style="background:{ROLE_COLOURS[k]};padding:1px 6px;'
+        f'margin-right:6px;border-radius:3px">{html.escape(ROLE_NAMES[k])}</span>'
+        for k in (kinds or list(ROLE_COLOURS))
+    ]
+    return '<div class="legend">' + "".join(chips) + "</div>"
+
+
+def coloured_tokens(tokens: list[str], roles: list[str]) -> str:
+    """Tokens as HTML spans coloured by their annotated role."""
+    spans = []
+    for tok, role in zip(tokens, roles):
+        colour = ROLE_COLOURS[role_kind(role)]
+        text = html.escape(tok).replace("\n", "\u21b5")
+        spans.append(f'<span class="tok" title="{html.escape(role)}" style="background:{colour};'
+                     f'padding:1px 3px;margin:1px;border-radius:3px">{text}</span>')  # fmt: skip
+    return '<div class="tokens">' + "".join(spans) + "</div>"
+
+
+def page_style() -> None:
+    """The report's headings at reading size and its wide tables scrolling in place."""
+    st.html(
+        "<style>.st-key-report h1{font-size:1.5rem}.st-key-report h2{font-size:1.25rem}"
+        ".st-key-report h3,.st-key-report h4{font-size:1.05rem}"
+        ".st-key-report table{display:block;overflow-x:auto;max-width:100%}</style>"
+    )
+
+
+def shift_headings(markdown: str, by: int = 2) -> str:
+    """Every markdown heading ``by`` levels smaller (a report's ``#`` is a page title)."""
+    out, fenced = [], False
+    for line in markdown.split("\n"):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        if not fenced and line.startswith("#"):
+            line = "#" * by + line
+        out.append(line)
+    return "\n".join(out)

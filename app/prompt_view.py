@@ -1,0 +1,223 @@
+"""The prompt view: one prompt of a task family, run through a model live.
+
+What it shows, top to bottom: the prompt's tokens coloured by role (with the legend); a grid of
+every head's attention from the chosen position to the label tokens (the heads worth opening
+light up); then for the chosen head, the attention drawn on the tokens themselves (circuitsvis's
+``ColoredTokens``: shade = weight, the value on hover) beside the same weights as a bar chart
+coloured by role.
+
+circuitsvis is used through ``render_local``, which inlines its JavaScript bundle; its
+``_repr_html_`` is avoided because it first probes an outside address.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from app.common import ROLE_COLOURS, ROLE_NAMES, coloured_tokens, role_kind, role_legend
+from app.format import integer_axes
+from interp.errors import IclscopeError
+
+COUNT_LABELS = {"classification": "shots", "function": "shots", "ranking": "documents",
+                "retrieval": "key-value pairs"}  # fmt: skip
+"""What the prompt-size control sets, named per task kind."""
+FOLDER = "a model folder ..."
+
+
+@st.cache_resource(max_entries=1)
+def cached_model(spec: str):
+    """One model in memory at a time: switching model evicts the previous one."""
+    from interp.models import load_model
+
+    return load_model(spec)
+
+
+@st.cache_data(show_spinner=False)
+def buildable_families(spec: str) -> list[str]:
+    """The families the model's tokenizer can build, checked once per model."""
+    from interp.tasks.run_eval import runnable_families
+
+    return runnable_families(cached_model(spec).tokenizer)
+
+
+@st.cache_data(show_spinner="running the prompt through the model ...", max_entries=8)
+def prompt_patterns(spec: str, family: str, count: int, seed: int) -> dict:
+    """Tokens, roles and every head's attention pattern for one prompt.
+
+    Returns ``patterns``: float32 [layer, head, query, key] over the prompt's own positions.
+    """
+    from interp.prompts import token_roles
+    from interp.tasks.suite import build_family_batch
+
+    model = cached_model(spec)
+    batch = build_family_batch(model.prompt_builder(), family, 1, count, seed)
+    ann = batch.annotations[0]
+    n = ann.length
+    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
+    _, cache = model.run_with_cache(batch.tokens, names, batch.attention_mask)
+    # batch [1, pos] is left-padded to itself only: the prompt fills positions 0..n-1
+    patterns = np.stack([cache[h][0, :, :n, :n].float().numpy() for h in names])
+    tokens = token_texts(model.tokenizer, batch.tokens[0, :n].tolist())
+    return {"tokens": tokens, "roles": token_roles(ann, n), "patterns": patterns,
+            "s_q": ann.s_q, "y": list(ann.y), "blocks": list(ann.blocks)}  # fmt: skip
+
+
+def token_texts(tokenizer, ids: list[int]) -> list[str]:
+    """Each token as the text it stands for (``" cat"``, not ``"Ġcat"``); a word-level
+    vocabulary, whose tokens carry no spaces, gets one after each word so the prompt reads."""
+    texts = [tokenizer.decode([i]) for i in ids]
+    if not any(t[:1].isspace() or t[-1:].isspace() for t in texts):
+        texts = [t if t == "\n" else t + " " for t in texts]
+    return texts
+
+
+def target_positions(view: dict) -> tuple[list[int], str]:
+    """The positions a head should read to answer: the label tokens (y), else the documents."""
+    if view["y"]:
+        return view["y"], "label tokens"
+    spans = [range(a, b) for a, b in view["blocks"]]
+    return [p for span in spans for p in span], "documents"
+
+
+def head_grid(patterns: np.ndarray, query: int, targets: list[int]) -> np.ndarray:
+    """[layer, head]: the attention each head sends from ``query`` to ``targets``, summed."""
+    return patterns[:, :, query, targets].sum(-1)
+
+
+def grid_figure(grid: np.ndarray, what: str, query_label: str) -> go.Figure:
+    layers, heads = grid.shape
+    fig = px.imshow(
+        grid, origin="lower", aspect="auto", zmin=0, zmax=max(1e-9, float(grid.max())),
+        color_continuous_scale="Blues", labels={"x": "head", "y": "layer", "color": "attention"},
+        x=list(range(heads)), y=list(range(layers)),
+        title=f"Every head: attention from {query_label} to the {what} (sum)",
+    )  # fmt: skip
+    fig.update_traces(hovertemplate="L%{y}H%{x}: %{z:.3f}<extra></extra>")
+    fig.update_layout(height=max(260, 140 + 22 * layers))
+    return integer_axes(fig)
+
+
+def attention_figure(frame: pd.DataFrame, layer: int, head: int, query_label: str) -> go.Figure:
+    fig = px.bar(frame, x="position", y="attention", color="role",
+                 color_discrete_map={ROLE_NAMES[k]: c for k, c in ROLE_COLOURS.items()},
+                 hover_data=["token", "annotation"],
+                 title=f"L{layer}H{head}: attention from {query_label}")  # fmt: skip
+    return integer_axes(fig)
+
+
+def shaded_tokens(tokens: list[str], weights: list[float]) -> str:
+    """circuitsvis's ColoredTokens, bundle inlined: each token shaded by its weight."""
+    from circuitsvis.utils.render import render_local
+
+    safe = [t.replace("</", "<\u200b/") for t in tokens]  # the props sit inside a <script>
+    return render_local("ColoredTokens", tokens=safe, values=[float(w) for w in weights],
+                        minValue=0.0, maxValue=max(1e-9, max(weights)),
+                        positiveColor="#e6550d")  # fmt: skip
+
+
+def _apply_preset() -> None:
+    """A run page's "open in the prompt view" sets these before the widgets exist."""
+    preset = st.session_state.pop("prompt_preset", None)
+    if not preset:
+        return
+    from interp.models.registry import MODELS
+
+    if preset["model"] in MODELS:
+        st.session_state["model_pick"] = preset["model"]
+    else:
+        st.session_state["model_pick"], st.session_state["model_spec"] = FOLDER, preset["model"]
+    st.session_state.update(task_pick=preset["task"], count=preset["shots"], seed=preset["seed"])
+
+
+def pick_model() -> str | None:
+    from interp.models.registry import MODELS
+
+    names = [*MODELS, FOLDER]
+    choice = st.selectbox("model", names, index=names.index("organism"), key="model_pick",
+                          help="the models of `iclscope models`, or a model folder")  # fmt: skip
+    if choice != FOLDER:
+        return choice
+    return st.text_input("model folder", "", key="model_spec").strip() or None
+
+
+def prompt_page() -> None:
+    from interp.tasks.suite import TASK_FAMILIES
+
+    st.header("Prompt view")
+    _apply_preset()
+    top = st.columns([2, 3, 2, 1])
+    with top[0]:
+        spec = pick_model()
+    if spec is None:
+        st.info("type the path of a model folder")
+        return
+    try:
+        model = cached_model(spec)
+        names = buildable_families(spec)
+    except Exception as err:  # noqa: BLE001 (any load failure is shown, at once)
+        st.error(f"{spec} cannot be loaded: {err}")
+        return
+    if not names:
+        st.error(f"{spec}'s tokenizer builds none of the task families (see `iclscope tasks "
+                 f"--model {spec}`)")  # fmt: skip
+        return
+    if st.session_state.get("task_pick") not in names:
+        st.session_state.pop("task_pick", None)
+    family = top[1].selectbox("task", names, key="task_pick")
+    fam = TASK_FAMILIES[family]
+    label = COUNT_LABELS.get(fam.kind, "shots")
+    lo, hi = {"ranking": (2, 20), "retrieval": (2, 32)}.get(fam.kind, (0, 8))
+    default = min(hi, max(lo, fam.default_k if label != "shots" else 4))
+    if not lo <= st.session_state.get("count", default) <= hi:
+        st.session_state["count"] = default
+    count = top[2].slider(label, lo, hi, default, key="count")
+    seed = top[3].number_input("prompt seed", 0, 10_000, 0, key="seed")
+    try:
+        view = prompt_patterns(spec, family, int(count), int(seed))
+    except IclscopeError as err:
+        st.error(str(err))
+        return
+    show_prompt(view, model.cfg.n_layers, model.cfg.n_heads)
+
+
+def show_prompt(view: dict, n_layers: int, n_heads: int) -> None:
+    tokens, roles, patterns = view["tokens"], view["roles"], view["patterns"]
+    kinds = sorted({role_kind(r) for r in roles}, key=list(ROLE_COLOURS).index)
+    st.markdown(role_legend(kinds), unsafe_allow_html=True)
+    st.markdown(coloured_tokens(tokens, roles), unsafe_allow_html=True)
+    positions = list(range(len(tokens)))
+    # keyed by the prompt: a new prompt starts again from its own s_q
+    name = lambda p: f"{p}: {tokens[p]} ({roles[p] or 'template'})"
+    query = st.selectbox("attention from", positions, index=view["s_q"],
+                         key=f"query_pos-{hash(tuple(tokens))}", format_func=name)  # fmt: skip
+    query_label = roles[query] or f"position {query}"
+    targets, what = target_positions(view)
+    grid = head_grid(patterns, query, targets) if targets else None
+    if grid is not None:
+        best = np.unravel_index(int(grid.argmax()), grid.shape)
+        st.plotly_chart(grid_figure(grid, what, query_label), width="stretch", key="head_grid")
+        st.caption(f"strongest: L{best[0]}H{best[1]} ({grid[best]:.2f}); open a head below")
+    else:
+        best = (n_layers - 1, 0)
+    for key, top in (("layer", n_layers - 1), ("head", n_heads - 1)):
+        if st.session_state.get(key, 0) > top:
+            st.session_state[key] = top
+    pick = st.columns(2)
+    layer = pick[0].slider("layer", 0, n_layers - 1, int(best[0]), key="layer")
+    head = pick[1].slider("head", 0, n_heads - 1, int(best[1]), key="head")
+    weights = patterns[layer, head, query].tolist()
+    left, right = st.columns([1, 1])
+    with left:
+        st.markdown(f"**L{layer}H{head}** attention from {query_label}, on the tokens "
+                    "(hover a token for its weight)")  # fmt: skip
+        st.iframe(shaded_tokens(tokens, weights), height=240)
+    with right:
+        frame = pd.DataFrame({"position": positions, "token": tokens, "annotation": roles,
+                              "role": [ROLE_NAMES[role_kind(r)] for r in roles],
+                              "attention": weights})  # fmt: skip
+        st.plotly_chart(attention_figure(frame, layer, head, query_label), width="stretch",
+                        key="attention")  # fmt: skip

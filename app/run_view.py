@@ -1,0 +1,163 @@
+"""The generic run page: header, figures by section, the summary as a formatted table, the
+report at reading size, every table formatted, and the run's provenance.
+
+Run kinds with a page of their own (task vectors, eviction, block relevance) plug in through the
+dispatch in :func:`app.views.run_page`; this module is what every other kind gets.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app.common import STATUS_NOTES, page_style, shift_headings, show_figures
+from app.format import (
+    human_time,
+    model_name,
+    short_id,
+    sig,
+    summary_rows,
+    table_config,
+    tidy_table,
+)
+from interp.runs.store import Run, list_runs
+
+STEP_FIGURES = {
+    "Step 1: summarize": ("step1",),
+    "Step 2: semantics merge": ("step2",),
+    "Step 3: retrieve and copy": ("step3",),
+    "Ablations": ("ablation",),
+}
+SECTIONS = {
+    "circuit": STEP_FIGURES,
+    "demo": {"Held-out evaluation": ("icl_curve",),
+             "One prompt, inside": ("logit_lens", "query_attention"), **STEP_FIGURES},
+}  # fmt: skip
+"""Per run kind, its figures grouped under the headings its report uses."""
+
+
+def run_header(run: Run, name: str) -> None:
+    """Who, what and how the run ended, in one line; a note above a run that did not complete."""
+    m = run.manifest
+    t = m.get("timings") or {}
+    st.header(short_id(name))
+    took = f", took {sig(t['seconds'], 2)} s" if t.get("seconds") is not None else ""
+    started = human_time(t.get("started"))
+    st.caption(f"{m.get('kind')} on {model_name(m.get('model'))}, task {m.get('task')}, "
+               f"status {run.status}, started {started}{took} · {name}")  # fmt: skip
+    note = STATUS_NOTES.get(run.status)
+    if note:
+        st.warning(note.format(error=m.get("error")))
+
+
+def summary_table(summary: dict) -> pd.DataFrame:
+    """The summary's numbers at 2-3 significant figures, one row each."""
+    return pd.DataFrame(summary_rows(summary), columns=["measure", "value"]).set_index("measure")
+
+
+def show_table(df: pd.DataFrame, key: str) -> None:
+    """A table with layer and head as integers and floats at 3 significant figures."""
+    tidy = tidy_table(df)
+    st.dataframe(tidy, hide_index=True, column_config=table_config(tidy), key=key)
+
+
+def figure_sections(run: Run) -> list[tuple[str | None, list[str]]]:
+    """The run's figures under their section headings (``None``: no heading)."""
+    sections, shown = [], set()
+    for title, prefixes in SECTIONS.get(str(run.manifest.get("kind")), {}).items():
+        names = [f for f in run.figures if f.startswith(prefixes) and f not in shown]
+        if names:
+            sections.append((title, names))
+            shown |= set(names)
+    rest = [f for f in run.figures if f not in shown]
+    return sections + ([(None, rest)] if rest else [])
+
+
+def related_runs(root: str, run: Run) -> list[str]:
+    """Runs this one produced: named in its ``params.produced``, or naming it as ``parent``."""
+    produced = list((run.manifest.get("params") or {}).get("produced") or [])
+    for entry in list_runs(root):
+        if entry["run_id"] in produced or entry["run_id"] == run.path.name:
+            continue
+        params = _params(root, entry["run_id"])
+        if params.get("parent") == run.path.name:
+            produced.append(entry["run_id"])
+    return produced
+
+
+def _params(root: str, run_id: str) -> dict:
+    import json
+    from pathlib import Path
+
+    try:
+        manifest = json.loads((Path(root) / run_id / "manifest.json").read_text())
+        return manifest.get("params") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def _open_run(run_id: str) -> None:
+    st.session_state["page"] = "Runs"
+    st.session_state["run_pick"] = run_id
+    st.query_params["run"] = run_id
+
+
+def _open_prompt(model: str, task: str, shots: int, seed: int) -> None:
+    """Preset the prompt view on a run's prompt and switch to it."""
+    st.session_state.update({"page": "Prompt view", "prompt_preset": {
+        "model": model, "task": task, "shots": shots, "seed": seed}})  # fmt: skip
+
+
+def run_links(root: str, run: Run) -> None:
+    """Buttons to what this run leads to: the prompt it looked inside, the runs it produced."""
+    m = run.manifest
+    params = m.get("params") or {}
+    if m.get("kind") == "demo" and params.get("circuit_task"):
+        st.button("Open its prompt in the Prompt view", key="link_prompt", on_click=_open_prompt,
+                  args=(m.get("model"), params["circuit_task"], 4, int(m.get("seed") or 0)),
+                  help="the prompt of 'One prompt, inside', with live attention")  # fmt: skip
+    produced = related_runs(root, run)
+    if m.get("kind") == "demo":
+        more = f"; it also produced {len(produced)} run(s):" if produced else "."
+        st.caption("The evaluation, the prompt and the circuit are sections of this run" + more)
+    for run_id in produced:
+        st.button(f"open {short_id(run_id)}", key=f"link_{run_id}", on_click=_open_run,
+                  args=(run_id,))  # fmt: skip
+
+
+def run_figures(run: Run, name: str) -> None:
+    """The run's figures under their section headings."""
+    for title, names in figure_sections(run):
+        if title:
+            st.subheader(title)
+        show_figures(run, names, f"{name}-{title}")
+    if not run.figures:
+        st.info("no figures yet" if run.status == "running" else "this run has no figures")
+
+
+def run_summary(run: Run) -> None:
+    """The summary as a formatted table, then the report at reading size (it scrolls)."""
+    page_style()
+    if run.summary:
+        st.subheader("Summary")
+        st.table(summary_table(run.summary))
+    if run.report:
+        st.subheader("Report")
+        with st.container(height=700, key="report"):
+            st.markdown(shift_headings(run.report))
+
+
+def run_tables(run: Run, name: str) -> None:
+    """Every table, formatted, and the run's provenance."""
+    if "top_components" in run.tables:
+        st.subheader("Top components")
+        show_table(run.tables["top_components"], key=f"{name}-top")
+    for table_name, table in run.tables.items():
+        with st.expander(f"table {table_name} ({len(table)} rows)"):
+            show_table(table, key=f"{name}-table-{table_name}")
+    with st.expander("run details: command, seed, versions, timings"):
+        m = run.manifest
+        command = m.get("command")
+        st.code(" ".join(command) if isinstance(command, list) else str(command), language="bash")
+        st.json({k: m.get(k) for k in ("seed", "params", "versions", "timings", "error")},
+                expanded=False)  # fmt: skip

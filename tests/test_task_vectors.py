@@ -261,3 +261,16 @@ def _explorer_page(root, name):
     assert not at.exception
     heads = [df.value for df in at.dataframe if {"aie", "alpha"} <= set(df.value.columns)]
     assert len(heads) == 1 and "mean" in heads[0].index and "shared" in heads[0].index
+
+
+def test_targets_count_only_tasks_where_icl_works():
+    from interp.runs.task_vectors import targets
+
+    row = lambda icl, si, fv, tv: {"icl": icl, "zero_shot": 0.0, "soft_injection": si,  # noqa: E731
+                                   "fv": fv, "tv": tv}  # fmt: skip
+    t = targets({"a": row(0.7, 0.8, 0.5, 0.6), "b": row(0.9, 0.8, 0.1, 0.2),
+                 "weak": row(0.3, 0.0, 0.0, 0.0)})  # fmt: skip
+    assert t["tasks"] == ["a", "b"]
+    assert t["soft_injection_minus_icl"] == pytest.approx(0.0)
+    assert t["soft_injection_worst_minus_icl"] == pytest.approx(-0.1)
+    assert t["met"] == {"soft_injection": False, "fv": True, "tv": True}

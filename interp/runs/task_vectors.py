@@ -176,12 +176,38 @@ def task_vectors_summary(result: TaskVectorsResult, circuit: dict | None, second
             if r.layer is not None and r.layer == r.layer
         },  # fmt: skip
         "test_items": int(acc.n.min()),
+        "targets": targets(per_task),
         "top_heads": [list(h) for h in result.top_heads],
         "overlap_with_circuit_heads": circuit,
         "alpha_above_0_9": {t: int((a > 0.9).sum()) for t, a in result.alpha.items()},
         "seconds": seconds,
         "seconds_by_part": {k: round(v, 1) for k, v in result.seconds.items()},
     }
+
+
+def targets(per_task: dict[str, dict[str, float]], icl_floor: float = 0.6) -> dict:
+    """The issue's targets over the tasks where k-shot ICL reaches ``icl_floor``: soft
+    injection >= ICL + 0.05 on average and never more than 0.05 below it; FV >= 0-shot + 0.30;
+    TV >= 0-shot + 0.40 (all on average)."""
+    tasks = [t for t, r in per_task.items() if r["icl"] >= icl_floor]
+    if not tasks:
+        return {"tasks": [], "icl_floor": icl_floor}
+    mean = lambda key: sum(per_task[t][key] for t in tasks) / len(tasks)  # noqa: E731
+    si_gap = [per_task[t]["soft_injection"] - per_task[t]["icl"] for t in tasks]
+    out = {
+        "tasks": tasks, "icl_floor": icl_floor,
+        "soft_injection_minus_icl": round(mean("soft_injection") - mean("icl"), 4),
+        "soft_injection_worst_minus_icl": round(min(si_gap), 4),
+        "fv_minus_zero_shot": round(mean("fv") - mean("zero_shot"), 4),
+        "tv_minus_zero_shot": round(mean("tv") - mean("zero_shot"), 4),
+    }  # fmt: skip
+    out["met"] = {
+        "soft_injection": out["soft_injection_minus_icl"] >= 0.05
+        and out["soft_injection_worst_minus_icl"] >= -0.05,
+        "fv": out["fv_minus_zero_shot"] >= 0.30,
+        "tv": out["tv_minus_zero_shot"] >= 0.40,
+    }
+    return out
 
 
 def task_vectors_report(result: TaskVectorsResult, summary: dict, model: str,
@@ -211,6 +237,16 @@ def task_vectors_report(result: TaskVectorsResult, summary: dict, model: str,
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
     mean = " | ".join(f"{summary[m]:.3f}" if m in summary else "-" for m in methods)
     lines += [f"| **mean** | {mean} |", ""]
+    t = summary["targets"]
+    if t.get("tasks"):
+        lines += [
+            f"Over the {len(t['tasks'])} tasks with k-shot ICL >= {t['icl_floor']}: soft "
+            f"injection - ICL = {t['soft_injection_minus_icl']:+.3f} on average (target "
+            f">= +0.05), {t['soft_injection_worst_minus_icl']:+.3f} on the worst task (target "
+            f">= -0.05); FV - 0-shot = {t['fv_minus_zero_shot']:+.3f} (target >= +0.30); TV - "
+            f"0-shot = {t['tv_minus_zero_shot']:+.3f} (target >= +0.40). Met: "
+            + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in t["met"].items()) + ".", "",
+        ]  # fmt: skip
     lines += [
         "FV: the top-10 heads' mean outputs, summed through the output projection, added to "
         "the residual stream after the layer in brackets (chosen on 0-shot dev prompts of "

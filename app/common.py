@@ -84,7 +84,8 @@ def page_style() -> None:
     st.html(
         "<style>.st-key-report h1{font-size:1.5rem}.st-key-report h2{font-size:1.25rem}"
         ".st-key-report h3,.st-key-report h4{font-size:1.05rem}"
-        ".st-key-report table{display:block;overflow-x:auto;max-width:100%}</style>"
+        ".st-key-report table{display:block;overflow-x:auto;max-width:100%}"
+        "[data-testid='stTable'] tbody th{white-space:nowrap}</style>"  # run ids on one line
     )
 
 

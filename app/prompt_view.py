@@ -12,6 +12,8 @@ circuitsvis is used through ``render_local``, which inlines its JavaScript bundl
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pandas as pd
 import plotly.express as px
@@ -70,7 +72,7 @@ def token_texts(tokenizer, ids: list[int]) -> list[str]:
     """Each token as the text it stands for (``" cat"``, not ``"Ġcat"``); a word-level
     vocabulary, whose tokens carry no spaces, gets one after each word so the prompt reads."""
     texts = [tokenizer.decode([i]) for i in ids]
-    if not any(t[:1].isspace() or t[-1:].isspace() for t in texts):
+    if not any(t.strip() and t != t.strip() for t in texts):  # ("\n" alone does not count)
         texts = [t if t == "\n" else t + " " for t in texts]
     return texts
 
@@ -97,7 +99,7 @@ def grid_figure(grid: np.ndarray, what: str, query_label: str) -> go.Figure:
         title=f"Every head: attention from {query_label} to the {what} (sum)",
     )  # fmt: skip
     fig.update_traces(hovertemplate="L%{y}H%{x}: %{z:.3f}<extra></extra>")
-    fig.update_layout(height=max(260, 140 + 22 * layers))
+    fig.update_layout(height=max(340, 160 + 24 * layers))
     return integer_axes(fig)
 
 
@@ -106,15 +108,17 @@ def attention_figure(frame: pd.DataFrame, layer: int, head: int, query_label: st
                  color_discrete_map={ROLE_NAMES[k]: c for k, c in ROLE_COLOURS.items()},
                  hover_data=["token", "annotation"],
                  title=f"L{layer}H{head}: attention from {query_label}")  # fmt: skip
-    return integer_axes(fig)
+    return integer_axes(fig, max_ticks=20)
 
 
 def shaded_tokens(tokens: list[str], weights: list[float]) -> str:
     """circuitsvis's ColoredTokens, bundle inlined: each token shaded by its weight."""
     from circuitsvis.utils.render import render_local
 
-    safe = [t.replace("</", "<\u200b/") for t in tokens]  # the props sit inside a <script>
-    return render_local("ColoredTokens", tokens=safe, values=[float(w) for w in weights],
+    # ColoredTokens writes each token as HTML: escape it (this also keeps "</script>" out of
+    # the inline script), and keep its spaces visible inside the token's box
+    safe = [html.escape(t).replace(" ", "\u00a0") for t in tokens]
+    return render_local("ColoredTokens", tokens=safe, values=[round(float(w), 4) for w in weights],
                         minValue=0.0, maxValue=max(1e-9, max(weights)),
                         positiveColor="#e6550d")  # fmt: skip
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from app.common import page_style
 from app.format import headline, human_time, model_name, run_label, short_id
 from interp.runs.store import list_runs
 
@@ -69,6 +70,7 @@ def filter_runs(table: pd.DataFrame, picks: dict[str, list[str]], query: str = "
 def runs_page(root: str) -> str | None:
     """The list with its filters; returns the run id to open below it."""
     st.header("Runs")
+    page_style()
     table = runs_table(root)
     if table.empty:
         st.info(f"no runs under {root}: write one with `iclscope demo` or `iclscope run patch`")

@@ -7,6 +7,7 @@ installs it as root, so CI always runs this.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -40,10 +41,13 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def served(tiny_dirs, tmp_path_factory):
     root = tmp_path_factory.mktemp("browser-runs")
-    assert main(["run", "patch", "--model", tiny_dirs["llama"], "--prompts", "2",
-                 "--out", str(root)]) == 0  # fmt: skip
-    assert main(["run", "circuit", "--model", tiny_dirs["llama"], "--prompts", "16",
-                 "--out", str(root)]) == 0  # fmt: skip
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ICLSCOPE_STATIC_FIGURES", "0")  # checked in test_app.py
+        assert main(["run", "patch", "--model", tiny_dirs["llama"], "--prompts", "2",
+                     "--out", str(root)]) == 0  # fmt: skip
+        for arch in ("llama", "gpt2"):  # one analysis on two models: what Compare is for
+            assert main(["run", "circuit", "--model", tiny_dirs[arch], "--prompts", "16",
+                         "--out", str(root)]) == 0  # fmt: skip
     (root / "patch-broken").mkdir()
     (root / "patch-broken" / "manifest.json").write_text('{"status": "comp')
     port = free_port()
@@ -67,45 +71,111 @@ def served(tiny_dirs, tmp_path_factory):
     proc.wait(timeout=30)
 
 
-def test_explorer_in_chromium(served, tiny_dirs, tmp_path):
+PLOTS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(e => ({
+    title: (e.layout.title || {}).text || '', traces: (e.data || []).map(t => ({
+        type: t.type, name: t.name || '', dash: (t.line || {}).dash || '', zmin: t.zmin,
+        zmax: t.zmax})),
+    xticks: [...e.querySelectorAll('.xtick text')].map(t => t.textContent)}))"""
+"""Every plotly figure on the page: its title, its traces, and the tick labels it drew."""
+
+
+def plots(page, title_part: str) -> list[dict]:
+    return [p for p in page.evaluate(PLOTS) if title_part in p["title"]]
+
+
+def test_explorer_in_chromium(served, tmp_path):
     from playwright.sync_api import sync_playwright
 
     url, root = served
-    circuit_run = next(p.name for p in root.iterdir() if p.name.startswith("circuit-"))
+    circuits = sorted(p.name for p in root.iterdir() if p.name.startswith("circuit-"))
     shots = tmp_path / "screenshots"
     shots.mkdir()
     console_errors: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": 1400, "height": 2400})
         page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
-        page.goto(f"{url}/?run={circuit_run}")  # a run named in the URL opens directly
-        page.get_by_text("patch-broken").first.wait_for(timeout=60_000)
+
+        # runs list: short ids, the broken run with its reason; the newest complete run opens
+        page.goto(url)
         runs_list = page.locator("table", has_text="patch-broken").first
+        runs_list.wait_for(timeout=120_000)
         text = runs_list.inner_text()
-        assert runs_list.locator("tbody tr").count() == 3, text
-        assert "patch-broken" in text and "broken" in text
-        # the circuit run's sections render plotly figures with data
+        assert runs_list.locator("tbody tr").count() == 4, text
+        assert "broken" in text and "manifest.json" in text
+        assert "min ago" in text or "just now" in text
+        assert circuits[0] not in text and circuits[0].split("-")[0] + "-" in text  # short ids
+        newest = sorted(circuits)[-1]  # ids sort by time; the broken run is newer still
+        header = "-".join([newest.split("-")[0], newest.split("-")[-1]])
+        page.get_by_role("heading", name=header).wait_for(timeout=60_000)
+
+        # run page (named in the address): sections, figures with data, a tick on every head
+        page.goto(f"{url}/?run={circuits[0]}")
         page.get_by_text("Step 1: summarize").first.wait_for(timeout=60_000)
         page.get_by_text("Ablations").first.wait_for(timeout=60_000)
         page.wait_for_selector(".js-plotly-plot", timeout=60_000)
-        n_traces = page.evaluate(
-            "() => [...document.querySelectorAll('.js-plotly-plot')].map(e => (e.data||[]).length)"
-        )
-        assert n_traces and all(n > 0 for n in n_traces)
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 6",
+                               timeout=60_000)  # fmt: skip
+        assert all(p["traces"] for p in page.evaluate(PLOTS))
+        heads = plots(page, "label assignment accuracy per head")[0]
+        assert heads["xticks"] == [str(h) for h in range(8)], heads["xticks"]
+        summary = page.locator("table", has_text="step1_best_layer").first.inner_text()
+        assert not re.search(r"\d\.\d{4,}", summary), summary  # 2-3 significant figures
         page.screenshot(path=str(shots / "run.png"), full_page=True)
-        # prompt view: coloured tokens and an attention plot for a chosen head
-        page.get_by_text("Prompt view").click()
+
+        # prompt view: roles with their legend, attention shaded on the tokens, the head grid
+        page.get_by_text("Prompt view", exact=True).click()
         page.get_by_role("heading", name="Prompt view").wait_for(timeout=60_000)
-        box = page.get_by_label("model", exact=True)
-        box.fill(tiny_dirs["llama"])
-        box.press("Enter")
-        page.wait_for_selector("span.tok", timeout=60_000)
+        page.wait_for_selector("span.tok", timeout=120_000)  # organism, from the registry
         assert page.locator("span.tok[title='s_q']").count() == 1
-        page.wait_for_selector(".js-plotly-plot", timeout=60_000)
-        assert "attention from s_q" in page.locator(".js-plotly-plot").first.inner_text()
+        assert page.locator(".legend .role-chip").count() >= 5
+        grid = None
+        for _ in range(60):
+            grid = (plots(page, "Every head") or [None])[0]
+            if grid and grid["xticks"]:
+                break
+            time.sleep(1)
+        assert grid and grid["xticks"] == [str(h) for h in range(8)]  # organism: 8 heads
+        frame = page.frame_locator("iframe").first
+        boxes = frame.locator(".colored-tokens > span > span")
+        boxes.first.wait_for(timeout=60_000)
+        assert boxes.count() == page.locator("span.tok").count()  # one box per token
+        shades = boxes.evaluate_all("els => els.map(e => getComputedStyle(e).backgroundColor)")
+        white = "rgb(255, 255, 255)"
+        assert len(set(shades)) > 2 and shades.count(white) < len(shades), shades
+        brightness = [sum(map(int, re.findall(r"\d+", shade)[:3])) for shade in shades]
+        number = re.compile(r"(^|\s)[01]\.\d+(\s|$)")
+        assert not number.search(frame.locator("body").inner_text())
+        boxes.nth(brightness.index(min(brightness))).hover()  # the most attended token ...
+        for _ in range(20):
+            if number.search(frame.locator("body").inner_text()):
+                break  # ... shows its weight
+            time.sleep(0.5)
+        else:
+            pytest.fail("hovering a token did not show its attention weight")
+        assert plots(page, "attention from s_q") and plots(page, "L")  # the bar chart beside
         page.screenshot(path=str(shots / "prompt.png"), full_page=True)
+
+        # compare: the two circuits (two models) overlaid, heatmaps on one scale, deltas
+        page.get_by_text("Compare", exact=True).click()
+        page.get_by_role("heading", name="Curves, overlaid").wait_for(timeout=60_000)
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.js-plotly-plot')].some(e => "
+            "(e.layout.title.text || '').includes('solid'))", timeout=60_000)  # fmt: skip
+        curve = plots(page, "Step 1")[0]
+        names = [t["name"] for t in curve["traces"]]
+        assert any(n.startswith("A ") for n in names) and any(n.startswith("B ") for n in names)
+        assert {t["dash"] for t in curve["traces"]} == {"solid", "dash"}
+        maps = plots(page, "one colour scale")
+        assert maps and all(len({(t["zmin"], t["zmax"]) for t in m["traces"][:2]}) == 1
+                            for m in maps)  # fmt: skip
+        assert any(t["name"] == "B − A" for m in maps for t in m["traces"])
+        deltas = page.locator("table", has_text="B − A").first.inner_text()
+        assert "step1_best_centroid_acc" in deltas
+        page.screenshot(path=str(shots / "compare.png"), full_page=True)
+
         errors = page.locator("[data-testid='stException'], [data-testid='stAlertContentError']")
         assert errors.count() == 0
         browser.close()
     assert not [e for e in console_errors if "favicon" not in e], console_errors
+    assert all((shots / f"{n}.png").stat().st_size > 10_000 for n in ("run", "prompt", "compare"))

@@ -309,7 +309,7 @@ def test_run_eviction_writes_every_method_rate_and_the_gate(eviction_run):
     run = load_run(path)
     s = run.summary
     assert {"accuracy_full", "by_method", "gate_rate", "gate_accuracy", "seconds"} <= set(s)
-    methods = {"streaming_llm", "h2o", "snapkv", "tova", "random", "gate", "gate+window"}
+    methods = {"streaming_llm", "h2o", "snapkv", "tova", "random", "gate", "gate_window"}
     assert set(s["by_method"]) == methods
     assert all(set(v) == {"0.25", "0.5", "0.75"} for v in s["by_method"].values())
     assert 0.0 <= s["gate_rate"] <= 1.0 and 0.0 <= s["accuracy_full"] <= 1.0
@@ -348,3 +348,61 @@ def test_eviction_page_shows_curves_and_kept_tokens(eviction_run, monkeypatch):
     at.selectbox(key="evict_method").set_value("snapkv").run()
     assert not at.exception
     assert any('class="tokens"' in m.value for m in at.markdown)
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/usr/bin/chromium"),
+                    reason="LOUD SKIP: chromium is missing")  # fmt: skip
+def test_eviction_page_in_chromium(eviction_run):
+    """The served explorer in a real browser: the curves drawn, every prompt token coloured."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from playwright.sync_api import sync_playwright
+
+    root, path = eviction_run
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "interp.cli", "app", "--runs", str(root), "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path="/usr/bin/chromium",
+                args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"],
+            )
+            page = browser.new_page(viewport={"width": 1400, "height": 2400})
+            page.goto(f"{url}/?run={path.name}")
+            page.get_by_text("Kept and evicted tokens").first.wait_for(timeout=120_000)
+            page.wait_for_selector("span.tok", timeout=60_000)
+            shades = page.locator("span.tok").evaluate_all(
+                "els => els.map(e => getComputedStyle(e).backgroundColor)"
+            )
+            assert len(shades) > 5 and len(set(shades)) >= 2, shades  # kept, evicted, final
+            page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+            titles = page.evaluate(
+                "() => [...document.querySelectorAll('.js-plotly-plot')]"
+                ".map(e => ((e.layout || {}).title || {}).text || '')"
+            )
+            assert any("against eviction rate" in t for t in titles), titles
+            errors = page.locator("[data-testid='stException']")
+            assert errors.count() == 0
+            browser.close()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)

@@ -32,7 +32,7 @@ from interp.prompts import PromptBatch
 
 FULL = "full"
 GATE = "gate"
-GATE_WINDOW = "gate+window"
+GATE_WINDOW = "gate_window"
 """The gate's top budget after the last ``window`` context tokens (SnapKV's window)."""
 
 

@@ -55,8 +55,10 @@ def eviction_view(run: Run, name: str) -> None:
         method = st.selectbox("method", methods, key="evict_method")
         setting = tokens.setting.iloc[0]
         rows = tokens[(tokens.method == method) & (tokens.setting == setting)]
-        st.caption(f"{setting}: green kept, red evicted (mixed by the share of heads keeping "
-                   "the token); blue: the final rows")  # fmt: skip
+        st.caption(
+            f"{setting}: green kept, red evicted (mixed by the share of heads keeping "
+            "the token); blue: the final rows"
+        )
         st.markdown(kept_tokens_html(rows), unsafe_allow_html=True)
     heads = [f for f in figs if f.startswith("heads_")]
     if heads:

@@ -295,9 +295,24 @@ def eviction_run(tiny_dirs, tmp_path_factory):
     from interp.cli import main
 
     root = tmp_path_factory.mktemp("evruns")
-    args = ["run", "eviction", "--model", tiny_dirs["llama"], "--task", "sentiment_arbitrary",
-            "--shots", "4", "--prompts", "4", "--gate-prompts", "4", "--gate-epochs", "2",
-            "--out", str(root)]  # fmt: skip
+    args = [
+        "run",
+        "eviction",
+        "--model",
+        tiny_dirs["llama"],
+        "--task",
+        "sentiment_arbitrary",
+        "--shots",
+        "4",
+        "--prompts",
+        "4",
+        "--gate-prompts",
+        "4",
+        "--gate-epochs",
+        "2",
+        "--out",
+        str(root),
+    ]
     assert main(args) == 0
     return root, next(root.glob("eviction-*"))
 
@@ -325,8 +340,9 @@ def test_bad_rates_and_methods_are_refused_before_any_run(tmp_path, capsys):
     from interp.cli import main
 
     for bad in (["--rates", "0.5,1.5"], ["--methods", "snapkv,lru"]):
-        code = main(["run", "eviction", "--model", "tiny-llama", "--out", str(tmp_path / "r"),
-                     *bad])  # fmt: skip
+        code = main(
+            ["run", "eviction", "--model", "tiny-llama", "--out", str(tmp_path / "r"), *bad]
+        )
         assert code == 2 and "fix:" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
@@ -350,8 +366,9 @@ def test_eviction_page_shows_curves_and_kept_tokens(eviction_run, monkeypatch):
     assert any('class="tokens"' in m.value for m in at.markdown)
 
 
-@pytest.mark.skipif(not __import__("os").path.exists("/usr/bin/chromium"),
-                    reason="LOUD SKIP: chromium is missing")  # fmt: skip
+@pytest.mark.skipif(
+    not __import__("os").path.exists("/usr/bin/chromium"), reason="LOUD SKIP: chromium is missing"
+)
 def test_eviction_page_in_chromium(eviction_run):
     """The served explorer in a real browser: the curves drawn, every prompt token coloured."""
     import os
@@ -370,9 +387,11 @@ def test_eviction_page_in_chromium(eviction_run):
         port = s.getsockname()[1]
     proc = subprocess.Popen(
         [sys.executable, "-m", "interp.cli", "app", "--runs", str(root), "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )  # fmt: skip
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(240):

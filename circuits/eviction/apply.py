@@ -103,10 +103,16 @@ def prefill(hf, tokens, attention_mask, start: int, cache: bool = True) -> Prefi
     real = attention_mask.bool()
     context = real & (torch.arange(tokens.shape[1]) < start)
     return Prefill(
-        tokens, attention_mask, start, context, real, [a.float() for a in out.attentions],
-        list(out.hidden_states[:-1]), out.logits[:, -1].float(),
+        tokens,
+        attention_mask,
+        start,
+        context,
+        real,
+        [a.float() for a in out.attentions],
+        list(out.hidden_states[:-1]),
+        out.logits[:, -1].float(),
         None if ctx is None else ctx.cache,
-    )  # fmt: skip
+    )
 
 
 @torch.no_grad()

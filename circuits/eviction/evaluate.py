@@ -79,9 +79,13 @@ class EvictionEval:
     window: int = 32
 
     def run(
-        self, hf, settings: dict[str, PromptBatch], tokenizer, gate: GateStack | None = None,
+        self,
+        hf,
+        settings: dict[str, PromptBatch],
+        tokenizer,
+        gate: GateStack | None = None,
         log=print,
-    ) -> EvictionResult:  # fmt: skip
+    ) -> EvictionResult:
         n_heads = hf.config.num_attention_heads
         methods = {name: METHODS[name]() for name in self.methods}
         curves, heads, tokens, gate_out = [], [], [], {}
@@ -95,7 +99,7 @@ class EvictionEval:
                 pre = prefill(hf, sub.tokens, sub.attention_mask, final_start(sub))
                 correct = lambda logits, sub=sub: (
                     predictions(logits, sub.label_ids) == sub.answer_ids
-                ).tolist()  # fmt: skip
+                ).tolist()
                 hits[(FULL, 0.0)] += correct(pre.full_logits)
                 variants = {}
                 for name, method in methods.items():
@@ -119,9 +123,14 @@ class EvictionEval:
                         tokens += _token_rows(setting, key[0], flags, pre, tokenizer)
                 log(f"{setting}: {min(i + step, len(batch))}/{len(batch)} prompts")
             for (name, rate), h in hits.items():
-                row = dict(setting=setting, method=name, rate=rate, accuracy=sum(h) / len(h),
-                           measured_rate=_mean(rates_seen.get((name, rate), [0.0])),
-                           prompts=len(h))  # fmt: skip
+                row = dict(
+                    setting=setting,
+                    method=name,
+                    rate=rate,
+                    accuracy=sum(h) / len(h),
+                    measured_rate=_mean(rates_seen.get((name, rate), [0.0])),
+                    prompts=len(h),
+                )
                 if rate is None:
                     gate_out[setting] = dict(rate=row["measured_rate"], accuracy=row["accuracy"])
                     continue
@@ -131,17 +140,32 @@ class EvictionEval:
                 a = torch.stack(lost[(name, rate)]).mean(0)
                 for layer in range(e.shape[0]):
                     for head in range(e.shape[1]):
-                        heads.append(dict(setting=setting, method=name, rate=rate,
-                                          layer=layer, head=head, evicted=float(e[layer, head]),
-                                          attention_lost=float(a[layer, head])))  # fmt: skip
-        return EvictionResult(pd.DataFrame(curves), pd.DataFrame(heads), pd.DataFrame(tokens),
-                              gate_out)  # fmt: skip
+                        heads.append(
+                            dict(
+                                setting=setting,
+                                method=name,
+                                rate=rate,
+                                layer=layer,
+                                head=head,
+                                evicted=float(e[layer, head]),
+                                attention_lost=float(a[layer, head]),
+                            )
+                        )
+        return EvictionResult(
+            pd.DataFrame(curves), pd.DataFrame(heads), pd.DataFrame(tokens), gate_out
+        )
 
 
 def _slice(batch: PromptBatch, a: int, b: int) -> PromptBatch:
-    return PromptBatch(batch.tokens[a:b], batch.attention_mask[a:b], batch.annotations[a:b],
-                       batch.answer_ids[a:b], batch.label_ids[a:b], batch.texts[a:b],
-                       batch.padding_side)  # fmt: skip
+    return PromptBatch(
+        batch.tokens[a:b],
+        batch.attention_mask[a:b],
+        batch.annotations[a:b],
+        batch.answer_ids[a:b],
+        batch.label_ids[a:b],
+        batch.texts[a:b],
+        batch.padding_side,
+    )
 
 
 def _mean(xs) -> float:
@@ -172,7 +196,14 @@ def _token_rows(setting, method, flags, pre: Prefill, tokenizer) -> list[dict]:
     for pos in range(pre.tokens.shape[1]):
         if not pre.queries[0, pos]:
             continue
-        rows.append(dict(setting=setting, method=method, pos=pos,
-                         token=tokenizer.decode([int(pre.tokens[0, pos])]),
-                         kept=float(kept[pos]), context=bool(pre.context[0, pos])))  # fmt: skip
+        rows.append(
+            dict(
+                setting=setting,
+                method=method,
+                pos=pos,
+                token=tokenizer.decode([int(pre.tokens[0, pos])]),
+                kept=float(kept[pos]),
+                context=bool(pre.context[0, pos]),
+            )
+        )
     return rows

@@ -71,14 +71,21 @@ class AttentionGate(nn.Module):
 class GateStack(nn.Module):
     """One :class:`AttentionGate` per layer, with the configuration that rebuilds them."""
 
-    def __init__(self, n_layers, d_model, n_heads, target_rate=0.5, tau=0.5, gate_heads=2,
-                 gate_d_head=16):  # fmt: skip
+    def __init__(
+        self, n_layers, d_model, n_heads, target_rate=0.5, tau=0.5, gate_heads=2, gate_d_head=16
+    ):
         super().__init__()
         if not 0.0 < target_rate < 1.0:
             raise IclscopeError(f"target rate {target_rate} is not in (0, 1)", fix="e.g. 0.5")
-        self.config = dict(n_layers=n_layers, d_model=d_model, n_heads=n_heads,
-                           target_rate=target_rate, tau=tau, gate_heads=gate_heads,
-                           gate_d_head=gate_d_head)  # fmt: skip
+        self.config = dict(
+            n_layers=n_layers,
+            d_model=d_model,
+            n_heads=n_heads,
+            target_rate=target_rate,
+            tau=tau,
+            gate_heads=gate_heads,
+            gate_d_head=gate_d_head,
+        )
         self.target_rate, self.tau = target_rate, tau
         self.gates = nn.ModuleList(
             AttentionGate(d_model, n_heads, gate_heads, gate_d_head) for _ in range(n_layers)

@@ -99,10 +99,18 @@ def gate_examples(hf, batch: PromptBatch, rate: float, chunk: int = 8) -> list[G
                 for l in range(len(pre.hidden))
             ]
         )
-        out.append(GateExample(
-            toks, mask, batch.answer_ids[i : i + chunk], start, pre.context, pre.queries,
-            [h.to(torch.bfloat16) for h in pre.hidden], targets,
-        ))  # fmt: skip
+        out.append(
+            GateExample(
+                toks,
+                mask,
+                batch.answer_ids[i : i + chunk],
+                start,
+                pre.context,
+                pre.queries,
+                [h.to(torch.bfloat16) for h in pre.hidden],
+                targets,
+            )
+        )
     return out
 
 
@@ -167,16 +175,30 @@ def train_gate(
             losses.append(float(loss.detach()))
             rates.append(float(rate))
         elapsed = time.perf_counter() - t0
-        step = dict(epoch=epoch, loss=sum(losses) / len(losses),
-                    rate=sum(rates) / len(rates), seconds=round(elapsed, 2))  # fmt: skip
+        step = dict(
+            epoch=epoch,
+            loss=sum(losses) / len(losses),
+            rate=sum(rates) / len(rates),
+            seconds=round(elapsed, 2),
+        )
         steps.append(step)
-        log(f"epoch {epoch + 1}/{epochs}: loss {step['loss']:.4f}, eviction rate "
-            f"{step['rate']:.3f} (target {gate.target_rate}), {elapsed:.0f} s")  # fmt: skip
+        log(
+            f"epoch {epoch + 1}/{epochs}: loss {step['loss']:.4f}, eviction rate "
+            f"{step['rate']:.3f} (target {gate.target_rate}), {elapsed:.0f} s"
+        )
         if max_seconds is not None and elapsed > max_seconds:
             log(f"stopping: {elapsed:.0f} s is past the {max_seconds:.0f} s budget")
             break
     gate.eval()
-    return dict(objective=objective, target_rate=gate.target_rate, tau=gate.tau, lr=lr,
-                lam=lam if objective == "end-to-end" else None, seed=seed,
-                epochs_run=len(steps), prompts=sum(len(e.tokens) for e in examples),
-                history=steps, seconds=round(time.perf_counter() - t0, 2))  # fmt: skip
+    return dict(
+        objective=objective,
+        target_rate=gate.target_rate,
+        tau=gate.tau,
+        lr=lr,
+        lam=lam if objective == "end-to-end" else None,
+        seed=seed,
+        epochs_run=len(steps),
+        prompts=sum(len(e.tokens) for e in examples),
+        history=steps,
+        seconds=round(time.perf_counter() - t0, 2),
+    )

@@ -55,6 +55,14 @@ def _check(out: Path, model: str, task: str, shots: int, option: str = "--out") 
     checks.prompts(folder, model, [family.name], [shots])
 
 
+def _kv_keys(text: str) -> str:
+    from interp.runs.eviction import KV_KEYS
+
+    if text not in KV_KEYS:
+        raise IclscopeError(f"--kv-keys {text!r} is unknown", fix=f"use one of {KV_KEYS}")
+    return text
+
+
 @run_app.command("eviction")
 def run_eviction_command(
     model: str = options.model("smollm2"),
@@ -68,6 +76,7 @@ def run_eviction_command(
     train: bool = typer.Option(True, help="Without --gate: train a distilled gate here."),
     gate_prompts: int = options.count(48, "Training prompts for the gate trained here."),
     gate_epochs: int = options.count(40, "Training epochs for the gate trained here."),
+    kv_keys: str = typer.Option("words", help="Key-value keys: words, or 3-digit digits."),
     seed: int = options.seed(),
     out: Path = options.out_folder(),
 ):
@@ -98,6 +107,7 @@ def run_eviction_command(
         seed,
         log=console.print,
         gate_epochs=gate_epochs,
+        kv_keys=_kv_keys(kv_keys),
     )
     report_path(path)
 
@@ -114,6 +124,7 @@ def train_gate_command(
     epochs: int = options.count(40, "Passes over the training prompts."),
     max_minutes: float = options.positive(25.0, "Stop after this many minutes of training."),
     seed: int = options.seed(1, "Seed of the training prompts (keep it apart from runs')."),
+    kv_keys: str = typer.Option("words", help="Key-value keys: words, or 3-digit digits."),
     out: Path = typer.Option(..., "--out", help="Folder for the gate and its training record."),
 ):
     """Train the attention gate with the model frozen, by attention distillation (forward
@@ -142,6 +153,7 @@ def train_gate_command(
         seed,
         log=console.print,
         max_seconds=max_minutes * 60,
+        kv_keys=_kv_keys(kv_keys),
     )
     console.print(f"[bold green]gate:[/] {out} (eviction rate {record['history'][-1]['rate']:.3f})")
     print(out)

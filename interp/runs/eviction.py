@@ -63,9 +63,11 @@ def eviction_settings(
     prompts: int,
     lengths: Sequence[int],
     seed: int,
+    kv_keys: str = "words",
 ) -> dict[str, PromptBatch]:
     """Prompt batches by setting: ``"16 shots"`` for ICL families, ``"512 tokens"`` ... for
-    key-value retrieval (half as many prompts at each doubling past 512)."""
+    key-value retrieval (half as many prompts at each doubling past 512). ``kv_keys="digits"``
+    draws 3-digit keys (``123: word`` lines) instead of the family's word keys."""
     from interp.tasks.evaluate import pairs_for_tokens
 
     fam = get_family(task)
@@ -81,14 +83,37 @@ def eviction_settings(
                 fam.template, [fam.sample(rng, shots) for _ in range(prompts)]
             )
         }
+    if kv_keys not in KV_KEYS:
+        raise IclscopeError(f"unknown key kind {kv_keys!r}", fix=f"use one of {KV_KEYS}")
+    sample = fam.sample if kv_keys == "words" else sample_digit_kv
     out = {}
     for length in lengths:
         n = max(4, prompts * 512 // max(length, 512))
-        pairs = pairs_for_tokens(builder, fam, length)
+        if kv_keys == "words":
+            pairs = pairs_for_tokens(builder, fam, length)
+        else:
+            probe = builder.build(fam.template, [sample_digit_kv(rng, 16) for _ in range(4)])
+            per_pair = sum(a.length for a in probe.annotations) / (4 * 16)
+            pairs = min(900, int(length / per_pair))
         out[f"{length} tokens"] = builder.build(
-            fam.template, [fam.sample(rng, pairs) for _ in range(n)]
+            fam.template, [sample(rng, pairs) for _ in range(n)]
         )
     return out
+
+
+KV_KEYS = ("words", "digits")
+
+
+def sample_digit_kv(rng: random.Random, n_pairs: int):
+    """``n_pairs`` lines ``NNN: word`` with distinct 3-digit keys, one of them asked for (the
+    format a probe found Gemma 3 270M retrieves well, where word keys fail)."""
+    from interp.organism.language import Episode
+    from interp.tasks.natural import KV_WORDS
+
+    keys = [str(k) for k in rng.sample(range(100, 1000), n_pairs)]
+    pairs = [(k, rng.choice(KV_WORDS)) for k in keys]
+    qi = rng.randrange(n_pairs)
+    return Episode([], keys[qi], pairs[qi][1], labels=(), docs=pairs, meta={"index": qi})
 
 
 def train_gate_folder(
@@ -105,6 +130,7 @@ def train_gate_folder(
     log: Callable[[str], object] = print,
     loaded=None,
     max_seconds: float | None = 1500.0,
+    kv_keys: str = "words",
 ) -> tuple[GateStack, dict]:
     """Train a gate on prompts of its own seed (never the evaluation's) and save it in ``out``
     (``gate.pt``, ``gate.json``, ``training.json``)."""
@@ -112,7 +138,7 @@ def train_gate_folder(
 
     t0 = time.perf_counter()
     hf, tokenizer, builder = loaded or load_eager(model)
-    settings = eviction_settings(builder, task, shots, prompts, lengths, seed)
+    settings = eviction_settings(builder, task, shots, prompts, lengths, seed, kv_keys)
     examples = []
     for name, batch in settings.items():
         log(f"gate training data: prefill of {len(batch)} prompts ({name})")
@@ -152,6 +178,7 @@ def run_eviction(
     seed: int = 0,
     log: Callable[[str], object] = print,
     gate_epochs: int = 40,
+    kv_keys: str = "words",
 ) -> Path:
     """Every method at every rate, plus the gate (loaded from ``gate``, or trained here with
     ``objective`` and saved under the run's ``gate/`` when ``train``); write the run."""
@@ -165,6 +192,7 @@ def run_eviction(
         objective=objective,
         gate_prompts=gate_prompts,
         gate_epochs=gate_epochs,
+        kv_keys=kv_keys,
         eviction="after prefill: the query line's rows",
     )
     with RunWriter(
@@ -173,7 +201,7 @@ def run_eviction(
         t0 = time.perf_counter()
         loaded = load_eager(model)
         hf, tokenizer, builder = loaded
-        settings = eviction_settings(builder, task, shots, prompts, lengths, seed)
+        settings = eviction_settings(builder, task, shots, prompts, lengths, seed, kv_keys)
         stack, record = None, None
         if gate is not None:
             stack = GateStack.load(gate)
@@ -189,6 +217,7 @@ def run_eviction(
                 lengths[:1],
                 gate_epochs,
                 seed=seed + 1,
+                kv_keys=kv_keys,
                 log=log,
                 loaded=loaded,
             )

@@ -425,3 +425,14 @@ def test_eviction_page_in_chromium(eviction_run):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_digit_keys_are_distinct_three_digit_numbers_with_the_asked_value():
+    import random
+
+    from interp.runs.eviction import sample_digit_kv
+
+    ep = sample_digit_kv(random.Random(0), 50)
+    keys = [k for k, _ in ep.docs]
+    assert len(set(keys)) == 50 and all(len(k) == 3 and k.isdigit() for k in keys)
+    assert ep.docs[ep.meta["index"]] == (ep.query, ep.answer)

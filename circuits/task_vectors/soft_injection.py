@@ -153,7 +153,7 @@ class SoftInjection:
             opt.step()
             self.losses.append(float(loss.detach()))
             if step % 25 == 0 or step == self.steps - 1:
-                log(f"  soft injection step {step + 1}/{self.steps}: loss {float(loss):.3f}")
+                log(f"  soft injection step {step + 1}/{self.steps}: loss {self.losses[-1]:.3f}")
         self.seconds = time.monotonic() - t0
         return torch.sigmoid(theta.detach())
 

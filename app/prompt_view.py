@@ -111,16 +111,27 @@ def attention_figure(frame: pd.DataFrame, layer: int, head: int, query_label: st
     return integer_axes(fig, max_ticks=20)
 
 
+def _safe(tokens: list[str]) -> list[str]:
+    """circuitsvis writes each token as HTML: escape it (this also keeps "</script>" out of
+    the inline script), and keep its spaces visible inside the token's box."""
+    return [html.escape(t).replace(" ", "\u00a0") for t in tokens]
+
+
 def shaded_tokens(tokens: list[str], weights: list[float]) -> str:
     """circuitsvis's ColoredTokens, bundle inlined: each token shaded by its weight."""
     from circuitsvis.utils.render import render_local
 
-    # ColoredTokens writes each token as HTML: escape it (this also keeps "</script>" out of
-    # the inline script), and keep its spaces visible inside the token's box
-    safe = [html.escape(t).replace(" ", "\u00a0") for t in tokens]
-    return render_local("ColoredTokens", tokens=safe, values=[round(float(w), 4) for w in weights],
-                        minValue=0.0, maxValue=max(1e-9, max(weights)),
-                        positiveColor="#e6550d")  # fmt: skip
+    values = [round(float(w), 4) for w in weights]
+    return render_local("ColoredTokens", tokens=_safe(tokens), values=values, minValue=0.0,
+                        maxValue=max(1e-9, max(values)), positiveColor="#e6550d")  # fmt: skip
+
+
+def pattern_view(tokens: list[str], pattern: np.ndarray) -> str:
+    """circuitsvis's AttentionPattern of one head: every query row, hover for the pair."""
+    from circuitsvis.utils.render import render_local
+
+    return render_local("AttentionPattern", tokens=_safe(tokens),
+                        attention=np.round(pattern, 4).tolist())  # fmt: skip
 
 
 def _apply_preset() -> None:
@@ -225,3 +236,7 @@ def show_prompt(view: dict, n_layers: int, n_heads: int) -> None:
                               "attention": weights})  # fmt: skip
         st.plotly_chart(attention_figure(frame, layer, head, query_label), width="stretch",
                         key="attention")  # fmt: skip
+    # drawn on demand: each circuitsvis view carries its whole JavaScript bundle (1.3 MB)
+    if st.toggle(f"L{layer}H{head}: the whole pattern, every position to every position",
+                 key="whole_pattern"):  # fmt: skip
+        st.iframe(pattern_view(tokens, patterns[layer, head]), height=520)

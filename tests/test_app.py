@@ -262,7 +262,9 @@ def test_the_demo_opens_its_prompt_in_the_prompt_view(runs_root, tiny_dirs, monk
     best = np.unravel_index(z.argmax(), z.shape)  # the grid's brightest head opens first
     assert (at.slider(key="layer").value, at.slider(key="head").value) == tuple(map(int, best))
     at.slider(key="head").set_value(3).run()
-    assert not at.exception
+    assert not at.exception and len(at.get("iframe")) == 1
+    at.toggle(key="whole_pattern").set_value(True).run()  # circuitsvis's AttentionPattern
+    assert not at.exception and "CircuitsVis.AttentionPattern" in at.get("iframe")[1].proto.srcdoc
 
 
 def test_prompt_view_names_its_controls_and_refuses_a_typo(runs_root, monkeypatch):

@@ -19,7 +19,8 @@ import ray
 from interp.cli import main
 from interp.models import load_model
 from interp.patching.engine import Engine
-from interp.patching.executor import ExecutorFailed, RayExecutor
+from interp.patching.executor import ExecutorFailed, LocalExecutor, RayExecutor, using
+from interp.patching.memory import estimate
 from interp.patching.sweeps import head_sweep, resid_sweep, with_baselines
 from interp.runs.patch import run_patch
 from interp.tasks.suite import build_pair_batches
@@ -67,6 +68,20 @@ def test_ray_table_equals_local(executor, model, kind, fast):
     # the same rows, labels and order; the same values to float noise
     pd.testing.assert_frame_equal(table.drop(columns="metric"), local.drop(columns="metric"))
     assert np.isfinite(table.metric).all()
+    assert np.abs(table.metric.to_numpy() - local.metric.to_numpy()).max() <= TOL
+
+
+def test_engines_made_inside_using_run_on_its_executor(executor, model):
+    """How runs hand their executor to analyses that build their own engines (run circuit)."""
+    plan, clean, corrupted = sweep(model, "heads")
+    plan.rows = plan.rows[:12]
+    with using(executor):
+        engine = Engine(model, max_batch=4)
+        assert engine.executor is executor
+        table = engine.run(plan, clean, corrupted, progress=False)
+    assert executor.record["chunks"] == 3
+    assert isinstance(Engine(model).executor, LocalExecutor)  # outside the block: local again
+    local = Engine(model, max_batch=4).run(plan, clean, corrupted, progress=False)
     assert np.abs(table.metric.to_numpy() - local.metric.to_numpy()).max() <= TOL
 
 
@@ -128,6 +143,26 @@ def test_run_that_cannot_finish_is_marked_failed(executor, tmp_path):
     assert {r["chunk"] for r in record["retries"]} == set(record["unfinished"])
     assert record["unfinished"] == err.value.record["unfinished"]
     assert not (path / "results.parquet").exists()
+
+
+@pytest.mark.parametrize("kind", ["heads", "resid"])
+def test_estimate_counts_the_sources_a_job_ships(model, kind):
+    """The dry run's sources are the tensors a worker is sent: computed from shapes alone, they
+    match the bytes of the job the engine builds; its chunks are the job's chunks."""
+    plan, clean, corrupted = sweep(model, kind)
+    engine = Engine(model, max_batch=8)
+    est = estimate(engine, plan, clean, corrupted, workers=2)
+    job = engine.prepare(plan, clean, corrupted)
+    rec = job.base_rec
+    tensors = [b.values for b in job.banks.values()] + list(rec.cache.values())
+    tensors += rec.resid_pre + rec.keys + rec.values
+    shipped = sum(t.numel() * t.element_size() for t in tensors) / 2**30
+    assert est.sources_gb == pytest.approx(shipped, rel=1e-9)
+    assert est.chunks == len(job.layout.chunks) and est.rows == len(plan)
+    assert est.rows_per_chunk == max(len(rows) for _, rows in job.layout.chunks)
+    assert est.forward_passes == est.chunks + 2
+    weights = sum(p.numel() * p.element_size() for p in model.hf_model.parameters()) / 2**30
+    assert est.model_gb == pytest.approx(2 * weights)  # the fast path's second copy
 
 
 def test_dry_run_refuses_plan_over_budget(tmp_path, capsys):

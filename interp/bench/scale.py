@@ -76,6 +76,9 @@ def bench_scale(
     ray = import_ray()
     started = not ray.is_initialized()
     if started:
+        # Ray runs its workers at niceness 15 so its own daemons stay responsive; on a machine
+        # shared with other jobs that would time the scheduler's favour, not Ray's overhead
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False,
                  logging_level="ERROR")  # fmt: skip
     try:

@@ -145,21 +145,14 @@ def run_patch_command(
                        show=dry_run)  # fmt: skip
         if dry_run:
             return
-    path = run_patch(
-        out,
-        model,
-        task,
-        component,
-        metric,
-        ablation,
-        prompts,
-        shots,
-        seed,
-        max_batch,
-        per_position,
-        log=console.print,
-        executor=_executor(executor, ray_address, workers, max_retries),
-    )
+    runner = _executor(executor, ray_address, workers, max_retries)
+    try:
+        path = run_patch(out, model, task, component, metric, ablation, prompts, shots, seed,
+                         max_batch, per_position, log=console.print,
+                         executor=runner)  # fmt: skip
+    finally:
+        if runner is not None:
+            runner.close()
     report_path(path)
 
 
@@ -210,13 +203,21 @@ def run_circuit_command(
         "Run the ablation table on the first N prompts only [all]: it costs up to "
         "32 forward passes per prompt.",
     ),
+    executor: Executor = options.executor(),
+    ray_address: str | None = options.ray_address(),
+    workers: int = options.workers(),
+    max_retries: int = options.max_retries(),
 ):
     """The ICL inference circuit (Cho et al.): summarize, semantics merge, retrieve and copy,
     and the attention-edge ablation table, written as a run directory."""
     _check_run(out, model, task, shots)
     from interp.runs.circuit import run_circuit
 
-    path = run_circuit(
-        out, model, task, shots, prompts, seed, log=console.print, ablation_prompts=ablation_prompts
-    )
+    runner = _executor(executor, ray_address, workers, max_retries)
+    try:
+        path = run_circuit(out, model, task, shots, prompts, seed, log=console.print,
+                           ablation_prompts=ablation_prompts, executor=runner)  # fmt: skip
+    finally:
+        if runner is not None:
+            runner.close()
     report_path(path)

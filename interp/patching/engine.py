@@ -35,7 +35,7 @@ import kernels
 from interp.errors import IclscopeError
 from interp.models import HookedModel, HookFn
 from interp.models.native import NATIVE_ARCHITECTURES, LlamaNative, Recording
-from interp.patching.executor import Executor, LocalExecutor
+from interp.patching.executor import Executor, default_executor
 from interp.patching.metrics import Metric, build_metric
 from interp.patching.plan import InterventionPlan, Knockout, PlanRow
 from interp.patching.sources import SourceBank, build_banks
@@ -52,7 +52,8 @@ class Engine:
     it applies; ``min_rows`` is the smallest chunk worth a forward pass of its own when rows
     start at different positions. ``executor`` runs the chunks: here, one after another
     (:class:`~interp.patching.executor.LocalExecutor`, the default), or on the workers of a Ray
-    cluster (:class:`~interp.patching.executor.RayExecutor`); the table is the same.
+    cluster (:class:`~interp.patching.executor.RayExecutor`), or those of an enclosing
+    :func:`~interp.patching.executor.using` block; the table is the same.
     """
 
     def __init__(
@@ -65,7 +66,7 @@ class Engine:
         executor: Executor | None = None,
     ):
         self.model = model
-        self.executor = executor if executor is not None else LocalExecutor()
+        self.executor = executor if executor is not None else default_executor()
         self.max_batch = max_batch
         self.memory_gb = memory_gb
         self.fast = fast

@@ -24,6 +24,8 @@ import os
 import time
 import uuid
 from collections import deque
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
@@ -46,6 +48,25 @@ class Executor(Protocol):
     record: dict[str, Any]
 
     def run(self, engine: Engine, job: Job, progress: bool = True) -> Tensor: ...
+
+
+_CURRENT: ContextVar[Executor | None] = ContextVar("iclscope_executor", default=None)
+
+
+@contextmanager
+def using(executor: Executor | None):
+    """Run every engine made inside the block (without an executor of its own) on
+    ``executor``: how a run passes its executor to analyses that build their own engines."""
+    token = _CURRENT.set(executor)
+    try:
+        yield executor
+    finally:
+        _CURRENT.reset(token)
+
+
+def default_executor() -> Executor:
+    """The executor of the innermost :func:`using` block, else a new :class:`LocalExecutor`."""
+    return _CURRENT.get() or LocalExecutor()
 
 
 class ExecutorFailed(IclscopeError):

@@ -123,7 +123,8 @@ def estimate(
     size = 4  # the engine computes in float32 on CPU
     n_src = 2 * batch + 2 + len(plan.tensors)  # clean, corrupted, mean, zero, tensors
     banks = sum(n_src * _hook_floats(cfg, h, n_pos) for h in plan.hooks())
-    record = sum(batch * _hook_floats(cfg, h, n_pos) for h in plan.hooks() + lay.resume_hooks)
+    recorded = {*plan.hooks(), *lay.resume_hooks}  # the base run's cache, each hook once
+    record = sum(batch * _hook_floats(cfg, h, n_pos) for h in recorded)
     if lay.native:  # resid_pre, keys and values of every layer, to resume mid-prompt
         record += batch * n_pos * cfg.n_layers * (cfg.d_model + 2 * cfg.n_kv_heads * cfg.d_head)
     per = engine.rows_per_chunk(n_pos)

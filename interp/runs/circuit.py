@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from circuits.icl_circuit import EDGE_NAMES, IclCircuit, IclCircuitResult
 from interp.errors import IclscopeError
 from interp.models import load_model
+from interp.patching.executor import default_executor, using
 from interp.runs.reports import export_static, integer_axes
 from interp.runs.store import RunWriter
 from interp.tasks.suite import get_family
@@ -30,9 +31,11 @@ def run_circuit(
     seed: int = 0,
     log: Callable[[str], object] = print,
     ablation_prompts: int | None = None,
+    executor=None,
 ) -> Path:
     """Run :class:`~circuits.icl_circuit.IclCircuit` and write a run directory (kind
-    ``circuit``) under ``out``; return its path."""
+    ``circuit``) under ``out``; return its path. ``executor``: where its engines run their
+    chunks (:mod:`interp.patching.executor`; local by default)."""
     fam = get_family(task)
     if fam.kind != "classification":  # refuse before a run directory exists for nothing
         raise IclscopeError(
@@ -45,7 +48,12 @@ def run_circuit(
         m = load_model(model)
         circuit = IclCircuit(shots=shots, prompts=prompts, seed=seed,
                              ablation_prompts=ablation_prompts)  # fmt: skip
-        result = circuit.run(m, task, log=log)
+        executor = executor or default_executor()
+        try:  # the circuit's engines run on the executor; the manifest records its last run
+            with using(executor):
+                result = circuit.run(m, task, log=log)
+        finally:
+            run.executor(executor.record)
         write_circuit(run, result)
         summary = result.summary()
         run.summary(summary)

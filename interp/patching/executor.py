@@ -227,8 +227,10 @@ class RayExecutor:
         self.actors = []
 
     def pids(self) -> list[int]:
-        """The process id of each worker (to watch or kill one, e.g. in a test)."""
+        """The process id of each worker (to watch or kill one, e.g. in a test); starts the
+        workers if they are not up."""
         ray = import_ray()
+        self.start()
         return ray.get([a.pid.remote() for a in self.actors])
 
     # -- a run ------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def eviction_view(run: Run, name: str) -> None:
     figs = run.figures
     if "accuracy_vs_rate" in figs:
         st.subheader("Accuracy against eviction rate")
-        st.plotly_chart(figs["accuracy_vs_rate"], use_container_width=True, key=f"{name}-curves")
+        st.plotly_chart(figs["accuracy_vs_rate"], width="stretch", key=f"{name}-curves")
     tokens = run.tables.get("tokens")
     if tokens is not None and len(tokens):
         st.subheader("Kept and evicted tokens (first prompt, middle rate)")
@@ -64,6 +64,6 @@ def eviction_view(run: Run, name: str) -> None:
     if heads:
         st.subheader("Eviction per layer and head")
         pick = st.selectbox("heatmap", heads, key="evict_heatmap")
-        st.plotly_chart(figs[pick], use_container_width=True, key=f"{name}-{pick}")
+        st.plotly_chart(figs[pick], width="stretch", key=f"{name}-{pick}")
     if "tokens_kept" in figs:
-        st.plotly_chart(figs["tokens_kept"], use_container_width=True, key=f"{name}-tokens")
+        st.plotly_chart(figs["tokens_kept"], width="stretch", key=f"{name}-tokens")

@@ -44,14 +44,14 @@ def task_vectors_view(run: Run, name: str) -> None:
         grid = aie[aie.task == task].pivot(index="layer", columns="head", values="aie")
         fig = px.imshow(grid, origin="lower", aspect="auto", color_continuous_scale="RdBu_r",
                         color_continuous_midpoint=0.0, labels={"color": "AIE"})  # fmt: skip
-        st.plotly_chart(fig, use_container_width=True, key=f"{name}-aie-{task}")
+        st.plotly_chart(fig, width="stretch", key=f"{name}-aie-{task}")
     if alpha is not None and len(alpha):
         st.subheader("Soft injection: learned alpha")
         which = st.selectbox("alpha of", list(alpha.task.unique()), key="tv_alpha_task")
         grid = alpha[alpha.task == which].pivot(index="layer", columns="head", values="alpha")
         fig = px.imshow(grid, origin="lower", aspect="auto", zmin=0, zmax=1,
                         color_continuous_scale="Viridis", labels={"color": "alpha"})  # fmt: skip
-        st.plotly_chart(fig, use_container_width=True, key=f"{name}-alpha-{which}")
+        st.plotly_chart(fig, width="stretch", key=f"{name}-alpha-{which}")
     if aie is not None and alpha is not None:
         st.subheader("One head across tasks")
         n_layers, n_heads = int(aie.layer.max()) + 1, int(aie["head"].max()) + 1

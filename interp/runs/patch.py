@@ -1,9 +1,9 @@
 """``iclscope run patch``: a patching or ablation sweep written as a run directory.
 
 A patched metric means nothing without the two runs it sits between, so the sweep's plan also
-holds the clean and the corrupted run of every prompt (:func:`~interp.patching.sweeps.with_baselines`)
-and every table carries them. Components are read and ranked by their *effect* on the metric
-(see :mod:`interp.patching.metrics`):
+holds the clean and the corrupted run of every prompt
+(:func:`~interp.patching.sweeps.with_baselines`) and every table carries them. Components are
+read and ranked by their *effect* on the metric (see :mod:`interp.patching.metrics`):
 
 * **denoising** (patching clean into corrupted, the default): the plan runs on the corrupted
   prompts, ``effect = patched - corrupted``, and components are ranked by how far they restore
@@ -31,16 +31,16 @@ import numpy as np
 import pandas as pd
 import plotly.express as px
 
+from interp.errors import IclscopeError
+from interp.models import load_model
 from interp.patching.attribution import attribute, rank_agreement
 from interp.patching.engine import Engine
-from interp.errors import IclscopeError
 from interp.patching.metrics import baselines_equal, normalized_effect, ranking_score, towards_clean
-from interp.models import load_model
 from interp.patching.plan import InterventionPlan, Knockout, Patch, PlanRow, Source
+from interp.patching.sweeps import BASELINE, head_sweep, resid_sweep, with_baselines
 from interp.prompts import Annotation
 from interp.runs.reports import export_static, integer_axes
 from interp.runs.store import RunWriter
-from interp.patching.sweeps import BASELINE, head_sweep, resid_sweep, with_baselines
 from interp.tasks.suite import build_pair_batches
 
 COMPONENTS = ("heads", "resid", "mlp", "edges")
@@ -121,7 +121,8 @@ class Effects:
 
     @classmethod
     def measure(cls, table: pd.DataFrame, plan: InterventionPlan, metric: str) -> Effects:
-        """Read the engine's table of a plan made by :func:`~interp.patching.sweeps.with_baselines`."""
+        """Read the engine's table of a plan made by
+        :func:`~interp.patching.sweeps.with_baselines`."""
         rows, baselines = split_baselines(table, plan)
         noising = plan.base == "clean"
         results = _with_effects(

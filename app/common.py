@@ -17,14 +17,24 @@ from interp.errors import IclscopeError
 from interp.runs.store import Run, load_run, resolve_run
 
 ROLE_COLOURS = {
-    "x": "#9ecae1", "s": "#fdae6b", "y": "#74c476", "x_q": "#3182bd", "s_q": "#e6550d",
-    "block": "#bcbddc", "template": "#d9d9d9",
-}  # fmt: skip
+    "x": "#9ecae1",
+    "s": "#fdae6b",
+    "y": "#74c476",
+    "x_q": "#3182bd",
+    "s_q": "#e6550d",
+    "block": "#bcbddc",
+    "template": "#d9d9d9",
+}
 """One colour per role, the same in the token strip, the attention chart and every task."""
 ROLE_NAMES = {
-    "x": "input x", "s": "forerunner s", "y": "label y", "x_q": "query input x_q",
-    "s_q": "query forerunner s_q", "block": "document", "template": "template",
-}  # fmt: skip
+    "x": "input x",
+    "s": "forerunner s",
+    "y": "label y",
+    "x_q": "query input x_q",
+    "s_q": "query forerunner s_q",
+    "block": "document",
+    "template": "template",
+}
 STATUS_NOTES = {
     "running": "this run is still being written: reload to see more",
     "failed": "this run failed: {error}",
@@ -54,8 +64,9 @@ def open_run(root: str, name: str) -> Run | None:
 def show_figures(run: Run, names: list[str], key: str) -> None:
     """Each figure full width, with integer layer/head axes (older runs were saved without)."""
     for name in names:
-        st.plotly_chart(integer_axes(go.Figure(run.figures[name])), width="stretch",
-                        key=f"{key}-{name}")  # fmt: skip
+        st.plotly_chart(
+            integer_axes(go.Figure(run.figures[name])), width="stretch", key=f"{key}-{name}"
+        )
 
 
 def role_legend(kinds: list[str] | None = None) -> str:
@@ -74,8 +85,10 @@ def coloured_tokens(tokens: list[str], roles: list[str]) -> str:
     for tok, role in zip(tokens, roles):
         colour = ROLE_COLOURS[role_kind(role)]
         text = html.escape(tok).replace("\n", "\u21b5")
-        spans.append(f'<span class="tok" title="{html.escape(role)}" style="background:{colour};'
-                     f'padding:1px 3px;margin:1px;border-radius:3px">{text}</span>')  # fmt: skip
+        spans.append(
+            f'<span class="tok" title="{html.escape(role)}" style="background:{colour};'
+            f'padding:1px 3px;margin:1px;border-radius:3px">{text}</span>'
+        )
     return '<div class="tokens">' + "".join(spans) + "</div>"
 
 

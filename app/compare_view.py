@@ -51,16 +51,23 @@ def overlay(fa: go.Figure, fb: go.Figure, names: tuple[str, str]) -> go.Figure:
         for trace in source.data:
             series = trace.name or "value"
             colour = colours.setdefault(series, PALETTE[len(colours) % len(PALETTE)])
-            fig.add_trace(go.Scatter(
-                x=decode_array(trace.x), y=decode_array(trace.y), mode=trace.mode or "lines",
-                name=f"{run_name} · {series}",
-                legendgroup=run_name, line={"color": colour, "dash": dash},
-                marker={"color": colour},
-            ))  # fmt: skip
+            fig.add_trace(
+                go.Scatter(
+                    x=decode_array(trace.x),
+                    y=decode_array(trace.y),
+                    mode=trace.mode or "lines",
+                    name=f"{run_name} · {series}",
+                    legendgroup=run_name,
+                    line={"color": colour, "dash": dash},
+                    marker={"color": colour},
+                )
+            )
     title = fa.layout.title.text or ""
-    fig.update_layout(title=f"{title} ({names[0]} solid, {names[1]} dashed)",
-                      xaxis_title=fa.layout.xaxis.title.text,
-                      yaxis_title=fa.layout.yaxis.title.text)  # fmt: skip
+    fig.update_layout(
+        title=f"{title} ({names[0]} solid, {names[1]} dashed)",
+        xaxis_title=fa.layout.xaxis.title.text,
+        yaxis_title=fa.layout.yaxis.title.text,
+    )
     return integer_axes(fig)
 
 
@@ -80,8 +87,12 @@ def _plain(value):
 def _range(figs: tuple[go.Figure, go.Figure], za: np.ndarray, zb: np.ndarray) -> tuple:
     """One colour range for both: the figures' own fixed range where both set one (an
     accuracy's 0-1), else the data's, symmetric around 0 for signed values."""
-    fixed = [(f.data[0].zmin, f.data[0].zmax) if f.data[0].zmin is not None
-             else (f.layout.coloraxis.cmin, f.layout.coloraxis.cmax) for f in figs]  # fmt: skip
+    fixed = [
+        (f.data[0].zmin, f.data[0].zmax)
+        if f.data[0].zmin is not None
+        else (f.layout.coloraxis.cmin, f.layout.coloraxis.cmax)
+        for f in figs
+    ]
     if all(lo is not None and hi is not None for lo, hi in fixed):
         return min(lo for lo, _ in fixed), max(hi for _, hi in fixed)
     values = np.concatenate([za[np.isfinite(za)], zb[np.isfinite(zb)]])
@@ -97,21 +108,42 @@ def heatmaps(fa: go.Figure, fb: go.Figure, names: tuple[str, str]) -> go.Figure:
     same = za.shape == zb.shape and xa == xb and ya == yb
     lo, hi = _range((fa, fb), za, zb)
     titles = [names[0], names[1]] + (["B − A"] if same else [])
-    fig = make_subplots(1, len(titles), subplot_titles=titles, horizontal_spacing=0.1,
-                        shared_yaxes=same)  # fmt: skip
+    fig = make_subplots(
+        1, len(titles), subplot_titles=titles, horizontal_spacing=0.1, shared_yaxes=same
+    )
     scale = fa.data[0].colorscale or fa.layout.coloraxis.colorscale or "Viridis"
     end = fig.layout.xaxis2.domain[1]  # the shared scale stands right of B
     for i, (z, x, y) in enumerate(((za, xa, ya), (zb, xb, yb))):
         bar = {"x": end + 0.01, "len": 0.9, "thickness": 12}
-        heat = go.Heatmap(z=z, x=x, y=y, zmin=lo, zmax=hi, colorscale=scale, showscale=i == 1,
-                          colorbar=bar, name=names[i])  # fmt: skip
+        heat = go.Heatmap(
+            z=z,
+            x=x,
+            y=y,
+            zmin=lo,
+            zmax=hi,
+            colorscale=scale,
+            showscale=i == 1,
+            colorbar=bar,
+            name=names[i],
+        )
         fig.add_trace(heat, 1, i + 1)
     if same:
         diff = zb - za
         m = float(np.nanmax(np.abs(diff))) if np.isfinite(diff).any() else 0.0
-        fig.add_trace(go.Heatmap(z=diff, x=xa, y=ya, zmin=-(m or 1), zmax=m or 1,
-                                 colorscale="RdBu", name="B − A",
-                                 colorbar={"len": 0.9, "thickness": 12}), 1, 3)  # fmt: skip
+        fig.add_trace(
+            go.Heatmap(
+                z=diff,
+                x=xa,
+                y=ya,
+                zmin=-(m or 1),
+                zmax=m or 1,
+                colorscale="RdBu",
+                name="B − A",
+                colorbar={"len": 0.9, "thickness": 12},
+            ),
+            1,
+            3,
+        )
     xt, yt = fa.layout.xaxis.title.text, fa.layout.yaxis.title.text
     reversed_y = fa.layout.yaxis.autorange == "reversed"  # px.imshow's default origin
     for i in range(len(titles)):
@@ -136,8 +168,13 @@ def _pick(table: pd.DataFrame, i: int, options: list[str], labels: dict) -> str:
     defaults = _default_pair(table)
     wanted = st.query_params.get(f"run{i + 1}")
     first = wanted if wanted in options else defaults[i]
-    return st.selectbox(f"run {'AB'[i]}", options, index=options.index(first),
-                        key=f"compare{i}", format_func=lambda n: labels.get(n, n))  # fmt: skip
+    return st.selectbox(
+        f"run {'AB'[i]}",
+        options,
+        index=options.index(first),
+        key=f"compare{i}",
+        format_func=lambda n: labels.get(n, n),
+    )
 
 
 def _default_pair(table: pd.DataFrame) -> tuple[str, str]:
@@ -178,13 +215,18 @@ def compare_runs(a: Run, b: Run) -> None:
     names = (f"A {short_id(a.path.name)}", f"B {short_id(b.path.name)}")
     ka, kb = a.manifest.get("kind"), b.manifest.get("kind")
     if ka != kb:
-        st.warning(f"a {ka} run and a {kb} run cannot be compared: their figures and numbers "
-                   "measure different things. Each one's summary:")  # fmt: skip
+        st.warning(
+            f"a {ka} run and a {kb} run cannot be compared: their figures and numbers "
+            "measure different things. Each one's summary:"
+        )
         for col, run, name in zip(st.columns(2), (a, b), names):
             with col:
                 st.subheader(name)
-                st.table(pd.DataFrame(summary_rows(run.summary), columns=["measure", "value"])
-                         .set_index("measure"))  # fmt: skip
+                st.table(
+                    pd.DataFrame(summary_rows(run.summary), columns=["measure", "value"]).set_index(
+                        "measure"
+                    )
+                )
         return
     st.subheader("Summary")
     st.caption(f"{names[0]}: {a.manifest.get('model')} · {names[1]}: {b.manifest.get('model')}")
@@ -201,8 +243,9 @@ def compare_runs(a: Run, b: Run) -> None:
     if maps:
         st.subheader("Heatmaps on one scale, and their difference")
         for f in maps:
-            st.plotly_chart(heatmaps(a.figures[f], b.figures[f], names), width="stretch",
-                            key=f"maps-{f}")  # fmt: skip
+            st.plotly_chart(
+                heatmaps(a.figures[f], b.figures[f], names), width="stretch", key=f"maps-{f}"
+            )
     rest = [f for f in shared if f not in curves and f not in maps]
     if rest:
         st.subheader("Side by side")

@@ -20,12 +20,36 @@ import plotly.graph_objects as go
 from interp.runs.reports import integer_axes
 
 __all__ = [
-    "INTEGER_COLUMNS", "figure_kind", "headline", "human_time", "integer_axes", "model_name",
-    "run_label", "short_id", "sig", "summary_rows", "table_config", "tidy_table",
-]  # fmt: skip
+    "INTEGER_COLUMNS",
+    "figure_kind",
+    "headline",
+    "human_time",
+    "integer_axes",
+    "model_name",
+    "run_label",
+    "short_id",
+    "sig",
+    "summary_rows",
+    "table_config",
+    "tidy_table",
+]
 
-INTEGER_COLUMNS = ("layer", "head", "position", "shots", "depth", "prompt", "demo", "rows",
-                   "n", "k", "pairs", "documents", "tokens", "rank")  # fmt: skip
+INTEGER_COLUMNS = (
+    "layer",
+    "head",
+    "position",
+    "shots",
+    "depth",
+    "prompt",
+    "demo",
+    "rows",
+    "n",
+    "k",
+    "pairs",
+    "documents",
+    "tokens",
+    "rank",
+)
 """Columns that count things: shown as integers, never as 1.0 or 0.5."""
 _GENERATED_ID = re.compile(r"^(?P<kind>.+)-(?P<date>\d{8})-(?P<time>\d{6})-(?P<tag>[0-9a-f]{4})$")
 _BOOKKEEPING = ("seconds", "rows", "ablation_prompts", "schema_version")
@@ -110,8 +134,12 @@ def _scalar(key: str, value: Any) -> str | None:
         return f"L{value['layer']}H{value['head']}"
     if isinstance(value, dict) and {"layer", "position"} <= value.keys():
         return f"L{value['layer']}@{value['position']}"
-    if (isinstance(value, list) and len(value) == 2 and "head" in key
-            and all(isinstance(v, int) for v in value)):  # fmt: skip
+    if (
+        isinstance(value, list)
+        and len(value) == 2
+        and "head" in key
+        and all(isinstance(v, int) for v in value)
+    ):
         return f"L{value[0]}H{value[1]}"
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return sig(value)

@@ -24,8 +24,12 @@ from app.common import ROLE_COLOURS, ROLE_NAMES, coloured_tokens, role_kind, rol
 from app.format import integer_axes
 from interp.errors import IclscopeError
 
-COUNT_LABELS = {"classification": "shots", "function": "shots", "ranking": "documents",
-                "retrieval": "key-value pairs"}  # fmt: skip
+COUNT_LABELS = {
+    "classification": "shots",
+    "function": "shots",
+    "ranking": "documents",
+    "retrieval": "key-value pairs",
+}
 """What the prompt-size control sets, named per task kind."""
 FOLDER = "a model folder ..."
 
@@ -64,8 +68,14 @@ def prompt_patterns(spec: str, family: str, count: int, seed: int) -> dict:
     # batch [1, pos] is left-padded to itself only: the prompt fills positions 0..n-1
     patterns = np.stack([cache[h][0, :, :n, :n].float().numpy() for h in names])
     tokens = token_texts(model.tokenizer, batch.tokens[0, :n].tolist())
-    return {"tokens": tokens, "roles": token_roles(ann, n), "patterns": patterns,
-            "s_q": ann.s_q, "y": list(ann.y), "blocks": list(ann.blocks)}  # fmt: skip
+    return {
+        "tokens": tokens,
+        "roles": token_roles(ann, n),
+        "patterns": patterns,
+        "s_q": ann.s_q,
+        "y": list(ann.y),
+        "blocks": list(ann.blocks),
+    }
 
 
 def token_texts(tokenizer, ids: list[int]) -> list[str]:
@@ -93,21 +103,32 @@ def head_grid(patterns: np.ndarray, query: int, targets: list[int]) -> np.ndarra
 def grid_figure(grid: np.ndarray, what: str, query_label: str) -> go.Figure:
     layers, heads = grid.shape
     fig = px.imshow(
-        grid, origin="lower", aspect="auto", zmin=0, zmax=max(1e-9, float(grid.max())),
-        color_continuous_scale="Blues", labels={"x": "head", "y": "layer", "color": "attention"},
-        x=list(range(heads)), y=list(range(layers)),
+        grid,
+        origin="lower",
+        aspect="auto",
+        zmin=0,
+        zmax=max(1e-9, float(grid.max())),
+        color_continuous_scale="Blues",
+        labels={"x": "head", "y": "layer", "color": "attention"},
+        x=list(range(heads)),
+        y=list(range(layers)),
         title=f"Every head: attention from {query_label} to the {what} (sum)",
-    )  # fmt: skip
+    )
     fig.update_traces(hovertemplate="L%{y}H%{x}: %{z:.3f}<extra></extra>")
     fig.update_layout(height=max(340, 160 + 24 * layers))
     return integer_axes(fig)
 
 
 def attention_figure(frame: pd.DataFrame, layer: int, head: int, query_label: str) -> go.Figure:
-    fig = px.bar(frame, x="position", y="attention", color="role",
-                 color_discrete_map={ROLE_NAMES[k]: c for k, c in ROLE_COLOURS.items()},
-                 hover_data=["token", "annotation"],
-                 title=f"L{layer}H{head}: attention from {query_label}")  # fmt: skip
+    fig = px.bar(
+        frame,
+        x="position",
+        y="attention",
+        color="role",
+        color_discrete_map={ROLE_NAMES[k]: c for k, c in ROLE_COLOURS.items()},
+        hover_data=["token", "annotation"],
+        title=f"L{layer}H{head}: attention from {query_label}",
+    )
     return integer_axes(fig, max_ticks=20)
 
 
@@ -122,16 +143,23 @@ def shaded_tokens(tokens: list[str], weights: list[float]) -> str:
     from circuitsvis.utils.render import render_local
 
     values = [round(float(w), 4) for w in weights]
-    return render_local("ColoredTokens", tokens=_safe(tokens), values=values, minValue=0.0,
-                        maxValue=max(1e-9, max(values)), positiveColor="#e6550d")  # fmt: skip
+    return render_local(
+        "ColoredTokens",
+        tokens=_safe(tokens),
+        values=values,
+        minValue=0.0,
+        maxValue=max(1e-9, max(values)),
+        positiveColor="#e6550d",
+    )
 
 
 def pattern_view(tokens: list[str], pattern: np.ndarray) -> str:
     """circuitsvis's AttentionPattern of one head: every query row, hover for the pair."""
     from circuitsvis.utils.render import render_local
 
-    return render_local("AttentionPattern", tokens=_safe(tokens),
-                        attention=np.round(pattern, 4).tolist())  # fmt: skip
+    return render_local(
+        "AttentionPattern", tokens=_safe(tokens), attention=np.round(pattern, 4).tolist()
+    )
 
 
 def _apply_preset() -> None:
@@ -152,8 +180,13 @@ def pick_model() -> str | None:
     from interp.models.registry import MODELS
 
     names = [*MODELS, FOLDER]
-    choice = st.selectbox("model", names, index=names.index("organism"), key="model_pick",
-                          help="the models of `iclscope models`, or a model folder")  # fmt: skip
+    choice = st.selectbox(
+        "model",
+        names,
+        index=names.index("organism"),
+        key="model_pick",
+        help="the models of `iclscope models`, or a model folder",
+    )
     if choice != FOLDER:
         return choice
     return st.text_input("model folder", "", key="model_spec").strip() or None
@@ -177,8 +210,10 @@ def prompt_page() -> None:
         st.error(f"{spec} cannot be loaded: {err}")
         return
     if not names:
-        st.error(f"{spec}'s tokenizer builds none of the task families (see `iclscope tasks "
-                 f"--model {spec}`)")  # fmt: skip
+        st.error(
+            f"{spec}'s tokenizer builds none of the task families (see `iclscope tasks "
+            f"--model {spec}`)"
+        )
         return
     if st.session_state.get("task_pick") not in names:
         st.session_state.pop("task_pick", None)
@@ -207,8 +242,13 @@ def show_prompt(view: dict, n_layers: int, n_heads: int) -> None:
     positions = list(range(len(tokens)))
     # keyed by the prompt: a new prompt starts again from its own s_q
     name = lambda p: f"{p}: {tokens[p]} ({roles[p] or 'template'})"
-    query = st.selectbox("attention from", positions, index=view["s_q"],
-                         key=f"query_pos-{hash(tuple(tokens))}", format_func=name)  # fmt: skip
+    query = st.selectbox(
+        "attention from",
+        positions,
+        index=view["s_q"],
+        key=f"query_pos-{hash(tuple(tokens))}",
+        format_func=name,
+    )
     query_label = roles[query] or f"position {query}"
     targets, what = target_positions(view)
     grid = head_grid(patterns, query, targets) if targets else None
@@ -227,16 +267,26 @@ def show_prompt(view: dict, n_layers: int, n_heads: int) -> None:
     weights = patterns[layer, head, query].tolist()
     left, right = st.columns([1, 1])
     with left:
-        st.markdown(f"**L{layer}H{head}** attention from {query_label}, on the tokens "
-                    "(hover a token for its weight)")  # fmt: skip
+        st.markdown(
+            f"**L{layer}H{head}** attention from {query_label}, on the tokens "
+            "(hover a token for its weight)"
+        )
         st.iframe(shaded_tokens(tokens, weights), height=240)
     with right:
-        frame = pd.DataFrame({"position": positions, "token": tokens, "annotation": roles,
-                              "role": [ROLE_NAMES[role_kind(r)] for r in roles],
-                              "attention": weights})  # fmt: skip
-        st.plotly_chart(attention_figure(frame, layer, head, query_label), width="stretch",
-                        key="attention")  # fmt: skip
+        frame = pd.DataFrame(
+            {
+                "position": positions,
+                "token": tokens,
+                "annotation": roles,
+                "role": [ROLE_NAMES[role_kind(r)] for r in roles],
+                "attention": weights,
+            }
+        )
+        st.plotly_chart(
+            attention_figure(frame, layer, head, query_label), width="stretch", key="attention"
+        )
     # drawn on demand: each circuitsvis view carries its whole JavaScript bundle (1.3 MB)
-    if st.toggle(f"L{layer}H{head}: the whole pattern, every position to every position",
-                 key="whole_pattern"):  # fmt: skip
+    if st.toggle(
+        f"L{layer}H{head}: the whole pattern, every position to every position", key="whole_pattern"
+    ):
         st.iframe(pattern_view(tokens, patterns[layer, head]), height=520)

@@ -30,9 +30,12 @@ STEP_FIGURES = {
 }
 SECTIONS = {
     "circuit": STEP_FIGURES,
-    "demo": {"Held-out evaluation": ("icl_curve",),
-             "One prompt, inside": ("logit_lens", "query_attention"), **STEP_FIGURES},
-}  # fmt: skip
+    "demo": {
+        "Held-out evaluation": ("icl_curve",),
+        "One prompt, inside": ("logit_lens", "query_attention"),
+        **STEP_FIGURES,
+    },
+}
 """Per run kind, its figures grouped under the headings its report uses."""
 
 
@@ -43,8 +46,10 @@ def run_header(run: Run, name: str) -> None:
     st.header(short_id(name))
     took = f", took {sig(t['seconds'], 2)} s" if t.get("seconds") is not None else ""
     started = human_time(t.get("started"))
-    st.caption(f"{m.get('kind')} on {model_name(m.get('model'))}, task {m.get('task')}, "
-               f"status {run.status}, started {started}{took} · {name}")  # fmt: skip
+    st.caption(
+        f"{m.get('kind')} on {model_name(m.get('model'))}, task {m.get('task')}, "
+        f"status {run.status}, started {started}{took} · {name}"
+    )
     note = STATUS_NOTES.get(run.status)
     if note:
         st.warning(note.format(error=m.get("error")))
@@ -104,8 +109,12 @@ def _open_run(run_id: str) -> None:
 
 def _open_prompt(model: str, task: str, shots: int, seed: int) -> None:
     """Preset the prompt view on a run's prompt and switch to it."""
-    st.session_state.update({"page": "Prompt view", "prompt_preset": {
-        "model": model, "task": task, "shots": shots, "seed": seed}})  # fmt: skip
+    st.session_state.update(
+        {
+            "page": "Prompt view",
+            "prompt_preset": {"model": model, "task": task, "shots": shots, "seed": seed},
+        }
+    )
 
 
 def run_links(root: str, run: Run) -> None:
@@ -113,16 +122,21 @@ def run_links(root: str, run: Run) -> None:
     m = run.manifest
     params = m.get("params") or {}
     if m.get("kind") == "demo" and params.get("circuit_task"):
-        st.button("Open its prompt in the Prompt view", key="link_prompt", on_click=_open_prompt,
-                  args=(m.get("model"), params["circuit_task"], 4, int(m.get("seed") or 0)),
-                  help="the prompt of 'One prompt, inside', with live attention")  # fmt: skip
+        st.button(
+            "Open its prompt in the Prompt view",
+            key="link_prompt",
+            on_click=_open_prompt,
+            args=(m.get("model"), params["circuit_task"], 4, int(m.get("seed") or 0)),
+            help="the prompt of 'One prompt, inside', with live attention",
+        )
     produced = related_runs(root, run)
     if m.get("kind") == "demo":
         more = f"; it also produced {len(produced)} run(s):" if produced else "."
         st.caption("The evaluation, the prompt and the circuit are sections of this run" + more)
     for run_id in produced:
-        st.button(f"open {short_id(run_id)}", key=f"link_{run_id}", on_click=_open_run,
-                  args=(run_id,))  # fmt: skip
+        st.button(
+            f"open {short_id(run_id)}", key=f"link_{run_id}", on_click=_open_run, args=(run_id,)
+        )
 
 
 def run_figures(run: Run, name: str) -> None:
@@ -159,5 +173,7 @@ def run_tables(run: Run, name: str) -> None:
         m = run.manifest
         command = m.get("command")
         st.code(" ".join(command) if isinstance(command, list) else str(command), language="bash")
-        st.json({k: m.get(k) for k in ("seed", "params", "versions", "timings", "error")},
-                expanded=False)  # fmt: skip
+        st.json(
+            {k: m.get(k) for k in ("seed", "params", "versions", "timings", "error")},
+            expanded=False,
+        )

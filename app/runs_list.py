@@ -31,15 +31,23 @@ def runs_table(root: str) -> pd.DataFrame:
     for order, r in enumerate(list_runs(root)):  # newest first; a broken run by its mtime
         command = r.get("command")
         reason = r.get("reason") or ""
-        rows.append({
-            "id": r["run_id"], "order": order, "run": short_id(r["run_id"]), "status": r["status"],
-            "kind": r.get("kind") or "—", "model": model_name(r.get("model")),
-            "task": r.get("task") or "—", "started": human_time(r.get("started")),
-            "started_at": r.get("started") or "", "headline": headline(r["summary"], r.get("kind")),
-            "reason": reason.replace(prefix, "").replace(str(root).rstrip("/") + "/", ""),
-            "command": " ".join(command) if isinstance(command, list) else command,
-            "label": run_label(r),
-        })  # fmt: skip
+        rows.append(
+            {
+                "id": r["run_id"],
+                "order": order,
+                "run": short_id(r["run_id"]),
+                "status": r["status"],
+                "kind": r.get("kind") or "—",
+                "model": model_name(r.get("model")),
+                "task": r.get("task") or "—",
+                "started": human_time(r.get("started")),
+                "started_at": r.get("started") or "",
+                "headline": headline(r["summary"], r.get("kind")),
+                "reason": reason.replace(prefix, "").replace(str(root).rstrip("/") + "/", ""),
+                "command": " ".join(command) if isinstance(command, list) else command,
+                "label": run_label(r),
+            }
+        )
     columns = ["id", *SHOWN, "order", "started_at", "command", "label"]
     return pd.DataFrame(rows, columns=columns)
 
@@ -52,8 +60,9 @@ def default_run(table: pd.DataFrame) -> str | None:
     return str((complete if len(complete) else table).id.iloc[0])
 
 
-def filter_runs(table: pd.DataFrame, picks: dict[str, list[str]], query: str = "",
-                sort: str = "newest first") -> pd.DataFrame:  # fmt: skip
+def filter_runs(
+    table: pd.DataFrame, picks: dict[str, list[str]], query: str = "", sort: str = "newest first"
+) -> pd.DataFrame:
     """The rows whose kind/model/task/status are among ``picks`` (empty: any) and whose text
     holds ``query``, in the chosen order."""
     keep = pd.Series(True, index=table.index)
@@ -93,8 +102,13 @@ def runs_page(root: str) -> str | None:
     labels = dict(zip(shown.id, shown.label))
     wanted = st.query_params.get("run")
     first = wanted if wanted in names else default_run(shown)
-    chosen = st.selectbox("open run", names, index=names.index(first), key="run_pick",
-                          format_func=lambda n: labels.get(n, n))  # fmt: skip
+    chosen = st.selectbox(
+        "open run",
+        names,
+        index=names.index(first),
+        key="run_pick",
+        format_func=lambda n: labels.get(n, n),
+    )
     if chosen and st.query_params.get("run") != chosen:
         st.query_params["run"] = chosen  # the address names the open run: shareable
     return chosen

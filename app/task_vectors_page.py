@@ -42,15 +42,28 @@ def task_vectors_view(run: Run, name: str) -> None:
         tasks = ["mean", *[t for t in aie.task.unique() if t != "mean"]]
         task = st.selectbox("AIE of", tasks, key="tv_aie_task")
         grid = aie[aie.task == task].pivot(index="layer", columns="head", values="aie")
-        fig = px.imshow(grid, origin="lower", aspect="auto", color_continuous_scale="RdBu_r",
-                        color_continuous_midpoint=0.0, labels={"color": "AIE"})  # fmt: skip
+        fig = px.imshow(
+            grid,
+            origin="lower",
+            aspect="auto",
+            color_continuous_scale="RdBu_r",
+            color_continuous_midpoint=0.0,
+            labels={"color": "AIE"},
+        )
         st.plotly_chart(fig, width="stretch", key=f"{name}-aie-{task}")
     if alpha is not None and len(alpha):
         st.subheader("Soft injection: learned alpha")
         which = st.selectbox("alpha of", list(alpha.task.unique()), key="tv_alpha_task")
         grid = alpha[alpha.task == which].pivot(index="layer", columns="head", values="alpha")
-        fig = px.imshow(grid, origin="lower", aspect="auto", zmin=0, zmax=1,
-                        color_continuous_scale="Viridis", labels={"color": "alpha"})  # fmt: skip
+        fig = px.imshow(
+            grid,
+            origin="lower",
+            aspect="auto",
+            zmin=0,
+            zmax=1,
+            color_continuous_scale="Viridis",
+            labels={"color": "alpha"},
+        )
         st.plotly_chart(fig, width="stretch", key=f"{name}-alpha-{which}")
     if aie is not None and alpha is not None:
         st.subheader("One head across tasks")

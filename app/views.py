@@ -31,10 +31,20 @@ from app.run_view import (
 from app.runs_list import runs_page, runs_table
 
 __all__ = [
-    "ROLE_COLOURS", "STATUS_NOTES", "STEP_FIGURES", "buildable_families", "cached_model",
-    "coloured_tokens", "compare_page", "open_run", "prompt_page", "run_page", "runs_page",
-    "runs_table", "show_figures",
-]  # fmt: skip
+    "ROLE_COLOURS",
+    "STATUS_NOTES",
+    "STEP_FIGURES",
+    "buildable_families",
+    "cached_model",
+    "coloured_tokens",
+    "compare_page",
+    "open_run",
+    "prompt_page",
+    "run_page",
+    "runs_page",
+    "runs_table",
+    "show_figures",
+]
 
 _LOADED = (transformers.AutoConfig, transformers.AutoTokenizer, transformers.AutoModelForCausalLM)
 

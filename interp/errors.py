@@ -58,13 +58,17 @@ def write_error(path: str | os.PathLike[str], err: OSError) -> IclscopeError:
             "are intact",
         )
     if err.errno in _NOT_ALLOWED:
-        return IclscopeError(f"{path} is not writable ({reason})",
-                             fix="pass a folder you can write to (--out)")  # fmt: skip
+        return IclscopeError(
+            f"{path} is not writable ({reason})", fix="pass a folder you can write to (--out)"
+        )
     if err.errno in (errno.EEXIST, errno.ENOTDIR):
-        return IclscopeError(f"cannot create {path}: a file is in the way ({reason})",
-                             fix="pass a folder, or a path that does not exist yet")  # fmt: skip
-    return IclscopeError(f"cannot write {path} ({reason})",
-                         fix="pass a path in a folder you can write to (--out)")  # fmt: skip
+        return IclscopeError(
+            f"cannot create {path}: a file is in the way ({reason})",
+            fix="pass a folder, or a path that does not exist yet",
+        )
+    return IclscopeError(
+        f"cannot write {path} ({reason})", fix="pass a path in a folder you can write to (--out)"
+    )
 
 
 def read_error(path: str | os.PathLike[str], err: OSError, fix: str) -> IclscopeError:

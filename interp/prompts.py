@@ -89,10 +89,14 @@ class Annotation:
             return (span[0] + offset, span[1] + offset)
 
         return replace(
-            self, x=[sp(v) for v in self.x], s=[v + offset for v in self.s],
-            y=[v + offset for v in self.y], x_q=sp(self.x_q), s_q=self.s_q + offset,
+            self,
+            x=[sp(v) for v in self.x],
+            s=[v + offset for v in self.s],
+            y=[v + offset for v in self.y],
+            x_q=sp(self.x_q),
+            s_q=self.s_q + offset,
             blocks=[sp(v) for v in self.blocks],
-        )  # fmt: skip
+        )
 
     def layout(self) -> tuple:
         """Everything that must match between a clean and a corrupted prompt."""
@@ -300,9 +304,14 @@ class PromptBuilder:
             mask[i, off : off + len(row)] = 1
             annotations[i] = annotations[i].shifted(off)
         return PromptBatch(
-            tokens, mask, annotations, torch.tensor(answers), label_sets, texts,
+            tokens,
+            mask,
+            annotations,
+            torch.tensor(answers),
+            label_sets,
+            texts,
             self.padding_side,
-        )  # fmt: skip
+        )
 
 
 def check_pair(clean: PromptBatch, corrupted: PromptBatch) -> None:

@@ -98,8 +98,9 @@ def as_index(name: str, t: Tensor, n: int | None, device) -> Tensor:
             "give every per-edit vector the same length",
         )
     if t.device != torch.device(device):
-        raise IclscopeError(f"{name} is on {t.device}, the edited tensor on {device}",
-                            f"move {name} to {device}")  # fmt: skip
+        raise IclscopeError(
+            f"{name} is on {t.device}, the edited tensor on {device}", f"move {name} to {device}"
+        )
     return t.to(torch.int64).contiguous()
 
 

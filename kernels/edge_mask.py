@@ -98,10 +98,21 @@ def _kernel():
     # block of strided single-element atomic adds. Only the edited scores are touched.
     @triton.jit
     def edge_kernel(
-        scores_ptr, rows_ptr, heads_ptr, q_ptr, k_ptr, value,
-        n_heads, group, s_b, s_h, s_q, s_k,
-        BLOCK_H: tl.constexpr, ATOMIC: tl.constexpr,
-    ):  # fmt: skip
+        scores_ptr,
+        rows_ptr,
+        heads_ptr,
+        q_ptr,
+        k_ptr,
+        value,
+        n_heads,
+        group,
+        s_b,
+        s_h,
+        s_q,
+        s_k,
+        BLOCK_H: tl.constexpr,
+        ATOMIC: tl.constexpr,
+    ):
         e = tl.program_id(0)
         base = (
             scores_ptr
@@ -152,10 +163,18 @@ def mask_edges_triton(
     atomic = scores.is_cuda or scores.element_size() >= 4
     with torch.cuda.device(scores.device) if scores.is_cuda else contextlib.nullcontext():
         _kernel()[(n,)](
-            scores, rows, heads, queries, keys, float(value),
-            n_heads, group, *scores.stride(),
-            BLOCK_H=block_h, ATOMIC=atomic,
-        )  # fmt: skip
+            scores,
+            rows,
+            heads,
+            queries,
+            keys,
+            float(value),
+            n_heads,
+            group,
+            *scores.stride(),
+            BLOCK_H=block_h,
+            ATOMIC=atomic,
+        )
     return scores
 
 

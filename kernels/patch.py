@@ -132,12 +132,28 @@ def _kernel():
     # read once from act, once from src, and written once; nothing else is touched.
     @triton.jit
     def patch_kernel(
-        act_ptr, src_ptr, rows_ptr, pos_ptr, heads_ptr, sidx_ptr, spos_ptr, alpha_ptr,
-        n_heads, d,
-        a_sb, a_sp, a_sh, a_sd,
-        s_sb, s_sp, s_sh, s_sd,
-        HAS_HEADS: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_D: tl.constexpr,
-    ):  # fmt: skip
+        act_ptr,
+        src_ptr,
+        rows_ptr,
+        pos_ptr,
+        heads_ptr,
+        sidx_ptr,
+        spos_ptr,
+        alpha_ptr,
+        n_heads,
+        d,
+        a_sb,
+        a_sp,
+        a_sh,
+        a_sd,
+        s_sb,
+        s_sp,
+        s_sh,
+        s_sd,
+        HAS_HEADS: tl.constexpr,
+        BLOCK_H: tl.constexpr,
+        BLOCK_D: tl.constexpr,
+    ):
         e = tl.program_id(0)
         a_base = act_ptr + tl.load(rows_ptr + e) * a_sb + tl.load(pos_ptr + e) * a_sp
         s_base = src_ptr + tl.load(sidx_ptr + e) * s_sb + tl.load(spos_ptr + e) * s_sp
@@ -201,10 +217,22 @@ def patch_or_mix_triton(
     block_h = min(triton.next_power_of_2(widest), max(1, _BLOCK_ELEMS // block_d))
     with torch.cuda.device(act.device) if act.is_cuda else contextlib.nullcontext():
         _kernel()[(n,)](
-            act, src, rows, positions, heads, src_index, src_positions, alpha,
-            n_heads, d, *a_st, *s_st,
-            HAS_HEADS=has_heads, BLOCK_H=block_h, BLOCK_D=block_d,
-        )  # fmt: skip
+            act,
+            src,
+            rows,
+            positions,
+            heads,
+            src_index,
+            src_positions,
+            alpha,
+            n_heads,
+            d,
+            *a_st,
+            *s_st,
+            HAS_HEADS=has_heads,
+            BLOCK_H=block_h,
+            BLOCK_D=block_d,
+        )
     return act
 
 

@@ -31,12 +31,35 @@ def runs_root(tiny_dirs, tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(STATIC_ENV, "0")  # the static copies are checked once, below
-        args = ["demo", "--model", tiny_dirs["llama"], "--out", str(root), "--n", "4",
-                "--no-pipeline"]  # fmt: skip
+        args = [
+            "demo",
+            "--model",
+            tiny_dirs["llama"],
+            "--out",
+            str(root),
+            "--n",
+            "4",
+            "--no-pipeline",
+        ]
         assert main(args) == 0
         for seed in ("0", "1"):  # two runs of a kind, to compare
-            assert main(["run", "patch", "--model", tiny_dirs["llama"], "--prompts", "2",
-                         "--seed", seed, "--out", str(root)]) == 0  # fmt: skip
+            assert (
+                main(
+                    [
+                        "run",
+                        "patch",
+                        "--model",
+                        tiny_dirs["llama"],
+                        "--prompts",
+                        "2",
+                        "--seed",
+                        seed,
+                        "--out",
+                        str(root),
+                    ]
+                )
+                == 0
+            )
     broken = root / "demo-broken"
     broken.mkdir()
     (broken / "manifest.json").write_text("{half written")
@@ -65,9 +88,20 @@ def runs_list(at) -> pd.DataFrame:
 
 def test_numbers_have_two_or_three_significant_figures():
     assert [sig(v) for v in (0.2101472169160843, 12.71879781049196, 0.005574494, 15.426)] == [
-        "0.21", "12.7", "0.00557", "15.4"]  # fmt: skip
+        "0.21",
+        "12.7",
+        "0.00557",
+        "15.4",
+    ]
     assert [sig(v) for v in (3, 1234567, 0.0, float("nan"), None, 2.5e-7, 1304.0001)] == [
-        "3", "1,234,567", "0", "—", "—", "2.50e-07", "1,300"]  # fmt: skip
+        "3",
+        "1,234,567",
+        "0",
+        "—",
+        "—",
+        "2.50e-07",
+        "1,300",
+    ]
     rng = np.random.default_rng(0)
     for x in rng.normal(0, 10, 200) * 10.0 ** rng.integers(-3, 3, 200):
         text = sig(x)
@@ -78,22 +112,37 @@ def test_run_ids_are_short_and_times_human():
     assert short_id("patch-20261129-155504-6c2a") == "patch-6c2a"
     assert short_id("demo-broken") == "demo-broken"
     now = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
-    ago = {timedelta(seconds=10): "just now", timedelta(minutes=3): "3 min ago",
-           timedelta(hours=5): "5 h ago", timedelta(days=1, hours=2): "yesterday",
-           timedelta(days=4): "4 days ago", timedelta(days=40): "2026-10-20"}  # fmt: skip
+    ago = {
+        timedelta(seconds=10): "just now",
+        timedelta(minutes=3): "3 min ago",
+        timedelta(hours=5): "5 h ago",
+        timedelta(days=1, hours=2): "yesterday",
+        timedelta(days=4): "4 days ago",
+        timedelta(days=40): "2026-10-20",
+    }
     for delta, text in ago.items():
         assert human_time((now - delta).isoformat(), now) == text
 
 
 def test_summaries_read_as_components_and_short_numbers():
-    summary = {"clean_baseline": 0.2101472169160843, "rows": 36, "metric": "logit_diff",
-               "top_component": {"layer": 1, "head": 3, "effect": 0.00557},
-               "step3_best_head": [0, 7], "ablation_drop": {"xi_to_si": 0.123456},
-               "top_components": [{"layer": 1, "head": 3}]}  # fmt: skip
+    summary = {
+        "clean_baseline": 0.2101472169160843,
+        "rows": 36,
+        "metric": "logit_diff",
+        "top_component": {"layer": 1, "head": 3, "effect": 0.00557},
+        "step3_best_head": [0, 7],
+        "ablation_drop": {"xi_to_si": 0.123456},
+        "top_components": [{"layer": 1, "head": 3}],
+    }
     rows = dict(summary_rows(summary))
-    assert rows == {"clean_baseline": "0.21", "rows": "36", "metric": "logit_diff",
-                    "top_component": "L1H3", "step3_best_head": "L0H7",
-                    "ablation_drop.xi_to_si": "0.123"}  # fmt: skip
+    assert rows == {
+        "clean_baseline": "0.21",
+        "rows": "36",
+        "metric": "logit_diff",
+        "top_component": "L1H3",
+        "step3_best_head": "L0H7",
+        "ablation_drop.xi_to_si": "0.123",
+    }
     assert headline(summary, "patch") == (
         "clean_baseline 0.21, top_component L1H3, step3_best_head L0H7"
     )
@@ -254,8 +303,10 @@ def test_the_demo_opens_its_prompt_in_the_prompt_view(runs_root, tiny_dirs, monk
     assert "role-chip" in html  # the legend
     iframe = at.get("iframe")[0].proto.srcdoc
     assert "CircuitsVis.ColoredTokens" in iframe and "https://" not in iframe.split("<script")[0]
-    charts = {json.loads(c.proto.spec)["layout"]["title"]["text"]: json.loads(c.proto.spec)
-              for c in at.get("plotly_chart")}  # fmt: skip
+    charts = {
+        json.loads(c.proto.spec)["layout"]["title"]["text"]: json.loads(c.proto.spec)
+        for c in at.get("plotly_chart")
+    }
     grid = next(s for t, s in charts.items() if t.startswith("Every head"))
     z = np.asarray(decode_array(grid["data"][0]["z"]))
     assert z.shape == (2, 8) and (z >= 0).all() and (z <= 1 + 1e-5).all()
@@ -309,13 +360,22 @@ def test_compare_two_runs_of_a_kind_and_refuse_two_kinds(runs_root, monkeypatch)
 def test_overlay_keeps_a_colour_per_series_and_dashes_run_b():
     from app.compare_view import overlay
 
-    frame = pd.DataFrame({"depth": [0, 1, 2] * 2, "acc": [0.1, 0.5, 0.9, 0.2, 0.3, 0.4],
-                          "view": ["s_q"] * 3 + ["x_q"] * 3})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "depth": [0, 1, 2] * 2,
+            "acc": [0.1, 0.5, 0.9, 0.2, 0.3, 0.4],
+            "view": ["s_q"] * 3 + ["x_q"] * 3,
+        }
+    )
     a = px.line(frame, x="depth", y="acc", color="view")
     b = px.line(frame.assign(acc=frame.acc / 2), x="depth", y="acc", color="view")
     fig = overlay(a, b, ("A one", "B two"))
-    assert [t.name for t in fig.data] == ["A one · s_q", "A one · x_q", "B two · s_q",
-                                          "B two · x_q"]  # fmt: skip
+    assert [t.name for t in fig.data] == [
+        "A one · s_q",
+        "A one · x_q",
+        "B two · s_q",
+        "B two · x_q",
+    ]
     assert fig.data[0].line.color == fig.data[2].line.color != fig.data[1].line.color
     assert [t.line.dash for t in fig.data] == ["solid", "solid", "dash", "dash"]
     assert list(fig.data[2].y) == [0.05, 0.25, 0.45] and fig.layout.xaxis.dtick == 1
@@ -326,8 +386,21 @@ def test_overlay_keeps_a_colour_per_series_and_dashes_run_b():
 
 def test_reports_get_static_svg_figures(tiny_dirs, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(STATIC_ENV, "1")
-    assert main(["run", "patch", "--model", tiny_dirs["llama"], "--prompts", "2",
-                 "--out", str(tmp_path)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "run",
+                "patch",
+                "--model",
+                tiny_dirs["llama"],
+                "--prompts",
+                "2",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     run = next(tmp_path.iterdir())
     svg = (run / "figures" / "layer_by_head.svg").read_text()
@@ -365,9 +438,20 @@ def test_models_fit_80_columns_and_keep_every_fact_at_120():
     from interp.cli.info import models_table
     from interp.models.registry import MODELS
 
-    rows = [{"name": e.name, "license": e.license, "source": e.source, "converted": False,
-             "parameters": 134_515_008, "layers": 30, "heads": 9, "kv_heads": 3,
-             "context": 8192} for e in MODELS.values()]  # fmt: skip
+    rows = [
+        {
+            "name": e.name,
+            "license": e.license,
+            "source": e.source,
+            "converted": False,
+            "parameters": 134_515_008,
+            "layers": 30,
+            "heads": 9,
+            "kv_heads": 3,
+            "context": 8192,
+        }
+        for e in MODELS.values()
+    ]
     for width in (80, 120):
         console = Console(width=width, record=True, file=open(os.devnull, "w"))
         console.print(models_table(rows, width))

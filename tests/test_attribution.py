@@ -49,12 +49,19 @@ def test_attribution_matches_a_finite_difference(tiny_dirs, sharp_llama, compone
         plan, keys = resid_sweep(model.cfg, range(2), n_pos), ["layer", "position"]
     # a patch with alpha = eps moves the activation eps of the way to clean: first order only
     nudged = InterventionPlan(
-        [PlanRow(r.prompt, tuple(replace(e, alpha=eps) for e in r.edits), r.labels)
-         for r in plan.rows]
-    )  # fmt: skip
+        [
+            PlanRow(r.prompt, tuple(replace(e, alpha=eps) for e in r.edits), r.labels)
+            for r in plan.rows
+        ]
+    )
     engine = Engine(model)
-    base = engine.run(InterventionPlan([PlanRow(p) for p in range(2)]), clean, corrupted,
-                      metric=metric, progress=False).metric.values  # fmt: skip
+    base = engine.run(
+        InterventionPlan([PlanRow(p) for p in range(2)]),
+        clean,
+        corrupted,
+        metric=metric,
+        progress=False,
+    ).metric.values
     moved = engine.run(nudged, clean, corrupted, metric=metric, progress=False)
     moved["metric"] = (moved.metric - base[moved.prompt]) / eps
     finite = moved.groupby(keys, as_index=False).metric.mean().merge(approx, on=keys)
@@ -74,8 +81,9 @@ def test_acc_has_no_attribution(tiny_dirs):
 def test_rank_agreement_compares_effects():
     """Signed effects against signed attributions: a constant baseline does not matter, a
     reversed sign does."""
-    exact = pd.DataFrame({"layer": [0, 1, 2], "metric": [-9.0, -5.0, -1.0],
-                          "effect": [1.0, 5.0, 9.0]})  # fmt: skip
+    exact = pd.DataFrame(
+        {"layer": [0, 1, 2], "metric": [-9.0, -5.0, -1.0], "effect": [1.0, 5.0, 9.0]}
+    )
     approx = pd.DataFrame({"layer": [0, 1, 2], "attribution": [0.5, 4.0, 10.0]})
     assert rank_agreement(exact, approx, ["layer"]) == pytest.approx(1.0)
     assert rank_agreement(exact, approx.assign(attribution=-approx.attribution), ["layer"]) == (

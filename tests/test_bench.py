@@ -12,14 +12,30 @@ from interp.cli import main  # noqa: E402
 
 
 def test_bench_patching_reports_all_fields(tiny_dirs, capsys):
-    args = ["bench", "patching", "--model", tiny_dirs["llama"], "--json", "--repeats", "1",
-            "--shots", "0"]  # fmt: skip
+    args = [
+        "bench",
+        "patching",
+        "--model",
+        tiny_dirs["llama"],
+        "--json",
+        "--repeats",
+        "1",
+        "--shots",
+        "0",
+    ]
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for workload in ("A", "B"):
         r = result[workload]
-        for key in ("speedup_vs_transformer_lens", "speedup_vs_nnsight", "hook_overhead",
-                    "reuse_gain", "rows", "seconds", "max_abs_diff"):  # fmt: skip
+        for key in (
+            "speedup_vs_transformer_lens",
+            "speedup_vs_nnsight",
+            "hook_overhead",
+            "reuse_gain",
+            "rows",
+            "seconds",
+            "max_abs_diff",
+        ):
             assert key in r
         assert r["max_abs_diff"] <= 1e-5  # all four methods computed the same patching
     assert result["B"]["rows"] > result["A"]["rows"] / 8
@@ -28,8 +44,21 @@ def test_bench_patching_reports_all_fields(tiny_dirs, capsys):
 def test_bench_kernels_runs_the_fused_kernel_and_checks_it(capsys, monkeypatch):
     # forced onto the Triton kernel (interpreted here) so the twin comparison means something
     monkeypatch.setenv("ICLSCOPE_KERNELS", "triton")
-    args = ["bench", "kernels", "--device", "cpu", "--size", "tiny", "--batch", "2",
-            "--positions", "4", "--repeats", "1", "--json"]  # fmt: skip
+    args = [
+        "bench",
+        "kernels",
+        "--device",
+        "cpu",
+        "--size",
+        "tiny",
+        "--batch",
+        "2",
+        "--positions",
+        "4",
+        "--repeats",
+        "1",
+        "--json",
+    ]
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     bandwidth = result["bandwidth"]

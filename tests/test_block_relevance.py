@@ -317,9 +317,16 @@ def test_run_writes_summary_keys_and_tables(tiny_run):
 
     run = load_run(tiny_run[1])
     keys = {
-        "best_layer", "best_head", "p_at_1_best", "p_at_1_calibrated", "mrr_best",
-        "ndcg10_best", "p_at_1_decoded", "p_at_1_block_sparse", "seconds",
-    }  # fmt: skip
+        "best_layer",
+        "best_head",
+        "p_at_1_best",
+        "p_at_1_calibrated",
+        "mrr_best",
+        "ndcg10_best",
+        "p_at_1_decoded",
+        "p_at_1_block_sparse",
+        "seconds",
+    }
     assert keys <= set(run.summary)
     heads = run.tables["heads"]
     assert set(heads.split) == {"select", "test"}

@@ -22,9 +22,15 @@ from interp.cli import main
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists(CHROMIUM),
@@ -43,20 +49,48 @@ def served(tiny_dirs, tmp_path_factory):
     root = tmp_path_factory.mktemp("browser-runs")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ICLSCOPE_STATIC_FIGURES", "0")  # checked in test_app.py
-        assert main(["run", "patch", "--model", tiny_dirs["llama"], "--prompts", "2",
-                     "--out", str(root)]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "run",
+                    "patch",
+                    "--model",
+                    tiny_dirs["llama"],
+                    "--prompts",
+                    "2",
+                    "--out",
+                    str(root),
+                ]
+            )
+            == 0
+        )
         for arch in ("llama", "gpt2"):  # one analysis on two models: what Compare is for
-            assert main(["run", "circuit", "--model", tiny_dirs[arch], "--prompts", "16",
-                         "--out", str(root)]) == 0  # fmt: skip
+            assert (
+                main(
+                    [
+                        "run",
+                        "circuit",
+                        "--model",
+                        tiny_dirs[arch],
+                        "--prompts",
+                        "16",
+                        "--out",
+                        str(root),
+                    ]
+                )
+                == 0
+            )
     (root / "patch-broken").mkdir()
     (root / "patch-broken" / "manifest.json").write_text('{"status": "comp')
     port = free_port()
     log = tmp_path_factory.mktemp("explorer-log") / "server.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "interp.cli", "app", "--runs", str(root), "--port", str(port)],
-        stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )  # fmt: skip
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(120):
         try:
@@ -114,8 +148,9 @@ def test_explorer_in_chromium(served, tmp_path):
         page.get_by_text("Step 1: summarize").first.wait_for(timeout=60_000)
         page.get_by_text("Ablations").first.wait_for(timeout=60_000)
         page.wait_for_selector(".js-plotly-plot", timeout=60_000)
-        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 6",
-                               timeout=60_000)  # fmt: skip
+        page.wait_for_function(
+            "() => document.querySelectorAll('.js-plotly-plot').length >= 6", timeout=60_000
+        )
         assert all(p["traces"] for p in page.evaluate(PLOTS))
         heads = plots(page, "label assignment accuracy per head")[0]
         assert heads["xticks"] == [str(h) for h in range(8)], heads["xticks"]
@@ -161,14 +196,17 @@ def test_explorer_in_chromium(served, tmp_path):
         page.get_by_role("heading", name="Curves, overlaid").wait_for(timeout=60_000)
         page.wait_for_function(
             "() => [...document.querySelectorAll('.js-plotly-plot')].some(e => "
-            "(e.layout.title.text || '').includes('solid'))", timeout=60_000)  # fmt: skip
+            "(e.layout.title.text || '').includes('solid'))",
+            timeout=60_000,
+        )
         curve = plots(page, "Step 1")[0]
         names = [t["name"] for t in curve["traces"]]
         assert any(n.startswith("A ") for n in names) and any(n.startswith("B ") for n in names)
         assert {t["dash"] for t in curve["traces"]} == {"solid", "dash"}
         maps = plots(page, "one colour scale")
-        assert maps and all(len({(t["zmin"], t["zmax"]) for t in m["traces"][:2]}) == 1
-                            for m in maps)  # fmt: skip
+        assert maps and all(
+            len({(t["zmin"], t["zmax"]) for t in m["traces"][:2]}) == 1 for m in maps
+        )
         assert any(t["name"] == "B − A" for m in maps for t in m["traces"])
         deltas = page.locator("table", has_text="B − A").first.inner_text()
         assert "step1_best_centroid_acc" in deltas

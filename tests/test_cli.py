@@ -29,8 +29,13 @@ def away_from_the_users_runs(tmp_path, monkeypatch):
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     """Run the installed entry point as a user would, in a fresh process."""
-    return subprocess.run([sys.executable, "-m", "interp.cli", *args], capture_output=True,
-                          text=True, env=ENV, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "interp.cli", *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=600,
+    )
 
 
 def test_help_lists_every_command():
@@ -92,8 +97,17 @@ def test_eval_json_on_a_tiny_model(tiny_dirs, capsys):
 
 
 def test_demo_writes_a_complete_run(tiny_dirs, tmp_path, capsys):
-    args = ["demo", "--model", tiny_dirs["gpt2"], "--out", str(tmp_path), "--n", "8",
-            "--circuit-prompts", "16"]  # fmt: skip
+    args = [
+        "demo",
+        "--model",
+        tiny_dirs["gpt2"],
+        "--out",
+        str(tmp_path),
+        "--n",
+        "8",
+        "--circuit-prompts",
+        "16",
+    ]
     assert main(args) == 0
     path = capsys.readouterr().out.strip().splitlines()[-1]
     kinds = sorted(p.name.split("-")[0] for p in tmp_path.iterdir())
@@ -110,8 +124,16 @@ def test_demo_writes_a_complete_run(tiny_dirs, tmp_path, capsys):
     html = (run.path / "report.html").read_text()
     assert "plotly" in html and "Held-out evaluation" in html and "Step 3" in html
     # same seed, same numbers
-    again_args = ["demo", "--model", tiny_dirs["gpt2"], "--out", str(tmp_path), "--n", "8",
-                  "--no-pipeline"]  # fmt: skip
+    again_args = [
+        "demo",
+        "--model",
+        tiny_dirs["gpt2"],
+        "--out",
+        str(tmp_path),
+        "--n",
+        "8",
+        "--no-pipeline",
+    ]
     assert main(again_args) == 0
     again = load_run(capsys.readouterr().out.strip().splitlines()[-1])
     assert again.summary and again.summary.items() <= run.summary.items()  # no circuit keys

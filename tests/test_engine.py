@@ -91,12 +91,16 @@ def test_soft_injection_and_knockout_rows(model, fast):
     plan = InterventionPlan(
         [
             PlanRow(0, (), (("row", "none"),)),
-            PlanRow(0, (Patch(z, "tensor", positions=(s_q,), alpha=0.5, tensor="tv"),),
-                    (("row", "inject"),)),
+            PlanRow(
+                0,
+                (Patch(z, "tensor", positions=(s_q,), alpha=0.5, tensor="tv"),),
+                (("row", "inject"),),
+            ),
             PlanRow(0, (Knockout(layer, (s_q,), tuple(y)),), (("row", "knock"),)),
         ],
-        base="clean", tensors={"tv": vec},
-    )  # fmt: skip
+        base="clean",
+        tensors={"tv": vec},
+    )
     ours = Engine(model, fast=fast).run(plan, clean, corrupted, metric="prob", progress=False)
 
     def inject(act, hook):
@@ -115,9 +119,12 @@ def test_soft_injection_and_knockout_rows(model, fast):
     expect = [
         prob(model.bridge(clean.tokens)),
         prob(model.bridge.run_with_hooks(clean.tokens, fwd_hooks=[(z, inject)])),
-        prob(model.bridge.run_with_hooks(
-            clean.tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_attn_scores", knock)])),
-    ]  # fmt: skip
+        prob(
+            model.bridge.run_with_hooks(
+                clean.tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_attn_scores", knock)]
+            )
+        ),
+    ]
     assert torch.allclose(torch.tensor(ours.metric.values), torch.stack(expect), atol=TOL)
 
 
@@ -144,8 +151,14 @@ def random_plan(cfg, n_pos: int, seed: int, n_rows: int = 48) -> InterventionPla
     def pick(n: int) -> int:
         return int(torch.randint(n, (1,), generator=rng))
 
-    kinds = ["attn.hook_z", "hook_attn_out", "hook_resid_mid", "hook_mlp_out",
-             "hook_resid_post", "hook_resid_pre"]  # fmt: skip
+    kinds = [
+        "attn.hook_z",
+        "hook_attn_out",
+        "hook_resid_mid",
+        "hook_mlp_out",
+        "hook_resid_post",
+        "hook_resid_pre",
+    ]
     rows = []
     for i in range(n_rows):
         edits = []
@@ -173,8 +186,7 @@ def random_plan(cfg, n_pos: int, seed: int, n_rows: int = 48) -> InterventionPla
 @pytest.mark.parametrize("seed", [0, 1])
 def test_resumed_fast_path_equals_a_full_forward_on_random_plans(model, seed):
     """Resuming at a layer, a position or a layer's tail changes nothing in the numbers."""
-    clean, corrupted = build_pair_batches(model.prompt_builder(), "sentiment_semantic", 2, 3,
-                                          seed)  # fmt: skip
+    clean, corrupted = build_pair_batches(model.prompt_builder(), "sentiment_semantic", 2, 3, seed)
     plan = random_plan(model.cfg, clean.tokens.shape[1], seed)
     fast = Engine(model, max_batch=16, min_rows=8).run(plan, clean, corrupted, progress=False)
     slow = Engine(model, fast=False).run(plan, clean, corrupted, resume=False, progress=False)

@@ -108,8 +108,7 @@ def test_label_assignment_sums_attention_per_label():
 
 def test_layer_ranges():
     assert [list(layer_range(2, *r)) for r in LAYER_RANGES] == [[0], [0], [1], [1], [0, 1]]
-    assert [list(layer_range(4, *r)) for r in LAYER_RANGES] == [
-        [0], [1], [2], [3], [0, 1, 2, 3]]  # fmt: skip
+    assert [list(layer_range(4, *r)) for r in LAYER_RANGES] == [[0], [1], [2], [3], [0, 1, 2, 3]]
     assert [list(layer_range(6, *r)) for r in LAYER_RANGES][:2] == [[0, 1], [1, 2]]
     assert all(list(layer_range(1, *r)) == [0] for r in LAYER_RANGES)
 
@@ -262,9 +261,10 @@ def test_states_read_the_plain_prompt_up_to_s_q(tiny):
     states = CircuitStates.collect(model, batch, chunk=2)
     L = model.cfg.n_layers
     _, cache = model.run_with_cache(
-        batch.tokens, [f"blocks.{L - 1}.hook_resid_post", "blocks.0.attn.hook_pattern"],
+        batch.tokens,
+        [f"blocks.{L - 1}.hook_resid_post", "blocks.0.attn.hook_pattern"],
         batch.attention_mask,
-    )  # fmt: skip
+    )
     r = torch.arange(3)
     plain = cache[f"blocks.{L - 1}.hook_resid_post"][r, batch.s_q]
     assert torch.allclose(states.h_sq[:, L], plain, atol=1e-5)  # appending y_q changes nothing
@@ -295,21 +295,43 @@ def test_run_circuit_writes_a_complete_run(tiny_dirs, tmp_path, monkeypatch, arc
 
     calls = []
     real_run = Engine.run
-    monkeypatch.setattr(Engine, "run", lambda self, *a, **k: calls.append(1) or real_run(
-        self, *a, **k))  # fmt: skip
+    monkeypatch.setattr(
+        Engine, "run", lambda self, *a, **k: calls.append(1) or real_run(self, *a, **k)
+    )
     path = run_circuit(tmp_path, model=tiny_dirs[arch], prompts=24, log=lambda _: None)
     assert len(calls) == 1  # every ablation row of every range in one plan, one engine run
     run = load_run(path)
     assert run.status == "complete" and run.manifest["kind"] == "circuit"
-    keys = {"step1_best_layer", "step1_best_centroid_acc", "step2_peak_layer", "step3_best_head",
-            "step3_best_head_label_acc", "ablation_drop", "random_drop", "seconds"}  # fmt: skip
+    keys = {
+        "step1_best_layer",
+        "step1_best_centroid_acc",
+        "step2_peak_layer",
+        "step3_best_head",
+        "step3_best_head_label_acc",
+        "ablation_drop",
+        "random_drop",
+        "seconds",
+    }
     assert keys <= set(run.summary)
     assert set(run.summary["ablation_drop"]) == set(EDGE_NAMES)
     assert len(run.summary["step3_best_head"]) == 2
-    assert {"step1", "step2_layers", "step2_heads", "step2_labels", "step3_heads",
-            "step3_vanilla", "subspace", "ablation"} <= set(run.tables)  # fmt: skip
-    assert {"step1_by_layer", "step2_heads", "step3_retrieval_heads", "step3_subspace",
-            "ablation"} <= set(run.figures)  # fmt: skip
+    assert {
+        "step1",
+        "step2_layers",
+        "step2_heads",
+        "step2_labels",
+        "step3_heads",
+        "step3_vanilla",
+        "subspace",
+        "ablation",
+    } <= set(run.tables)
+    assert {
+        "step1_by_layer",
+        "step2_heads",
+        "step3_retrieval_heads",
+        "step3_subspace",
+        "ablation",
+    } <= set(run.figures)
     L, H = 2, {"llama": 8, "gpt2": 4}[arch]
     assert len(run.tables["step3_heads"]) == L * H
     assert set(run.tables["step1"].depth) == set(range(L + 1))

@@ -61,10 +61,13 @@ def random_edits(gen, b, p, h, n_src, sp, four_d):
     rand = torch.rand(n, generator=gen) * 0.8 + 0.1
     alpha = torch.tensor([(0.0, 1.0, float(rand[e]))[e % 3] for e in range(n)])
     return dict(
-        rows=torch.tensor(rows), positions=torch.tensor(pos), heads=torch.tensor(heads),
+        rows=torch.tensor(rows),
+        positions=torch.tensor(pos),
+        heads=torch.tensor(heads),
         src_index=torch.randint(0, n_src, (n,), generator=gen),
-        src_positions=torch.randint(0, sp, (n,), generator=gen), alpha=alpha,
-    )  # fmt: skip
+        src_positions=torch.randint(0, sp, (n,), generator=gen),
+        alpha=alpha,
+    )
 
 
 def oracle_patch(act, src, e):
@@ -90,8 +93,10 @@ def test_patch_triton_matches_twin_and_oracle(monkeypatch, dims, dtype, layout):
     monkeypatch.setenv("ICLSCOPE_KERNELS", "triton")
     seed = zlib.crc32(f"{dims} {dtype} {layout}".encode()) % 10_000
     gen = torch.Generator().manual_seed(seed)
-    b, p, h, n_src, sp = (int(torch.randint(lo, hi, (1,), generator=gen))
-                          for lo, hi in ((2, 5), (3, 8), (1, 6), (1, 4), (1, 6)))  # fmt: skip
+    b, p, h, n_src, sp = (
+        int(torch.randint(lo, hi, (1,), generator=gen))
+        for lo, hi in ((2, 5), (3, 8), (1, 6), (1, 4), (1, 6))
+    )
     d = (8, 24, 40)[seed % 3]
     if layout == "slice":  # 16-element blocks: the kernel's head and d loops and tail masks run
         monkeypatch.setattr(patch, "_BLOCK_ELEMS", 16)

@@ -16,8 +16,13 @@ def test_vocabulary_and_tokenizer_roundtrip(organism_tokenizer):
     text = "sentence: cat dog sentiment: alpha\nQ: red\nA: k7 | [ 12 ]"
     ids = organism_tokenizer(text, add_special_tokens=False)["input_ids"]
     assert organism_tokenizer.unk_token_id not in ids
-    assert organism_tokenizer.convert_ids_to_tokens(ids)[:5] == ["sentence", ":", "cat", "dog",
-                                                                   "sentiment"]  # fmt: skip
+    assert organism_tokenizer.convert_ids_to_tokens(ids)[:5] == [
+        "sentence",
+        ":",
+        "cat",
+        "dog",
+        "sentiment",
+    ]
 
 
 def test_function_inputs_tell_positions_apart():
@@ -33,8 +38,11 @@ def test_function_inputs_tell_positions_apart():
 def test_function_tasks_are_ambiguous_zero_shot():
     # on one input, the nine tasks give several different answers
     words = ["cat", "salt", "rope"]
-    answers = {lang.apply_function(op, pos, words) for op in lang.FUNCTION_OPS
-               for pos in lang.FUNCTION_POSITIONS}  # fmt: skip
+    answers = {
+        lang.apply_function(op, pos, words)
+        for op in lang.FUNCTION_OPS
+        for pos in lang.FUNCTION_POSITIONS
+    }
     assert len(answers) == 9
     assert len([f for f in TASK_FAMILIES.values() if f.kind == "function"]) >= 8
 

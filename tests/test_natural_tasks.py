@@ -191,5 +191,7 @@ def test_a_model_is_evaluated_on_its_own_suite(smollm2_tokenizer, organism_token
     assert own_suite(organism_tokenizer) == "organism"
     names = runnable_families(smollm2_tokenizer, source=own_suite(smollm2_tokenizer))
     assert names == list(NATURAL_FAMILIES)
-    assert all(TASK_FAMILIES[n].source == "organism" for n in
-               runnable_families(organism_tokenizer, source="organism"))  # fmt: skip
+    assert all(
+        TASK_FAMILIES[n].source == "organism"
+        for n in runnable_families(organism_tokenizer, source="organism")
+    )

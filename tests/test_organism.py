@@ -13,9 +13,21 @@ from interp.organism.train import TrainConfig, train
 
 
 def test_training_smoke_loss_falls(tmp_path):
-    cfg = TrainConfig(seed=1, minutes=5, max_steps=60, d_model=32, n_layers=2, n_heads=4,
-                      n_kv_heads=2, d_mlp=64, tokens_per_batch=1500, warmup=10, log_every=10,
-                      final_eval_n=20, threads=1)  # fmt: skip
+    cfg = TrainConfig(
+        seed=1,
+        minutes=5,
+        max_steps=60,
+        d_model=32,
+        n_layers=2,
+        n_heads=4,
+        n_kv_heads=2,
+        d_mlp=64,
+        tokens_per_batch=1500,
+        warmup=10,
+        log_every=10,
+        final_eval_n=20,
+        threads=1,
+    )
     record = train(tmp_path, cfg, log=lambda *a: None)
     losses = [p["loss"] for p in record["loss_curve"]]
     assert record["steps"] == 60 and len(losses) == 6
@@ -26,9 +38,19 @@ def test_training_smoke_loss_falls(tmp_path):
 
 
 def test_training_is_reproducible(tmp_path):
-    cfg = TrainConfig(seed=3, max_steps=8, d_model=32, n_layers=1, n_heads=4, n_kv_heads=2,
-                      d_mlp=64, tokens_per_batch=800, log_every=4, final_eval_n=4,
-                      threads=1)  # fmt: skip
+    cfg = TrainConfig(
+        seed=3,
+        max_steps=8,
+        d_model=32,
+        n_layers=1,
+        n_heads=4,
+        n_kv_heads=2,
+        d_mlp=64,
+        tokens_per_batch=800,
+        log_every=4,
+        final_eval_n=4,
+        threads=1,
+    )
     a = train(tmp_path / "a", cfg, log=lambda *a: None)["loss_curve"]
     b = train(tmp_path / "b", cfg, log=lambda *a: None)["loss_curve"]
     assert [p["loss"] for p in a] == [p["loss"] for p in b]

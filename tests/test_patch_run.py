@@ -12,13 +12,28 @@ from interp.runs.store import load_run
 
 @pytest.mark.parametrize(
     "component, ablation, figure",
-    [("heads", None, "layer_by_head"), ("resid", None, "layer_by_position"),
-     ("mlp", "mean", "layer_by_position"), ("edges", None, "layer_by_edge"),
-     ("heads", "resample", "layer_by_head"), ("heads", "zero", "layer_by_head")],
-)  # fmt: skip
+    [
+        ("heads", None, "layer_by_head"),
+        ("resid", None, "layer_by_position"),
+        ("mlp", "mean", "layer_by_position"),
+        ("edges", None, "layer_by_edge"),
+        ("heads", "resample", "layer_by_head"),
+        ("heads", "zero", "layer_by_head"),
+    ],
+)
 def test_run_patch_writes_a_run(tiny_dirs, tmp_path, capsys, component, ablation, figure):
-    args = ["run", "patch", "--model", tiny_dirs["llama"], "--component", component,
-            "--prompts", "2", "--out", str(tmp_path)]  # fmt: skip
+    args = [
+        "run",
+        "patch",
+        "--model",
+        tiny_dirs["llama"],
+        "--component",
+        component,
+        "--prompts",
+        "2",
+        "--out",
+        str(tmp_path),
+    ]
     if ablation:
         args += ["--ablation", ablation, "--metric", "kl"]
     assert main(args) == 0
@@ -52,8 +67,17 @@ def test_run_patch_writes_a_run(tiny_dirs, tmp_path, capsys, component, ablation
 
 
 def test_heads_per_position(tiny_dirs, tmp_path, capsys):
-    args = ["run", "patch", "--model", tiny_dirs["llama"], "--per-position", "--prompts", "1",
-            "--out", str(tmp_path)]  # fmt: skip
+    args = [
+        "run",
+        "patch",
+        "--model",
+        tiny_dirs["llama"],
+        "--per-position",
+        "--prompts",
+        "1",
+        "--out",
+        str(tmp_path),
+    ]
     assert main(args) == 0
     run = load_run(capsys.readouterr().out.strip().splitlines()[-1])
     table = run.tables["results"]

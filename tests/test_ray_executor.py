@@ -54,9 +54,10 @@ def sweep(model, kind: str):
 
 
 @pytest.mark.parametrize(
-    "kind, fast", [("heads", True), ("resid", True), ("heads", False)], ids=["heads", "resid",
-                                                                           "heads-hooked"]
-)  # fmt: skip
+    "kind, fast",
+    [("heads", True), ("resid", True), ("heads", False)],
+    ids=["heads", "resid", "heads-hooked"],
+)
 def test_ray_table_equals_local(executor, model, kind, fast):
     plan, clean, corrupted = sweep(model, kind)
     local = Engine(model, max_batch=8, fast=fast).run(plan, clean, corrupted, progress=False)
@@ -97,8 +98,18 @@ def killer(executor):
 
 
 def patch_run(out, executor, max_batch=4):
-    return run_patch(out, "organism", "sentiment_semantic", "heads", "logit_diff", prompts=2,
-                     shots=2, max_batch=max_batch, log=QUIET, executor=executor)  # fmt: skip
+    return run_patch(
+        out,
+        "organism",
+        "sentiment_semantic",
+        "heads",
+        "logit_diff",
+        prompts=2,
+        shots=2,
+        max_batch=max_batch,
+        log=QUIET,
+        executor=executor,
+    )
 
 
 def manifest(path):
@@ -166,8 +177,19 @@ def test_estimate_counts_the_sources_a_job_ships(model, kind):
 
 
 def test_dry_run_refuses_plan_over_budget(tmp_path, capsys):
-    args = ["run", "patch", "--model", "organism", "--prompts", "2", "--shots", "2",
-            "--out", str(tmp_path), "--dry-run"]  # fmt: skip
+    args = [
+        "run",
+        "patch",
+        "--model",
+        "organism",
+        "--prompts",
+        "2",
+        "--shots",
+        "2",
+        "--out",
+        str(tmp_path),
+        "--dry-run",
+    ]
     assert main(args) == 0
     shown = capsys.readouterr().out
     assert "forward passes" in shown and "peak memory per worker" in shown

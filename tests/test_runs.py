@@ -402,8 +402,10 @@ def test_runs_started_in_the_same_second_get_distinct_ids(tmp_path: Path, monkey
     assert first.run_id == second.run_id == "patch-20300101-000000-abcd"
     with first, second:
         pass
-    assert {first.path.name, second.path.name} == {"patch-20300101-000000-abcd",
-                                                   "patch-20300101-000000-ef01"}  # fmt: skip
+    assert {first.path.name, second.path.name} == {
+        "patch-20300101-000000-abcd",
+        "patch-20300101-000000-ef01",
+    }
     assert [load_run(p).status for p in (first.path, second.path)] == ["complete"] * 2
     assert load_run(second.path).manifest["run_id"] == second.path.name
 
@@ -424,8 +426,14 @@ print(run.path.name)
 
 def test_two_processes_write_into_one_runs_folder_at_once(tmp_path: Path) -> None:
     start = str(float(int(time.time()) + 3) + 0.05)  # just after a whole second, for both
-    procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT_WRITER, str(tmp_path), start],
-                              stdout=subprocess.PIPE, text=True) for _ in range(2)]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT_WRITER, str(tmp_path), start],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     names = [p.communicate(timeout=120)[0].strip() for p in procs]
     assert [p.returncode for p in procs] == [0, 0]
     assert len(set(names)) == 2

@@ -110,8 +110,9 @@ def test_injection_parity_across_backends_and_engine(organism, setup):
     nn_model = load_model("organism", backend="nnsight")
     nn = nn_model.run_with_hooks(batch.tokens, hooks, batch.attention_mask)[rows, batch.s_q]
     with torch.no_grad():
-        train = injection_logits(organism, batch.tokens, batch.attention_mask, batch.s_q, alpha,
-                                 te.heads)  # fmt: skip
+        train = injection_logits(
+            organism, batch.tokens, batch.attention_mask, batch.s_q, alpha, te.heads
+        )
     plan = SoftInjection.plan(alpha, te.heads, batch)
     native = Engine(organism)
     assert native._native(plan) is not None  # the fast path takes hook_task_inject
@@ -134,8 +135,12 @@ def test_theta_gradient_matches_finite_differences(setup):
     model = load_model("organism", dtype=torch.float64)
     batch = split.build(builder, split.train[:4], 0, "grad")
     te64 = te.heads.double()
-    theta = torch.randn(model.cfg.n_layers, model.cfg.n_heads, dtype=torch.float64,
-                        generator=torch.Generator().manual_seed(1)).requires_grad_()  # fmt: skip
+    theta = torch.randn(
+        model.cfg.n_layers,
+        model.cfg.n_heads,
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(1),
+    ).requires_grad_()
     injection_loss(model, batch, theta, te64).backward()
     # float64 weights, but Hugging Face's RMSNorm and rotary run in float32, so the loss carries
     # ~1e-7 of noise: central differences of step 1e-3 (truncation ~1e-6) sit above it, and
@@ -185,8 +190,9 @@ def test_task_vector_plan_matches_hook(organism, setup):
             resid[rows, batch.s_q] = te.resid[layer]
             return resid
 
-        logits = organism.run_with_hooks(batch.tokens, [(f"blocks.{layer}.hook_resid_post", put)],
-                                         batch.attention_mask)[rows, batch.s_q]  # fmt: skip
+        logits = organism.run_with_hooks(
+            batch.tokens, [(f"blocks.{layer}.hook_resid_post", put)], batch.attention_mask
+        )[rows, batch.s_q]
         want = (logits.argmax(-1) == batch.answer_ids).float()
         got = torch.tensor(sweep[sweep.layer == layer].sort_values("prompt").correct.to_numpy())
         assert torch.equal(want, got.float())
@@ -212,29 +218,68 @@ def test_function_vector_is_the_heads_output(organism, setup):
     slow, fast = slow.sort_values(key).reset_index(drop=True), fast.sort_values(key)
     assert (slow.correct.to_numpy() == fast.correct.to_numpy()).all()
     assert slow.groupby("layer").correct.mean().nunique() > 1  # the vector changes answers
-    assert torch.equal(accuracy(organism, batch), torch.tensor(
-        slow[slow.layer == -1].correct.to_numpy()).float())  # fmt: skip
+    assert torch.equal(
+        accuracy(organism, batch), torch.tensor(slow[slow.layer == -1].correct.to_numpy()).float()
+    )
 
 
 def test_run_and_cli(tmp_path, capsys):
     from interp.cli import main
 
-    args = ["run", "task-vectors", "--model", "organism", "--task", f"{TASK},fn_copy_last",
-            "--shots", "2", "--test-items", "8", "--te-prompts", "6", "--trials", "2",
-            "--steps", "3", "--circuit-prompts", "8", "--out", str(tmp_path)]  # fmt: skip
+    args = [
+        "run",
+        "task-vectors",
+        "--model",
+        "organism",
+        "--task",
+        f"{TASK},fn_copy_last",
+        "--shots",
+        "2",
+        "--test-items",
+        "8",
+        "--te-prompts",
+        "6",
+        "--trials",
+        "2",
+        "--steps",
+        "3",
+        "--circuit-prompts",
+        "8",
+        "--out",
+        str(tmp_path),
+    ]
     assert main(args) == 0
     run = next(tmp_path.iterdir())
     summary = json.loads((run / "summary.json").read_text())
-    for key in ("zero_shot", "icl", "fv", "tv", "soft_injection", "per_task", "top_heads",
-                "overlap_with_circuit_heads", "seconds"):  # fmt: skip
+    for key in (
+        "zero_shot",
+        "icl",
+        "fv",
+        "tv",
+        "soft_injection",
+        "per_task",
+        "top_heads",
+        "overlap_with_circuit_heads",
+        "seconds",
+    ):
         assert key in summary
     assert set(summary["per_task"]) == {TASK, "fn_copy_last"}
     alpha = torch.load(run / "alpha.pt")
     assert set(alpha) == {TASK, "fn_copy_last", "shared"}
     assert "AIE" in (run / "report.md").read_text()
     capsys.readouterr()
-    bad = main(["run", "task-vectors", "--model", "organism", "--task", "nl_sentiment_natural",
-                "--out", str(tmp_path / "bad")])  # fmt: skip
+    bad = main(
+        [
+            "run",
+            "task-vectors",
+            "--model",
+            "organism",
+            "--task",
+            "nl_sentiment_natural",
+            "--out",
+            str(tmp_path / "bad"),
+        ]
+    )
     assert bad != 0 and "function" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()  # refused before a run directory was made
     _explorer_page(tmp_path, run.name)
@@ -266,10 +311,20 @@ def _explorer_page(root, name):
 def test_targets_count_only_tasks_where_icl_works():
     from interp.runs.task_vectors import targets
 
-    row = lambda icl, si, fv, tv: {"icl": icl, "zero_shot": 0.0, "soft_injection": si,  # noqa: E731
-                                   "fv": fv, "tv": tv}  # fmt: skip
-    t = targets({"a": row(0.7, 0.8, 0.5, 0.6), "b": row(0.9, 0.8, 0.1, 0.2),
-                 "weak": row(0.3, 0.0, 0.0, 0.0)})  # fmt: skip
+    row = lambda icl, si, fv, tv: {
+        "icl": icl,
+        "zero_shot": 0.0,
+        "soft_injection": si,  # noqa: E731
+        "fv": fv,
+        "tv": tv,
+    }
+    t = targets(
+        {
+            "a": row(0.7, 0.8, 0.5, 0.6),
+            "b": row(0.9, 0.8, 0.1, 0.2),
+            "weak": row(0.3, 0.0, 0.0, 0.0),
+        }
+    )
     assert t["tasks"] == ["a", "b"]
     assert t["soft_injection_minus_icl"] == pytest.approx(0.0)
     assert t["soft_injection_worst_minus_icl"] == pytest.approx(-0.1)

@@ -108,8 +108,9 @@ class IclCircuitResult:
         the layer ranges; ``random_drop`` the same for the random control."""
         s1 = self.step1.query("position == 's_q' and measure == 'centroid'")
         best1 = s1.loc[s1.value.idxmax()]
-        s2 = self.step2_layers.sort_values(["copy_magnitude", "forerunner_heads"],
-                                           ascending=False).iloc[0]  # fmt: skip
+        s2 = self.step2_layers.sort_values(
+            ["copy_magnitude", "forerunner_heads"], ascending=False
+        ).iloc[0]
         s3 = self.step3_heads.sort_values(["label_acc", "correctness"], ascending=False).iloc[0]
         drops = self.ablation.groupby("edge").drop.max()
         return {
@@ -160,8 +161,10 @@ class IclCircuit:
                 fix="use sentiment_semantic or sentiment_arbitrary",
             )
         if self.ablation_prompts is not None and self.ablation_prompts < 1:
-            raise IclscopeError(f"ablation_prompts {self.ablation_prompts} must be at least 1",
-                                fix="pass None (all prompts) or a positive count")  # fmt: skip
+            raise IclscopeError(
+                f"ablation_prompts {self.ablation_prompts} must be at least 1",
+                fix="pass None (all prompts) or a positive count",
+            )
         if self.shots < 1 or self.prompts < 4:
             raise IclscopeError(
                 f"{self.shots} shots and {self.prompts} prompts are too few for the circuit",
@@ -187,6 +190,15 @@ class IclCircuit:
         both = builder.build(fam.template, chosen + self.episodes(fam, 0)[:cap])
         log(f"ablations on {len(chosen)} prompts: one plan through the engine")
         ablation = self.ablation.measure(model, both, len(chosen))
-        return IclCircuitResult(step1, s2_layers, s2_heads, s2_labels, s3_heads, s3_vanilla,
-                                subspace, ablation, time.perf_counter() - start,
-                                len(chosen))  # fmt: skip
+        return IclCircuitResult(
+            step1,
+            s2_layers,
+            s2_heads,
+            s2_labels,
+            s3_heads,
+            s3_vanilla,
+            subspace,
+            ablation,
+            time.perf_counter() - start,
+            len(chosen),
+        )

@@ -84,8 +84,7 @@ class EdgeAblation:
 
     def measure(self, model: HookedModel, batch: PromptBatch, n_shot: int) -> pd.DataFrame:
         """Accuracy per edge and range: ``batch`` holds ``n_shot`` k-shot prompts, then 0-shot."""
-        plan = self.plan(batch.annotations[:n_shot], model.cfg.n_layers,
-                         range(n_shot, len(batch)))  # fmt: skip
+        plan = self.plan(batch.annotations[:n_shot], model.cfg.n_layers, range(n_shot, len(batch)))
         table = Engine(model).run(plan, batch, metric="acc", progress=False)
         acc = table.groupby(["edge", "range"], sort=False).metric.mean()
         rows = []
@@ -94,9 +93,17 @@ class EdgeAblation:
             name = f"{start:g}-{end:g}"
             for edge in (*EDGE_NAMES, "random", "none", "k=0"):
                 value = acc.get((edge, name), acc.get((edge, "all"), float("nan")))
-                rows.append({"edge": edge, "range": name, "start": start, "end": end,
-                             "first_layer": layers[0], "last_layer": layers[-1],
-                             "acc": float(value)})  # fmt: skip
+                rows.append(
+                    {
+                        "edge": edge,
+                        "range": name,
+                        "start": start,
+                        "end": end,
+                        "first_layer": layers[0],
+                        "last_layer": layers[-1],
+                        "acc": float(value),
+                    }
+                )
         out = pd.DataFrame(rows)
         out["drop"] = float(acc[("none", "all")]) - out.acc
         return out

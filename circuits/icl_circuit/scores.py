@@ -11,8 +11,12 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 LAYER_RANGES: tuple[tuple[float, float], ...] = (
-    (0.0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0), (0.0, 1.0),
-)  # fmt: skip
+    (0.0, 0.25),
+    (0.25, 0.5),
+    (0.5, 0.75),
+    (0.75, 1.0),
+    (0.0, 1.0),
+)
 """Fractions of depth the ablations are applied in, as in the paper's table."""
 EDGE_NAMES: tuple[str, ...] = ("xi_to_si", "xq_to_sq", "si_to_yi", "yi_to_sq", "si_to_si")
 EdgeGroup = tuple[tuple[int, ...], tuple[int, ...]]

@@ -102,12 +102,16 @@ class CircuitStates:
             sq = batch.s_q[rows]
             xq = torch.tensor([a.x_q[1] - 1 for a in batch.annotations[rows]])
             s, y = batch.s[rows], batch.y[rows]
-            parts.append({
-                "h_sq": h[r, :, sq], "h_xq": h[r, :, xq],
-                "h_s": h[r[:, None], :, s], "h_y": h[r[:, None], :, y],
-                "a_yq_sq": attention_at(p, sq + 1, sq[:, None])[..., 0],
-                "a_sq_y": attention_at(p, sq, y),
-            })  # fmt: skip
+            parts.append(
+                {
+                    "h_sq": h[r, :, sq],
+                    "h_xq": h[r, :, xq],
+                    "h_s": h[r[:, None], :, s],
+                    "h_y": h[r[:, None], :, y],
+                    "a_yq_sq": attention_at(p, sq + 1, sq[:, None])[..., 0],
+                    "a_sq_y": attention_at(p, sq, y),
+                }
+            )
         fields = {k: torch.cat([part[k] for part in parts]).float() for k in parts[0]}
         visible = torch.arange(mask.shape[1])[None] <= batch.s_q[:, None]
         return cls(**fields, n_sq=(mask.bool() & visible).sum(1).float())

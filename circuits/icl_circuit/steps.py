@@ -56,13 +56,21 @@ class Summarize:
             for position, h in (("s_q", states.h_sq[:, depth]), ("x_q", states.h_xq[:, depth])):
                 X = h.numpy()
                 rows += [
-                    (depth, position, "centroid", centroid_accuracy(X[cal], y[cal], X[test],
-                                                                    y[test])),
-                    (depth, position, "logistic", logistic_probe_accuracy(X, y, self.folds,
-                                                                          self.seed)),
+                    (
+                        depth,
+                        position,
+                        "centroid",
+                        centroid_accuracy(X[cal], y[cal], X[test], y[test]),
+                    ),
+                    (
+                        depth,
+                        position,
+                        "logistic",
+                        logistic_probe_accuracy(X, y, self.folds, self.seed),
+                    ),
                     (depth, position, "align_text", kernel_alignment(X, ref, self.m)),
                     (depth, position, "align_random", kernel_alignment(X, rand, self.m)),
-                ]  # fmt: skip
+                ]
         return pd.DataFrame(rows, columns=["depth", "position", "measure", "value"])
 
 
@@ -86,24 +94,29 @@ class SemanticsMerge:
     ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         mask, count, copy = forerunner_heads(states.a_yq_sq, states.n_sq + 1, self.factor)
         n_layers, n_heads = mask.shape
-        heads = pd.DataFrame({
-            "layer": np.repeat(np.arange(n_layers), n_heads),
-            "head": np.tile(np.arange(n_heads), n_layers),
-            "attention": states.a_yq_sq.mean(0).flatten().numpy(),
-            "forerunner_head": mask.flatten().numpy(),
-        })  # fmt: skip
+        heads = pd.DataFrame(
+            {
+                "layer": np.repeat(np.arange(n_layers), n_heads),
+                "head": np.tile(np.arange(n_heads), n_layers),
+                "attention": states.a_yq_sq.mean(0).flatten().numpy(),
+                "forerunner_head": mask.flatten().numpy(),
+            }
+        )
         b, k = states.h_y.shape[:2]
         rand = random_reference(b * k, 64, self.seed)
         layers = []
         for layer in range(n_layers):
             label_states = states.h_y[:, :, layer + 1].reshape(b * k, -1).numpy()
             forerunners = states.h_s[:, :, layer].reshape(b * k, -1).numpy()
-            layers.append({
-                "layer": layer, "forerunner_heads": int(count[layer]),
-                "copy_magnitude": float(copy[layer]),
-                "cross_alignment": kernel_alignment(label_states, forerunners, self.m),
-                "cross_alignment_random": kernel_alignment(label_states, rand, self.m),
-            })  # fmt: skip
+            layers.append(
+                {
+                    "layer": layer,
+                    "forerunner_heads": int(count[layer]),
+                    "copy_magnitude": float(copy[layer]),
+                    "cross_alignment": kernel_alignment(label_states, forerunners, self.m),
+                    "cross_alignment_random": kernel_alignment(label_states, rand, self.m),
+                }
+            )
         cal, test = _split(b, self.seed)
         classes = np.array(data.demo_class)
         labels = []
@@ -116,7 +129,7 @@ class SemanticsMerge:
                     X[test].reshape(-1, X.shape[-1]),
                     classes[test].ravel(),
                 )
-                labels.append({"depth": depth, "labels": name, "centroid": acc})  # fmt: skip
+                labels.append({"depth": depth, "labels": name, "centroid": acc})
         return pd.DataFrame(layers), heads, pd.DataFrame(labels)
 
 
@@ -146,16 +159,20 @@ class RetrieveAndCopy:
         )
         acc, p_gold = label_assignment(states.a_sq_y, demo, data.batch.label_ids, gold)
         n_layers, n_heads = acc.shape
-        heads = pd.DataFrame({
-            "layer": np.repeat(np.arange(n_layers), n_heads),
-            "head": np.tile(np.arange(n_heads), n_layers),
-            "label_acc": acc.flatten().numpy(), "p_gold": p_gold.flatten().numpy(),
-            **{k: v.flatten().numpy() for k, v in scores.items()},
-        })  # fmt: skip
+        heads = pd.DataFrame(
+            {
+                "layer": np.repeat(np.arange(n_layers), n_heads),
+                "head": np.tile(np.arange(n_heads), n_layers),
+                "label_acc": acc.flatten().numpy(),
+                "p_gold": p_gold.flatten().numpy(),
+                **{k: v.flatten().numpy() for k, v in scores.items()},
+            }
+        )
         cos = F.cosine_similarity(states.h_s, states.h_sq[:, None], dim=-1)  # (b, k, depth)
         v_acc, v_p = label_assignment(cos.transpose(1, 2), demo, data.batch.label_ids, gold)
-        vanilla = pd.DataFrame({"depth": np.arange(len(v_acc)), "label_acc": v_acc.numpy(),
-                                "p_gold": v_p.numpy()})  # fmt: skip
+        vanilla = pd.DataFrame(
+            {"depth": np.arange(len(v_acc)), "label_acc": v_acc.numpy(), "p_gold": v_p.numpy()}
+        )
         best = heads.sort_values(["label_acc", "correctness"], ascending=False).iloc[0]
         subspace = self.subspace(model, states, data, int(best.layer), int(best["head"]))
         return heads, vanilla, subspace
@@ -172,14 +189,19 @@ class RetrieveAndCopy:
         x = norm(states.h_y[:, :, layer].reshape(b * k, -1).to(w_q.dtype))
         keys = (x @ w_k.T) @ w_q  # (n, d_model): W_Qᵀ W_K x, row by row
         points = PCA(n_components=2).fit_transform(keys.float().numpy())
-        return pd.DataFrame({
-            "pc1": points[:, 0], "pc2": points[:, 1],
-            "prompt": np.repeat(np.arange(b), k), "demo": np.tile(np.arange(k), b),
-            "label": data.batch.tokens.gather(1, data.batch.y).flatten().numpy(),
-            "label_word": [y for ep in data.episodes for _, y in ep.demos],
-            "class": [c for cs in data.demo_class for c in cs],
-            "layer": layer, "head": head,
-        })  # fmt: skip
+        return pd.DataFrame(
+            {
+                "pc1": points[:, 0],
+                "pc2": points[:, 1],
+                "prompt": np.repeat(np.arange(b), k),
+                "demo": np.tile(np.arange(k), b),
+                "label": data.batch.tokens.gather(1, data.batch.y).flatten().numpy(),
+                "label_word": [y for ep in data.episodes for _, y in ep.demos],
+                "class": [c for cs in data.demo_class for c in cs],
+                "layer": layer,
+                "head": head,
+            }
+        )
 
 
 def _qk_weights(model: HookedModel, layer: int, head: int) -> tuple[Tensor, Tensor, Callable]:

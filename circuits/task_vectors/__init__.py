@@ -124,8 +124,9 @@ class TaskVectors:
     seed: int = 0
     max_batch: int | None = None
 
-    def run(self, model: HookedModel, tasks: list[str],
-            log: Callable[[str], object] = print) -> TaskVectorsResult:  # fmt: skip
+    def run(
+        self, model: HookedModel, tasks: list[str], log: Callable[[str], object] = print
+    ) -> TaskVectorsResult:
         builder = model.prompt_builder(labels="first")
         engine = Engine(model, max_batch=self.max_batch)
         seconds: dict[str, float] = {"aie": 0.0, "fv": 0.0, "tv": 0.0, "soft_injection": 0.0}
@@ -133,8 +134,17 @@ class TaskVectors:
 
         def score(task, method, hits: Tensor, layer=None):
             lo, hi = wilson(float(hits.sum()), len(hits))
-            rows.append({"task": task, "method": method, "acc": float(hits.float().mean()),
-                         "lo": lo, "hi": hi, "n": len(hits), "layer": layer})  # fmt: skip
+            rows.append(
+                {
+                    "task": task,
+                    "method": method,
+                    "acc": float(hits.float().mean()),
+                    "lo": lo,
+                    "hi": hi,
+                    "n": len(hits),
+                    "layer": layer,
+                }
+            )
 
         for i, task in enumerate(tasks):
             log(f"[{i + 1}/{len(tasks)}] {task}: embeddings, 0-shot and {self.shots}-shot")
@@ -142,16 +152,29 @@ class TaskVectors:
             test0 = split.build(builder, split.test, 0, f"test:{self.seed}")
             testk = split.build(builder, split.test, self.shots, f"icl:{self.seed}")
             dev0 = split.build(builder, split.train, 0, f"dev:{self.seed}")
-            te = task_embedding(model, split.build(
-                builder, split.sample_train(self.te_prompts, f"te:{self.seed}"), self.shots,
-                f"te:{self.seed}"))  # fmt: skip
+            te = task_embedding(
+                model,
+                split.build(
+                    builder,
+                    split.sample_train(self.te_prompts, f"te:{self.seed}"),
+                    self.shots,
+                    f"te:{self.seed}",
+                ),
+            )
             score(task, "zero_shot", accuracy(model, test0))
             score(task, "icl", accuracy(model, testk))
-            log(f"  AIE of {model.cfg.n_layers * model.cfg.n_heads} heads x {self.trials} "
-                "shuffled-label prompts, one plan")  # fmt: skip
+            log(
+                f"  AIE of {model.cfg.n_layers * model.cfg.n_heads} heads x {self.trials} "
+                "shuffled-label prompts, one plan"
+            )
             t0 = time.monotonic()
-            shuffled = split.build(builder, split.sample_train(self.trials, f"aie:{self.seed}"),
-                                   self.shots, f"aie:{self.seed}", shuffle_labels=True)  # fmt: skip
+            shuffled = split.build(
+                builder,
+                split.sample_train(self.trials, f"aie:{self.seed}"),
+                self.shots,
+                f"aie:{self.seed}",
+                shuffle_labels=True,
+            )
             aie = AverageIndirectEffect(self.max_batch).run(model, te.heads, shuffled, engine)
             aies.append(aie.assign(task=task))
             seconds["aie"] += time.monotonic() - t0
@@ -190,19 +213,27 @@ class TaskVectors:
             log(f"soft injection, one alpha shared by {len(tasks)} tasks")
             t0 = time.monotonic()
             si = SoftInjection(self.steps, self.lr, self.batch, self.seed)
-            alphas["shared"] = si.fit(model, {t: (d[3].heads, d[2]) for t, d in data.items()},
-                                      log)  # fmt: skip
+            alphas["shared"] = si.fit(model, {t: (d[3].heads, d[2]) for t, d in data.items()}, log)
             losses += [{"task": "shared", "step": s, "loss": v} for s, v in enumerate(si.losses)]
             for task, (_, test0, _, te) in data.items():
                 hits = si.evaluate(model, alphas["shared"], te.heads, test0, engine)
                 score(task, "soft_injection_shared", hits)
             seconds["soft_injection"] += time.monotonic() - t0
         aie_table = pd.concat([*aies, mean_aie.assign(task="mean")], ignore_index=True)
-        return TaskVectorsResult(pd.DataFrame(rows), aie_table, pd.DataFrame(sweeps), alphas,
-                                 pd.DataFrame(losses), heads, seconds)  # fmt: skip
+        return TaskVectorsResult(
+            pd.DataFrame(rows),
+            aie_table,
+            pd.DataFrame(sweeps),
+            alphas,
+            pd.DataFrame(losses),
+            heads,
+            seconds,
+        )
 
 
 def _sweep_rows(task: str, method: str, split: str, sweep: pd.DataFrame) -> list[dict]:
     acc = sweep.groupby("layer").correct.mean()
-    return [{"task": task, "method": method, "split": split, "layer": int(layer), "acc": float(a)}
-            for layer, a in acc.items()]  # fmt: skip
+    return [
+        {"task": task, "method": method, "split": split, "layer": int(layer), "acc": float(a)}
+        for layer, a in acc.items()
+    ]

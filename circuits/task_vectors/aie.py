@@ -49,8 +49,13 @@ class AverageIndirectEffect:
             rows.append(PlanRow(p, (), (("layer", -1), ("head", -1))))
             for layer in range(n_layers):
                 for head in range(n_heads):
-                    patch = Patch(f"blocks.{layer}.attn.hook_z", "tensor", positions=(last,),
-                                  heads=(head,), tensor=f"te{layer}")  # fmt: skip
+                    patch = Patch(
+                        f"blocks.{layer}.attn.hook_z",
+                        "tensor",
+                        positions=(last,),
+                        heads=(head,),
+                        tensor=f"te{layer}",
+                    )
                     rows.append(PlanRow(p, (patch,), (("layer", layer), ("head", head))))
         tensors = {f"te{layer}": te[layer] for layer in range(n_layers)}
         return InterventionPlan(rows, base="clean", tensors=tensors)
@@ -106,8 +111,7 @@ def aie_loop(
                     return z
 
                 hooks = [(f"blocks.{layer}.attn.hook_z", put)]
-                records.append({"layer": layer, "head": head, "prompt": p,
-                                "metric": prob(hooks)})  # fmt: skip
+                records.append({"layer": layer, "head": head, "prompt": p, "metric": prob(hooks)})
     return indirect_effects(pd.DataFrame(records))
 
 

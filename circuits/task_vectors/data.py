@@ -64,17 +64,20 @@ class TaskSplit:
             )
         return cls(family, pairs[:n_test], pairs[n_test:])
 
-    def episodes(self, queries: list[Pair], k: int, rng: random.Random,
-                 shuffle_labels: bool = False) -> list[Episode]:  # fmt: skip
+    def episodes(
+        self, queries: list[Pair], k: int, rng: random.Random, shuffle_labels: bool = False
+    ) -> list[Episode]:
         """One episode per query with ``k`` demonstrations from the train items (never the
         query itself); ``shuffle_labels`` permutes the demonstrations' answers among them."""
         eps = []
         for x, y in queries:
             pool = [p for p in self.train if p[0] != x]
             if k > len(pool):
-                raise IclscopeError(f"{k} shots need {k} train items besides the query; "
-                                    f"{self.family.name} has {len(pool)}",
-                                    fix="use fewer shots or fewer test items")  # fmt: skip
+                raise IclscopeError(
+                    f"{k} shots need {k} train items besides the query; "
+                    f"{self.family.name} has {len(pool)}",
+                    fix="use fewer shots or fewer test items",
+                )
             demos = rng.sample(pool, k)
             if shuffle_labels and k > 1:
                 ys = [d[1] for d in demos]
@@ -83,8 +86,14 @@ class TaskSplit:
             eps.append(Episode(demos, x, y, labels=(), meta={"task": self.family.name}))
         return eps
 
-    def build(self, builder: PromptBuilder, queries: list[Pair], k: int, seed: str,
-              shuffle_labels: bool = False) -> PromptBatch:  # fmt: skip
+    def build(
+        self,
+        builder: PromptBuilder,
+        queries: list[Pair],
+        k: int,
+        seed: str,
+        shuffle_labels: bool = False,
+    ) -> PromptBatch:
         rng = random.Random(f"{self.family.name}:{seed}:{k}")
         eps = self.episodes(queries, k, rng, shuffle_labels)
         return builder.build(self.family.template, eps)

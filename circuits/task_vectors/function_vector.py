@@ -83,8 +83,11 @@ def add_sweep(
 
             return hook
 
-        hooks = [(f"blocks.{layer}.hook_resid_post", add(layer)) for layer in sorted(set(layers))
-                 if (layer_of == layer).any()]  # fmt: skip
+        hooks = [
+            (f"blocks.{layer}.hook_resid_post", add(layer))
+            for layer in sorted(set(layers))
+            if (layer_of == layer).any()
+        ]
         logits = model.run_with_hooks(batch.tokens[prompt], hooks, batch.attention_mask[prompt])
         pred = logits[rows, last].argmax(-1).cpu()
         correct += (pred == answers[prompt]).tolist()
@@ -103,8 +106,13 @@ class FunctionVector:
     def build(self, model, te, heads: list[tuple[int, int]]) -> Float[Tensor, " d_model"]:
         return function_vector(model, te, heads[: self.k])
 
-    def plan(self, fv: Float[Tensor, " d_model"], states: Float[Tensor, "prompt layer d_model"],
-             batch: PromptBatch, layers: list[int]) -> InterventionPlan:  # fmt: skip
+    def plan(
+        self,
+        fv: Float[Tensor, " d_model"],
+        states: Float[Tensor, "prompt layer d_model"],
+        batch: PromptBatch,
+        layers: list[int],
+    ) -> InterventionPlan:
         """Rows ``(layer, prompt)`` writing ``states[p, layer] + fv`` at the last token, and an
         unedited row per prompt (``layer = -1``)."""
         rows, tensors = [], {}
@@ -113,19 +121,22 @@ class FunctionVector:
             for layer in layers:
                 name = f"fv{layer}_{p}"
                 tensors[name] = states[p, layer] + fv
-                patch = Patch(f"blocks.{layer}.hook_resid_post", "tensor", positions=(last,),
-                              tensor=name)  # fmt: skip
+                patch = Patch(
+                    f"blocks.{layer}.hook_resid_post", "tensor", positions=(last,), tensor=name
+                )
                 rows.append(PlanRow(p, (patch,), (("layer", layer),)))
         return InterventionPlan(rows, base="clean", tensors=tensors)
 
-    def sweep(self, model: HookedModel, batch: PromptBatch, fv, layers=None,
-              engine: Engine | None = None) -> pd.DataFrame:  # fmt: skip
+    def sweep(
+        self, model: HookedModel, batch: PromptBatch, fv, layers=None, engine: Engine | None = None
+    ) -> pd.DataFrame:
         """Rows ``(layer, prompt, correct)``, as :func:`add_sweep` gives them."""
         layers = list(range(model.cfg.n_layers)) if layers is None else layers
         names = resid_names(model)
         cached = last_token_states(model, batch, names)
         states = torch.stack([cached[n] for n in names], dim=1)  # (prompt, layer, d_model)
         engine = engine or Engine(model, max_batch=self.max_batch)
-        table = engine.run(self.plan(fv, states, batch, layers), batch, metric="acc",
-                           progress=False)  # fmt: skip
+        table = engine.run(
+            self.plan(fv, states, batch, layers), batch, metric="acc", progress=False
+        )
         return table.rename(columns={"metric": "correct"})

@@ -104,8 +104,9 @@ def injection_logits(
 
 def injection_loss(model, batch: PromptBatch, theta: Tensor, te: Tensor) -> Tensor:
     """Cross-entropy of the answers' first tokens, injecting with ``alpha = sigmoid(theta)``."""
-    logits = injection_logits(model, batch.tokens, batch.attention_mask, batch.s_q,
-                              torch.sigmoid(theta), te)  # fmt: skip
+    logits = injection_logits(
+        model, batch.tokens, batch.attention_mask, batch.s_q, torch.sigmoid(theta), te
+    )
     return _cross_entropy(logits, batch.answer_ids)
 
 
@@ -158,8 +159,11 @@ class SoftInjection:
         return torch.sigmoid(theta.detach())
 
     @staticmethod
-    def plan(alpha: Float[Tensor, "layer head"], te: Float[Tensor, "layer head d_head"],
-             batch: PromptBatch) -> InterventionPlan:  # fmt: skip
+    def plan(
+        alpha: Float[Tensor, "layer head"],
+        te: Float[Tensor, "layer head d_head"],
+        batch: PromptBatch,
+    ) -> InterventionPlan:
         """One row per prompt: a fractional patch of every head's ``hook_task_inject`` at the
         last token towards ``te`` (weights rounded to float32, as the kernel reads them)."""
         n_layers, n_heads = alpha.shape
@@ -167,16 +171,30 @@ class SoftInjection:
         rows = []
         for p, last in enumerate(batch.s_q.tolist()):
             edits = tuple(
-                Patch(INJECT.format(layer=layer), "tensor", positions=(last,), heads=(head,),
-                      alpha=weights[layer][head], tensor=f"te{layer}")
-                for layer in range(n_layers) for head in range(n_heads)
-            )  # fmt: skip
+                Patch(
+                    INJECT.format(layer=layer),
+                    "tensor",
+                    positions=(last,),
+                    heads=(head,),
+                    alpha=weights[layer][head],
+                    tensor=f"te{layer}",
+                )
+                for layer in range(n_layers)
+                for head in range(n_heads)
+            )
             rows.append(PlanRow(p, edits))
         tensors = {f"te{layer}": te[layer] for layer in range(n_layers)}
         return InterventionPlan(rows, base="clean", tensors=tensors)
 
-    def evaluate(self, model: HookedModel, alpha, te, batch: PromptBatch,
-                 engine: Engine | None = None, metric: str = "acc"):  # fmt: skip
+    def evaluate(
+        self,
+        model: HookedModel,
+        alpha,
+        te,
+        batch: PromptBatch,
+        engine: Engine | None = None,
+        metric: str = "acc",
+    ):
         """Per prompt, ``metric`` with the injection applied, through the engine."""
         engine = engine or Engine(model)
         table = engine.run(self.plan(alpha, te, batch), batch, metric=metric, progress=False)
@@ -195,5 +213,10 @@ def _stack(tasks, pick, width):
         last.append(int(b.s_q[i]))
         answers.append(int(b.answer_ids[i]))
         te.append(emb)
-    return (torch.stack(toks), torch.stack(masks), torch.tensor(last), torch.tensor(answers),
-            torch.stack(te))  # fmt: skip
+    return (
+        torch.stack(toks),
+        torch.stack(masks),
+        torch.tensor(last),
+        torch.tensor(answers),
+        torch.stack(te),
+    )

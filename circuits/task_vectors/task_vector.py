@@ -30,21 +30,32 @@ class TaskVector:
 
     max_batch: int | None = None
 
-    def plan(self, resid: Float[Tensor, "layer d_model"], batch: PromptBatch,
-             layers: list[int]) -> InterventionPlan:  # fmt: skip
+    def plan(
+        self, resid: Float[Tensor, "layer d_model"], batch: PromptBatch, layers: list[int]
+    ) -> InterventionPlan:
         """One row per ``(layer, prompt)``, and an unedited row per prompt (``layer = -1``)."""
         rows = []
         for p, last in enumerate(batch.s_q.tolist()):
             rows.append(PlanRow(p, (), (("layer", -1),)))
             for layer in layers:
-                patch = Patch(f"blocks.{layer}.hook_resid_post", "tensor", positions=(last,),
-                              tensor=f"tv{layer}")  # fmt: skip
+                patch = Patch(
+                    f"blocks.{layer}.hook_resid_post",
+                    "tensor",
+                    positions=(last,),
+                    tensor=f"tv{layer}",
+                )
                 rows.append(PlanRow(p, (patch,), (("layer", layer),)))
         tensors = {f"tv{layer}": resid[layer] for layer in layers}
         return InterventionPlan(rows, base="clean", tensors=tensors)
 
-    def sweep(self, model: HookedModel, batch: PromptBatch, resid, layers=None,
-              engine: Engine | None = None) -> pd.DataFrame:  # fmt: skip
+    def sweep(
+        self,
+        model: HookedModel,
+        batch: PromptBatch,
+        resid,
+        layers=None,
+        engine: Engine | None = None,
+    ) -> pd.DataFrame:
         """Rows ``(layer, prompt, correct)``: the argmax over the vocabulary at the last
         token against the answer's first token."""
         layers = list(range(model.cfg.n_layers)) if layers is None else layers

@@ -54,12 +54,20 @@ def bandwidth(
     bank = torch.randn(n_src, n_pos, n_heads, d_head, device=device, dtype=dtype, generator=gen)
     scratch = torch.empty_like(act)
     widths = {"one_head": False, "all_heads": True}
-    edits = {name: _sweep_edits(batch, n_pos, n_heads, n_src, every, device)
-             for name, every in widths.items()}  # fmt: skip
-    times, _ = interleaved({
-        "copy": lambda: scratch.copy_(act),
-        **{name: (lambda e=e: kernels.patch_or_mix(act, bank, *e)) for name, e in edits.items()},
-    }, repeats, device)  # fmt: skip
+    edits = {
+        name: _sweep_edits(batch, n_pos, n_heads, n_src, every, device)
+        for name, every in widths.items()
+    }
+    times, _ = interleaved(
+        {
+            "copy": lambda: scratch.copy_(act),
+            **{
+                name: (lambda e=e: kernels.patch_or_mix(act, bank, *e)) for name, e in edits.items()
+            },
+        },
+        repeats,
+        device,
+    )
     copy_rate = 2 * act.numel() * act.element_size() / times["copy"]
     out = {"copy_gb_per_s": copy_rate / 1e9}
     for name, every_head in widths.items():
@@ -84,10 +92,14 @@ def random_llama(size: str, device, dtype):
 
     s = SIZES[size]
     config = LlamaConfig(
-        vocab_size=s["vocab"], hidden_size=s["d_model"], intermediate_size=s["d_mlp"],
-        num_hidden_layers=s["n_layers"], num_attention_heads=s["n_heads"],
-        num_key_value_heads=s["n_heads"], max_position_embeddings=4096,
-    )  # fmt: skip
+        vocab_size=s["vocab"],
+        hidden_size=s["d_model"],
+        intermediate_size=s["d_mlp"],
+        num_hidden_layers=s["n_layers"],
+        num_attention_heads=s["n_heads"],
+        num_key_value_heads=s["n_heads"],
+        max_position_embeddings=4096,
+    )
     torch.manual_seed(0)
     return LlamaForCausalLM(config).to(device=device, dtype=dtype).eval()
 
@@ -113,14 +125,19 @@ def hook_cost(size: str, batch: int, n_pos: int, device, dtype, repeats: int) ->
         h = native.embed(tokens)
         return native.resume([(0, h)], 0, None, None, hooks if with_hooks else {}, read_at)
 
-    times, _ = interleaved({"bare": lambda: forward(False), "hooked": lambda: forward(True)},
-                           repeats, device)  # fmt: skip
+    times, _ = interleaved(
+        {"bare": lambda: forward(False), "hooked": lambda: forward(True)}, repeats, device
+    )
     bare, hooked = times["bare"], times["hooked"]
     return {
-        "size": size, "rows": batch, "positions": n_pos, "layers": cfg.num_hidden_layers,
-        "forward_seconds": bare, "hooked_seconds": hooked,
+        "size": size,
+        "rows": batch,
+        "positions": n_pos,
+        "layers": cfg.num_hidden_layers,
+        "forward_seconds": bare,
+        "hooked_seconds": hooked,
         "hook_percent_of_forward": 100 * (hooked - bare) / bare,
-    }  # fmt: skip
+    }
 
 
 def bench_kernels(
@@ -135,8 +152,10 @@ def bench_kernels(
     positions), on CPU a size two cores finish in seconds."""
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise IclscopeError("--device cuda was asked for but no CUDA GPU is visible",
-                            fix="run on a machine with a GPU, or pass --device cpu")  # fmt: skip
+        raise IclscopeError(
+            "--device cuda was asked for but no CUDA GPU is visible",
+            fix="run on a machine with a GPU, or pass --device cpu",
+        )
     on_gpu = dev.type == "cuda"
     size = size or ("small" if on_gpu else "tiny")
     if size not in SIZES:

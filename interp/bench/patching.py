@@ -83,8 +83,11 @@ def _transformer_lens(tl, clean, corrupted, per_position: bool):
         return (at[rows, clean.answer_ids] - at[rows, corrupted.answer_ids]).mean()
 
     _, cache = tl.bridge.run_with_cache(clean.tokens)
-    fn = (patching.get_act_patch_attn_head_out_by_pos if per_position
-          else patching.get_act_patch_attn_head_out_all_pos)  # fmt: skip
+    fn = (
+        patching.get_act_patch_attn_head_out_by_pos
+        if per_position
+        else patching.get_act_patch_attn_head_out_all_pos
+    )
     # its progress bar off, as ours is: the bar would interleave with the results
     with mock.patch.object(patching, "tqdm", lambda items, **_: items):
         return fn(tl.bridge, corrupted.tokens, cache, metric)
@@ -130,19 +133,32 @@ def _workload(tl, nn, name, n_pairs, per_position, shots, repeats, log) -> dict:
         clean.tokens, [f"blocks.{l}.attn.hook_z" for l in range(cfg.n_layers)]
     )
     clean_z = [clean_cache[f"blocks.{l}.attn.hook_z"] for l in range(cfg.n_layers)]
-    nn_rows = [(r.prompt, dict(r.labels)["layer"], dict(r.labels)["head"],
-                dict(r.labels).get("position")) for r in plan.rows]  # fmt: skip
+    nn_rows = [
+        (r.prompt, dict(r.labels)["layer"], dict(r.labels)["head"], dict(r.labels).get("position"))
+        for r in plan.rows
+    ]
     # every contender in the same rounds; the floor is a plain forward with the faster of its
     # SDPA and eager attention
-    times, outs = interleaved({
-        "engine": lambda: run(True),
-        "engine_no_reuse": lambda: run(False),
-        "sdpa": lambda: _plain_with(hf, "sdpa", row_tokens, chunk),
-        "eager": lambda: _plain_with(hf, "eager", row_tokens, chunk),
-        "transformer_lens": lambda: _transformer_lens(tl, clean, corrupted, per_position),
-        "nnsight": lambda: _nnsight_heads(nn, clean_z, corrupted.tokens, nn_rows, clean.s_q,
-                                          clean.answer_ids, corrupted.answer_ids, chunk),
-    }, repeats)  # fmt: skip
+    times, outs = interleaved(
+        {
+            "engine": lambda: run(True),
+            "engine_no_reuse": lambda: run(False),
+            "sdpa": lambda: _plain_with(hf, "sdpa", row_tokens, chunk),
+            "eager": lambda: _plain_with(hf, "eager", row_tokens, chunk),
+            "transformer_lens": lambda: _transformer_lens(tl, clean, corrupted, per_position),
+            "nnsight": lambda: _nnsight_heads(
+                nn,
+                clean_z,
+                corrupted.tokens,
+                nn_rows,
+                clean.s_q,
+                clean.answer_ids,
+                corrupted.answer_ids,
+                chunk,
+            ),
+        },
+        repeats,
+    )
     t_full, t_noreuse = times["engine"], times["engine_no_reuse"]
     ours, ours_noreuse = outs["engine"], outs["engine_no_reuse"]
     t_plain = min(times["sdpa"], times["eager"])
@@ -154,7 +170,7 @@ def _workload(tl, nn, name, n_pairs, per_position, shots, repeats, log) -> dict:
         torch.tensor(t.groupby(keys).metric.mean().values)
         for t in (ours, ours_noreuse, ours.assign(metric=nn_values.detach().numpy()))
     ]
-    # fmt: skip
+
     result = {
         "rows": len(plan),
         "seconds": {
@@ -163,7 +179,7 @@ def _workload(tl, nn, name, n_pairs, per_position, shots, repeats, log) -> dict:
             "engine_no_reuse": t_noreuse,
             "engine": t_full,
             "plain_forward": t_plain,
-        },  # fmt: skip
+        },
         "speedup_vs_transformer_lens": t_tl / t_full,
         "speedup_vs_nnsight": t_nn / t_full,
         "hook_overhead": t_noreuse / t_plain,

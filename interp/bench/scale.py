@@ -62,25 +62,35 @@ def bench_scale(
         return lambda: engine.run(plan, clean, corrupted, progress=False)
 
     cores = len(os.sched_getaffinity(0))
-    log(f"{model}: {len(plan)} rows ({pairs} pairs x {m.cfg.n_layers} layers x "
-        f"{m.cfg.n_heads} heads + baselines), {cores} cores")  # fmt: skip
+    log(
+        f"{model}: {len(plan)} rows ({pairs} pairs x {m.cfg.n_layers} layers x "
+        f"{m.cfg.n_heads} heads + baselines), {cores} cores"
+    )
     local = Engine(m)
     local.run(warm, clean, corrupted, progress=False)
     local_s, ref = _timed(sweep(local), repeats)
     log(f"local: {local_s:.2f} s")
     result = {
-        "model": model, "family": family, "rows": len(plan), "pairs": pairs, "cores": cores,
-        "torch_threads": torch.get_num_threads(), "repeats": repeats,
-        "load_before": os.getloadavg(), "local_s": round(local_s, 3), "ray": {},
-    }  # fmt: skip
+        "model": model,
+        "family": family,
+        "rows": len(plan),
+        "pairs": pairs,
+        "cores": cores,
+        "torch_threads": torch.get_num_threads(),
+        "repeats": repeats,
+        "load_before": os.getloadavg(),
+        "local_s": round(local_s, 3),
+        "ray": {},
+    }
     ray = import_ray()
     started = not ray.is_initialized()
     if started:
         # Ray runs its workers at niceness 15 so its own daemons stay responsive; on a machine
         # shared with other jobs that would time the scheduler's favour, not Ray's overhead
         os.environ.setdefault("RAY_worker_niceness", "0")
-        ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False,
-                 logging_level="ERROR")  # fmt: skip
+        ray.init(
+            num_cpus=cores, include_dashboard=False, log_to_driver=False, logging_level="ERROR"
+        )
     try:
         for n in workers:
             with RayExecutor(workers=n) as executor:
@@ -92,13 +102,18 @@ def bench_scale(
             diff = float(np.abs(table.metric.to_numpy() - ref.metric.to_numpy()).max())
             same_rows = table.drop(columns="metric").equals(ref.drop(columns="metric"))
             result["ray"][str(n)] = {
-                "seconds": round(seconds, 3), "over_local": round(seconds / local_s, 3),
-                "startup_s": round(startup, 3), "chunks": executor.record["chunks"],
-                "cpus_per_worker": max(1, cores // n), "max_abs_diff": diff,
+                "seconds": round(seconds, 3),
+                "over_local": round(seconds / local_s, 3),
+                "startup_s": round(startup, 3),
+                "chunks": executor.record["chunks"],
+                "cpus_per_worker": max(1, cores // n),
+                "max_abs_diff": diff,
                 "same_rows_and_order": bool(same_rows),
-            }  # fmt: skip
-            log(f"ray, {n} worker(s): {seconds:.2f} s = {seconds / local_s:.2f}x local "
-                f"(start-up {startup:.1f} s, max diff {diff:.1e})")  # fmt: skip
+            }
+            log(
+                f"ray, {n} worker(s): {seconds:.2f} s = {seconds / local_s:.2f}x local "
+                f"(start-up {startup:.1f} s, max diff {diff:.1e})"
+            )
     finally:
         if started:
             ray.shutdown()

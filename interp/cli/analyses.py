@@ -51,8 +51,10 @@ def eval_command(
         print(json.dumps(result))
         return
     _print_eval(result, shot_list)
-    next_steps(f"iclscope demo --model {model} --out runs",
-               f"iclscope run circuit --model {model} --task TASK --out runs")  # fmt: skip
+    next_steps(
+        f"iclscope demo --model {model} --out runs",
+        f"iclscope run circuit --model {model} --task TASK --out runs",
+    )
 
 
 def _print_eval(result: dict, shot_list: list[int]) -> None:
@@ -140,16 +142,39 @@ def run_patch_command(
     from interp.runs.patch import run_patch
 
     if dry_run or memory_budget is not None:
-        _dry_run_patch(model, task, component, ablation, prompts, shots, seed, max_batch,
-                       per_position, workers if executor == "ray" else 1, memory_budget,
-                       show=dry_run)  # fmt: skip
+        _dry_run_patch(
+            model,
+            task,
+            component,
+            ablation,
+            prompts,
+            shots,
+            seed,
+            max_batch,
+            per_position,
+            workers if executor == "ray" else 1,
+            memory_budget,
+            show=dry_run,
+        )
         if dry_run:
             return
     runner = _executor(executor, ray_address, workers, max_retries)
     try:
-        path = run_patch(out, model, task, component, metric, ablation, prompts, shots, seed,
-                         max_batch, per_position, log=console.print,
-                         executor=runner)  # fmt: skip
+        path = run_patch(
+            out,
+            model,
+            task,
+            component,
+            metric,
+            ablation,
+            prompts,
+            shots,
+            seed,
+            max_batch,
+            per_position,
+            log=console.print,
+            executor=runner,
+        )
     finally:
         if runner is not None:
             runner.close()
@@ -165,8 +190,20 @@ def _executor(kind: str, address: str | None, workers: int, max_retries: int):
     return RayExecutor(address=address, workers=workers, max_retries=max_retries)
 
 
-def _dry_run_patch(model, task, component, ablation, prompts, shots, seed, max_batch,
-                   per_position, workers, budget, show=True) -> None:  # fmt: skip
+def _dry_run_patch(
+    model,
+    task,
+    component,
+    ablation,
+    prompts,
+    shots,
+    seed,
+    max_batch,
+    per_position,
+    workers,
+    budget,
+    show=True,
+) -> None:
     """Print what ``run patch`` would cost (see :mod:`interp.patching.memory`) and refuse it
     when one worker's peak exceeds ``budget`` GiB (default: this machine's memory)."""
     from interp.models import load_model
@@ -178,8 +215,9 @@ def _dry_run_patch(model, task, component, ablation, prompts, shots, seed, max_b
 
     m = load_model(model)
     clean, corrupted = build_pair_batches(m.prompt_builder(), task, prompts, shots, seed)
-    plan = with_baselines(build_plan(component, m.cfg, clean, ablation, per_position),
-                          range(len(clean)))  # fmt: skip
+    plan = with_baselines(
+        build_plan(component, m.cfg, clean, ablation, per_position), range(len(clean))
+    )
     est = estimate(Engine(m, max_batch=max_batch), plan, clean, corrupted, workers=workers)
     budget = machine_memory_gb() if budget is None else budget
     if show:
@@ -215,8 +253,17 @@ def run_circuit_command(
 
     runner = _executor(executor, ray_address, workers, max_retries)
     try:
-        path = run_circuit(out, model, task, shots, prompts, seed, log=console.print,
-                           ablation_prompts=ablation_prompts, executor=runner)  # fmt: skip
+        path = run_circuit(
+            out,
+            model,
+            task,
+            shots,
+            prompts,
+            seed,
+            log=console.print,
+            ablation_prompts=ablation_prompts,
+            executor=runner,
+        )
     finally:
         if runner is not None:
             runner.close()

@@ -35,8 +35,16 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
 def models_table(rows: list[dict], width: int) -> Table:
     """The models as a table; below :data:`WIDE` columns without license and source."""
     wide = width >= WIDE
-    table = Table(*_name_column(rows), "size", "layers", "heads", "kv", "context",
-                  *(["license", "source"] if wide else []), "ready")  # fmt: skip
+    table = Table(
+        *_name_column(rows),
+        "size",
+        "layers",
+        "heads",
+        "kv",
+        "context",
+        *(["license", "source"] if wide else []),
+        "ready",
+    )
     for r in rows:
         params = f"{r['parameters'] / 1e6:.1f}M" if r["parameters"] else "?"
         table.add_row(
@@ -102,10 +110,14 @@ def tasks(
         table.add_row(r["name"], *(cells[c] for c in cols))
     console.print(table)
     if not wide:
-        console.print(f"templates and descriptions: `iclscope tasks --json`, or a terminal of "
-                      f"{WIDE} columns", highlight=False)  # fmt: skip
-    next_steps("iclscope eval --model smollm2 --task NAME",
-               "iclscope run circuit --model smollm2 --task NAME --out runs")  # fmt: skip
+        console.print(
+            f"templates and descriptions: `iclscope tasks --json`, or a terminal of {WIDE} columns",
+            highlight=False,
+        )
+    next_steps(
+        "iclscope eval --model smollm2 --task NAME",
+        "iclscope run circuit --model smollm2 --task NAME --out runs",
+    )
 
 
 def _name_column(rows: list[dict]) -> list[Column]:

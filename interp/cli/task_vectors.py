@@ -22,7 +22,7 @@ def run_task_vectors_command(
         "all",
         help="A function family, several comma-separated, or 'all' (every natural "
         "function family; the organism's on models that cannot build them).",
-    ),  # fmt: skip
+    ),
     shots: int = options.shots(8, "Demonstrations in ICL, task-embedding and AIE prompts."),
     test_items: int = options.count(40, "Held-out items per task, scored 0-shot."),
     te_prompts: int = options.count(50, "k-shot prompts averaged into the task embedding."),
@@ -57,9 +57,18 @@ def run_task_vectors_command(
         for name in resolve_tasks(task):
             checks.task(name, kind="function")
         checks.prompts(folder, model, resolve_tasks(task), [shots])
-    analysis = TaskVectors(shots=shots, test_items=test_items, te_prompts=te_prompts,
-                           trials=trials, top_k=top_k, steps=steps, lr=lr, batch=batch,
-                           shared=shared, seed=seed)  # fmt: skip
+    analysis = TaskVectors(
+        shots=shots,
+        test_items=test_items,
+        te_prompts=te_prompts,
+        trials=trials,
+        top_k=top_k,
+        steps=steps,
+        lr=lr,
+        batch=batch,
+        shared=shared,
+        seed=seed,
+    )
     path = run_task_vectors(out, model, task, analysis, circuit_prompts, log=console.print)
     report_path(path)
 

@@ -219,8 +219,11 @@ def alias_task_inject(fwd_hooks: FwdHooks) -> list[tuple[str, HookFn]]:
     (backends whose modules have no separate point for it)."""
     hooks = list(fwd_hooks)
     z = [(n, f) for n, f in hooks if not n.endswith(TASK_INJECT)]
-    inject = [(n.removesuffix(TASK_INJECT) + "attn.hook_z", f) for n, f in hooks
-              if n.endswith(TASK_INJECT)]  # fmt: skip
+    inject = [
+        (n.removesuffix(TASK_INJECT) + "attn.hook_z", f)
+        for n, f in hooks
+        if n.endswith(TASK_INJECT)
+    ]
     return z + inject
 
 
@@ -294,8 +297,9 @@ class TransformerLensModel(HookedModel):
         for layer, fns in by_layer.items():
 
             def mask(scores, hook, layer=layer, fns=fns):
-                flags = call_flag_hooks(layer, fns, scores.shape[0], scores.shape[1],
-                                        scores.shape[-1], scores.device)  # fmt: skip
+                flags = call_flag_hooks(
+                    layer, fns, scores.shape[0], scores.shape[1], scores.shape[-1], scores.device
+                )
                 return apply_flags(scores, flags, self.evict_from)
 
             rest.append((f"blocks.{layer}.attn.hook_attn_scores", mask))

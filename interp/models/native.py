@@ -23,9 +23,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 NATIVE_HOOKS = (
-    "hook_resid_pre", "attn.hook_attn_scores", "attn.hook_z", "attn.hook_task_inject",
-    "hook_attn_out", "hook_resid_mid", "hook_mlp_out", "hook_resid_post",
-)  # fmt: skip
+    "hook_resid_pre",
+    "attn.hook_attn_scores",
+    "attn.hook_z",
+    "attn.hook_task_inject",
+    "hook_attn_out",
+    "hook_resid_mid",
+    "hook_mlp_out",
+    "hook_resid_post",
+)
 NATIVE_ARCHITECTURES = ("llama", "mistral", "qwen2")
 
 Hooks = dict[str, Callable[[Tensor, object], Tensor | None]]
@@ -65,8 +71,11 @@ class LlamaNative:
         self.hf = hf
         base = hf.model
         self.layers, self.norm, self.embed, self.rotary = (
-            base.layers, base.norm, base.embed_tokens, base.rotary_emb,
-        )  # fmt: skip
+            base.layers,
+            base.norm,
+            base.embed_tokens,
+            base.rotary_emb,
+        )
         cfg = hf.config
         self.n_heads = cfg.num_attention_heads
         self.n_kv = cfg.num_key_value_heads
@@ -126,9 +135,11 @@ class LlamaNative:
             bias = bias.repeat(group, 1)
         # one fused multiply-add gives the scaled, masked scores in a single pass
         scores = torch.baddbmm(
-            bias, q.reshape(b * self.n_kv, group * s, d),
-            k.reshape(b * self.n_kv, t, d).transpose(1, 2), alpha=self.scale,
-        )  # fmt: skip
+            bias,
+            q.reshape(b * self.n_kv, group * s, d),
+            k.reshape(b * self.n_kv, t, d).transpose(1, 2),
+            alpha=self.scale,
+        )
         probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(v.dtype)
         return (probs @ v.reshape(b * self.n_kv, t, d)).view(b, h, s, d)
 
@@ -234,8 +245,9 @@ class LlamaNative:
             z = self._attend(q, k, v, allowed)
         at_read = {
             name: self._at_read(fn, read_at, s)
-            for name, fn in hooks.items() if name.startswith(f"blocks.{layer}.")
-        }  # fmt: skip
+            for name, fn in hooks.items()
+            if name.startswith(f"blocks.{layer}.")
+        }
         return self.tail(layer, h[rows, read_at][:, None], z.transpose(1, 2), at_read)[:, 0]
 
     def rope(self, start: int, length: int, like: Tensor) -> tuple[Tensor, Tensor]:

@@ -30,15 +30,30 @@ from interp.models.hooked import (
 # Per architecture: the module paths nnsight walks (relative to the top model).
 _ARCH = {
     "llama": dict(
-        layers="model.layers", embed="model.embed_tokens", norm="model.norm", attn="self_attn",
-        out_proj="self_attn.o_proj", q="self_attn.q_proj", k="self_attn.k_proj",
-        v="self_attn.v_proj", ln2="post_attention_layernorm", mlp="mlp", unembed="lm_head",
+        layers="model.layers",
+        embed="model.embed_tokens",
+        norm="model.norm",
+        attn="self_attn",
+        out_proj="self_attn.o_proj",
+        q="self_attn.q_proj",
+        k="self_attn.k_proj",
+        v="self_attn.v_proj",
+        ln2="post_attention_layernorm",
+        mlp="mlp",
+        unembed="lm_head",
     ),
     "gpt2": dict(
-        layers="transformer.h", embed="transformer.wte", norm="transformer.ln_f", attn="attn",
-        out_proj="attn.c_proj", qkv="attn.c_attn", ln2="ln_2", mlp="mlp", unembed="lm_head",
+        layers="transformer.h",
+        embed="transformer.wte",
+        norm="transformer.ln_f",
+        attn="attn",
+        out_proj="attn.c_proj",
+        qkv="attn.c_attn",
+        ln2="ln_2",
+        mlp="mlp",
+        unembed="lm_head",
     ),
-}  # fmt: skip
+}
 for _alias in ("mistral", "qwen2", "qwen3"):
     _ARCH[_alias] = _ARCH["llama"]
 # Gemma 3's sandwich norms: a sublayer's contribution to the residual is its post-norm's output
@@ -57,9 +72,18 @@ def _with_evict(kinds: tuple[str, ...]) -> tuple[str, ...]:
 
 # Per-layer hook kinds in execution order.
 _LAYER_HOOKS = (
-    "hook_resid_pre", "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_z", TASK_INJECT,
-    "hook_attn_out", "attn.hook_pattern", "hook_resid_mid", "hook_mlp_out", "hook_resid_post",
-)  # fmt: skip
+    "hook_resid_pre",
+    "attn.hook_q",
+    "attn.hook_k",
+    "attn.hook_v",
+    "attn.hook_z",
+    TASK_INJECT,
+    "hook_attn_out",
+    "attn.hook_pattern",
+    "hook_resid_mid",
+    "hook_mlp_out",
+    "hook_resid_post",
+)
 
 
 def _walk(root, path: str):
@@ -121,9 +145,14 @@ class NNsightModel(HookedModel):
 
         # eager attention exposes the pattern; sdpa would hide it
         nn_model = TransformersModel(
-            where, task="text-generation", dispatch=True, attn_implementation="eager",
-            tokenizer=tokenizer, device_map=device, dtype=dtype,
-        )  # fmt: skip
+            where,
+            task="text-generation",
+            dispatch=True,
+            attn_implementation="eager",
+            tokenizer=tokenizer,
+            device_map=device,
+            dtype=dtype,
+        )
         nn_model._module.eval()
         return cls(nn_model, tokenizer, cfg, where)
 

@@ -22,16 +22,22 @@ from interp.tasks.family import Kind, TaskFamily  # noqa: F401  (re-exported)
 def _families() -> dict[str, TaskFamily]:
     fams = [
         TaskFamily(
-            "sentiment_semantic", "classification", CIRCUIT_TEMPLATE, lang.CLASS_NAMES,
+            "sentiment_semantic",
+            "classification",
+            CIRCUIT_TEMPLATE,
+            lang.CLASS_NAMES,
             lambda rng, k: lang.sample_classification(rng, k, arbitrary=False),
             "classify a multi-word input into its latent class, labels are the class names",
         ),
         TaskFamily(
-            "sentiment_arbitrary", "classification", CIRCUIT_TEMPLATE, lang.ARBITRARY_LABELS,
+            "sentiment_arbitrary",
+            "classification",
+            CIRCUIT_TEMPLATE,
+            lang.ARBITRARY_LABELS,
             lambda rng, k: lang.sample_classification(rng, k, arbitrary=True),
             "as sentiment_semantic, but each prompt assigns random label words to its classes",
         ),
-    ]  # fmt: skip
+    ]
     for op in lang.FUNCTION_OPS:
         for pos in lang.FUNCTION_POSITIONS:
             fams.append(
@@ -42,20 +48,28 @@ def _families() -> dict[str, TaskFamily]:
                     (),
                     lambda rng, k, op=op, pos=pos: lang.sample_function(rng, k, op, pos),
                     f"answer the {op} of the {pos} of three words",
-                )  # fmt: skip
+                )
             )
     fams += [
         TaskFamily(
-            "ranking", "ranking", RANKING_TEMPLATE, lang.NUMBER_WORDS,
+            "ranking",
+            "ranking",
+            RANKING_TEMPLATE,
+            lang.NUMBER_WORDS,
             lambda rng, k: lang.sample_ranking(rng, k),
-            "name the ID of the one document that contains the query word", default_k=10,
+            "name the ID of the one document that contains the query word",
+            default_k=10,
         ),
         TaskFamily(
-            "kv_retrieval", "retrieval", KV_TEMPLATE, (),
+            "kv_retrieval",
+            "retrieval",
+            KV_TEMPLATE,
+            (),
             lambda rng, k: lang.sample_kv(rng, k),
-            "recall the value of a key from a long list of key: value lines", default_k=64,
+            "recall the value of a key from a long list of key: value lines",
+            default_k=64,
         ),
-    ]  # fmt: skip
+    ]
     return {f.name: f for f in fams}
 
 
@@ -65,8 +79,13 @@ ORGANISM_FAMILIES: dict[str, TaskFamily] = _families()
 
 def __getattr__(name: str):
     # older imports (interp.organism.data.get_family ...) resolve through the whole suite
-    if name in ("TASK_FAMILIES", "FUNCTION_FAMILIES", "get_family", "build_family_batch",
-                "build_pair_batches"):  # fmt: skip
+    if name in (
+        "TASK_FAMILIES",
+        "FUNCTION_FAMILIES",
+        "get_family",
+        "build_family_batch",
+        "build_pair_batches",
+    ):
         from interp.tasks import suite
 
         return getattr(suite, name)
@@ -115,9 +134,13 @@ def sample_training_batch(
                 classify.append(lang.sample_classification(rng, k, rng.random() < 0.9))
             else:
                 functions.append(lang.sample_function(rng, k, *rng.choice(tasks)))
-        return _with_answers([builder.build(t, eps) for t, eps in
-                              ((CIRCUIT_TEMPLATE, classify), (FUNCTION_TEMPLATE, functions))
-                              if eps])  # fmt: skip
+        return _with_answers(
+            [
+                builder.build(t, eps)
+                for t, eps in ((CIRCUIT_TEMPLATE, classify), (FUNCTION_TEMPLATE, functions))
+                if eps
+            ]
+        )
     if r < 0.9:
         n_docs = rng.randint(3, 14)
         n = max(4, tokens_per_batch // (14 * n_docs + 8))

@@ -50,9 +50,22 @@ NUMBER_WORDS: tuple[str, ...] = tuple(str(i) for i in range(32))
 KEY_WORDS: tuple[str, ...] = tuple(f"k{i}" for i in range(80))
 SPECIAL_TOKENS: tuple[str, ...] = ("<pad>", "<unk>", "<s>", "</s>")
 STRUCTURE_TOKENS: tuple[str, ...] = (
-    "sentence", "sentiment", ":", "\n", "Q", "A", "query", "ID", "|", "CONTENT", "END",
-    "Final", "Answer", "[", "]",
-)  # fmt: skip
+    "sentence",
+    "sentiment",
+    ":",
+    "\n",
+    "Q",
+    "A",
+    "query",
+    "ID",
+    "|",
+    "CONTENT",
+    "END",
+    "Final",
+    "Answer",
+    "[",
+    "]",
+)
 
 WORD_CLASS: dict[str, str] = {w: c for c, ws in CLASS_WORDS.items() for w in ws}
 CONTENT_WORDS: tuple[str, ...] = tuple(WORD_CLASS)
@@ -130,9 +143,12 @@ def sample_classification(
     demos = [(_class_input(rng, c), names[c]) for c in demo_classes]
     q_cls = rng.choice(classes)
     return Episode(
-        demos, _class_input(rng, q_cls), names[q_cls], tuple(names[c] for c in classes),
+        demos,
+        _class_input(rng, q_cls),
+        names[q_cls],
+        tuple(names[c] for c in classes),
         meta={"class": q_cls, "label_map": names},
-    )  # fmt: skip
+    )
 
 
 def sample_function(rng: random.Random, k: int, op: str, position: str) -> Episode:

@@ -63,8 +63,15 @@ def _chain(init_record: dict | None) -> dict | None:
     evaluations (and, recursively, what that run continued)."""
     if init_record is None:
         return None
-    keep = ("config", "steps", "wall_seconds", "loss_curve", "evals", "final_eval",
-            "continued_from")  # fmt: skip
+    keep = (
+        "config",
+        "steps",
+        "wall_seconds",
+        "loss_curve",
+        "evals",
+        "final_eval",
+        "continued_from",
+    )
     return {k: init_record.get(k) for k in keep}
 
 
@@ -105,8 +112,10 @@ def train(out: Path, cfg: TrainConfig, log=print) -> dict:
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay}],
-        lr=cfg.lr, betas=(0.9, 0.98), weight_decay=0.0,
-    )  # fmt: skip
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+        weight_decay=0.0,
+    )
     n_params = sum(p.numel() for p in model.parameters())
     log(f"training a {n_params / 1e6:.2f}M-parameter Llama for {cfg.minutes} minutes -> {out}")
     budget = cfg.minutes * 60
@@ -125,9 +134,10 @@ def train(out: Path, cfg: TrainConfig, log=print) -> dict:
         model.train()
         logits = model(input_ids=batch.tokens).logits[:, :-1]
         nll = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), batch.tokens[:, 1:].reshape(-1),
+            logits.reshape(-1, logits.shape[-1]),
+            batch.tokens[:, 1:].reshape(-1),
             reduction="none",
-        ).view_as(batch.weights)  # fmt: skip
+        ).view_as(batch.weights)
         loss = (nll * batch.weights).sum() / batch.weights.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()

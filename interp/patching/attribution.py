@@ -35,8 +35,10 @@ def attribute(
     summed over positions) or each residual position (``resid``: ``hook_resid_pre`` per layer
     and position) from clean into corrupted, averaged over prompts."""
     if model.backend != "transformer_lens":
-        raise IclscopeError("attribution patching needs gradients through the model",
-                            fix="load the model with backend='transformer_lens'")  # fmt: skip
+        raise IclscopeError(
+            "attribution patching needs gradients through the model",
+            fix="load the model with backend='transformer_lens'",
+        )
     kind = {"heads": "attn.hook_z", "resid": "hook_resid_pre"}.get(component)
     if kind is None:
         raise IclscopeError(f"no attribution for {component!r}", fix="use heads or resid")
@@ -68,12 +70,12 @@ def attribute(
         delta = (clean_cache[name] - acts[name].detach()) * acts[name].grad
         if component == "heads":  # (batch, pos, head, d) -> per head
             per = delta.sum(dim=(1, 3)).mean(0)
-            out += [{"layer": layer, "head": h, "attribution": float(v)} for h, v in
-                    enumerate(per)]  # fmt: skip
+            out += [{"layer": layer, "head": h, "attribution": float(v)} for h, v in enumerate(per)]
         else:  # (batch, pos, d) -> per position
             per = delta.sum(-1).mean(0)
-            out += [{"layer": layer, "position": p, "attribution": float(v)} for p, v in
-                    enumerate(per)]  # fmt: skip
+            out += [
+                {"layer": layer, "position": p, "attribution": float(v)} for p, v in enumerate(per)
+            ]
     model.hf_model.zero_grad(set_to_none=True)
     return pd.DataFrame(out)
 

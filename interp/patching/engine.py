@@ -93,8 +93,10 @@ class Engine:
         """Whether the plan runs on the fast path (the architecture and every hook allow it)."""
         hooks = plan.hooks() + [
             f"blocks.{e.layer}.attn.hook_attn_scores"
-            for r in plan.rows for e in r.edits if isinstance(e, Knockout)
-        ]  # fmt: skip
+            for r in plan.rows
+            for e in r.edits
+            if isinstance(e, Knockout)
+        ]
         return self.fast and LlamaNative.supports(hooks, self.model.cfg.architecture)
 
     def _native(self, plan: InterventionPlan) -> LlamaNative | None:
@@ -104,8 +106,12 @@ class Engine:
             if self.fast and arch not in NATIVE_ARCHITECTURES and not self._told_fallback:
                 # Gemma 3's QK-norm, sandwich norms and sliding windows are not in the native
                 # forward; the hooked backend runs them exactly, only slower
-                logger.info("engine: no native fast path for %r models; running the plan "
-                            "through the %s backend", arch, self.model.backend)  # fmt: skip
+                logger.info(
+                    "engine: no native fast path for %r models; running the plan "
+                    "through the %s backend",
+                    arch,
+                    self.model.backend,
+                )
                 self._told_fallback = True
             return None
         return self._native_model()
@@ -173,8 +179,9 @@ class Engine:
             pos, heads = np.concatenate(pos), np.concatenate(heads)
             if width is not None:
                 keep = (pos >= at) & (pos < at + width)
-                row, at, src, alpha, pos, heads = (c[keep] for c in (row, at, src, alpha, pos,
-                                                                       heads))  # fmt: skip
+                row, at, src, alpha, pos, heads = (
+                    c[keep] for c in (row, at, src, alpha, pos, heads)
+                )
             if len(pos) == 0:  # every edit at this hook fell outside the computed positions
                 continue
             idx = [torch.from_numpy(c.astype(np.int64)) for c in (row, pos - at, heads, src, pos)]
@@ -228,9 +235,17 @@ class Engine:
             tail = [i for i in idx if chunk[i] in tails]
             if tail:
                 at = torch.tensor([i - k for i in tail])
-                states[at] = self._tail_states(native, [rows[i] for i in tail], prompt[tail],
-                                               layer - 1, pos, states[at], rec, banks,
-                                               n_pos)  # fmt: skip
+                states[at] = self._tail_states(
+                    native,
+                    [rows[i] for i in tail],
+                    prompt[tail],
+                    layer - 1,
+                    pos,
+                    states[at],
+                    rec,
+                    banks,
+                    n_pos,
+                )
             joins.append((layer, states))
             k += len(idx)
         return joins
@@ -269,8 +284,10 @@ class Engine:
         chunks = [("last", last[lo : lo + per]) for lo in range(0, len(last), per)]
         order = sorted(set(range(len(plan))) - set(last), key=start)
         # a pass joins rows in order of their start layer
-        chunks += [("pass", sorted(c, key=lambda j: start(j)[1]))
-                   for c in _chunks(order, start, per, self.min_rows)]  # fmt: skip
+        chunks += [
+            ("pass", sorted(c, key=lambda j: start(j)[1]))
+            for c in _chunks(order, start, per, self.min_rows)
+        ]
         return Layout(native, resume, tails, starts, chunks, resume_hooks)
 
     @torch.no_grad()
@@ -303,14 +320,25 @@ class Engine:
         )
         base_rec = clean_rec if base is clean else corrupt_rec
         banks = build_banks(
-            plan, clean_rec.cache, corrupt_rec.cache if corrupt_rec else None,
+            plan,
+            clean_rec.cache,
+            corrupt_rec.cache if corrupt_rec else None,
             clean.attention_mask,
-        )  # fmt: skip
+        )
         if isinstance(metric, str):
             at_sq = clean_logits[torch.arange(len(clean)), clean.s_q]
             metric = build_metric(metric, clean, corrupted, at_sq)
-        return Job(plan, lay, banks, base_rec, base.tokens, base.attention_mask, metric,
-                   clean.s_q, base.tokens.shape[1])  # fmt: skip
+        return Job(
+            plan,
+            lay,
+            banks,
+            base_rec,
+            base.tokens,
+            base.attention_mask,
+            metric,
+            clean.s_q,
+            base.tokens.shape[1],
+        )
 
     @torch.no_grad()
     def run_chunk(self, job: Job, index: int) -> Tensor:
@@ -333,8 +361,9 @@ class Engine:
         mixed = [None if j in tails else r for j, r in zip(chunk, rows)]
         hooks = self._hooks_for(mixed, banks, n_pos, shift=pos)
         if native is not None:
-            joins = self._joins(native, chunk, rows, prompt, pos, start, tails, base_rec,
-                                banks, n_pos)  # fmt: skip
+            joins = self._joins(
+                native, chunk, rows, prompt, pos, start, tails, base_rec, banks, n_pos
+            )
             at_sq = native.resume(joins, pos, prompt, base_rec, hooks, s_q[prompt] - pos)
         else:
             layer = min(start(j)[1] for j in chunk)
@@ -343,8 +372,9 @@ class Engine:
                 resid = base_rec.cache[f"blocks.{layer}.hook_resid_pre"][prompt]
                 logits = self.model.run_from_layer(resid, layer, list(hooks.items()), mask)
             else:
-                logits = self.model.run_with_hooks(job.base_tokens[prompt], list(hooks.items()),
-                                                   mask)  # fmt: skip
+                logits = self.model.run_with_hooks(
+                    job.base_tokens[prompt], list(hooks.items()), mask
+                )
             at_sq = logits[torch.arange(len(rows)), s_q[prompt]]
         return job.metric(at_sq, prompt).float().cpu()
 

@@ -90,8 +90,13 @@ class LocalExecutor:
             values[rows] = engine.run_chunk(job, index)
             bar.update(len(rows))
         bar.close()
-        self.record = {"executor": "local", "workers": 1, "chunks": len(job.layout.chunks),
-                       "retries": [], "unfinished": []}  # fmt: skip
+        self.record = {
+            "executor": "local",
+            "workers": 1,
+            "chunks": len(job.layout.chunks),
+            "retries": [],
+            "unfinished": [],
+        }
         return values
 
 
@@ -188,8 +193,12 @@ class RayExecutor:
         if ray.is_initialized():
             return
         try:
-            ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
-                     logging_level="ERROR")  # fmt: skip
+            ray.init(
+                address=self.address,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level="ERROR",
+            )
         except (ConnectionError, RuntimeError, ValueError) as err:
             raise IclscopeError(
                 f"could not reach a Ray cluster at {self.address!r}: {err}".split("\n")[0],
@@ -199,8 +208,9 @@ class RayExecutor:
 
     def _spawn(self) -> Any:
         ray = import_ray()
-        cpus = self.cpus_per_worker or max(1, int(ray.cluster_resources().get("CPU", 1))
-                                           // self.workers)  # fmt: skip
+        cpus = self.cpus_per_worker or max(
+            1, int(ray.cluster_resources().get("CPU", 1)) // self.workers
+        )
         actor = (
             ray.remote(_Worker).options(num_cpus=cpus, max_restarts=0, max_task_retries=0)
         ).remote(cpus)
@@ -263,11 +273,17 @@ class RayExecutor:
 
         def record(unfinished: list[int]) -> dict[str, Any]:
             self.record = {
-                "executor": "ray", "address": self.address or "local", "workers": self.workers,
-                "workers_started": self._started, "workers_replaced": replaced,
-                "max_retries": self.max_retries, "chunks": len(chunks), "retries": retries,
-                "unfinished": sorted(unfinished), "seconds": round(time.perf_counter() - t0, 3),
-            }  # fmt: skip
+                "executor": "ray",
+                "address": self.address or "local",
+                "workers": self.workers,
+                "workers_started": self._started,
+                "workers_replaced": replaced,
+                "max_retries": self.max_retries,
+                "chunks": len(chunks),
+                "retries": retries,
+                "unfinished": sorted(unfinished),
+                "seconds": round(time.perf_counter() - t0, 3),
+            }
             return self.record
 
         done = 0
@@ -286,9 +302,15 @@ class RayExecutor:
                     record([i for i, *_ in running.values()] + list(todo) + [index])
                     raise _cause(err) from None
                 attempts[index] += 1
-                retries.append({"chunk": index, "rows": len(chunks[index][1]),
-                                "worker": slot, "attempt": attempts[index],
-                                "error": type(err).__name__})  # fmt: skip
+                retries.append(
+                    {
+                        "chunk": index,
+                        "rows": len(chunks[index][1]),
+                        "worker": slot,
+                        "attempt": attempts[index],
+                        "error": type(err).__name__,
+                    }
+                )
                 if attempts[index] > self.max_retries:
                     failed.append(index)
                 else:

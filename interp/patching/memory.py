@@ -69,20 +69,28 @@ class Estimate:
         """Refuse a plan whose peak per worker exceeds ``budget_gb``, naming the knob."""
         if self.peak_gb <= budget_gb:
             return
-        what = (f"the plan needs about {self.peak_gb:.3f} GiB per worker (model "
-                f"{self.model_gb:.3f} + sources {self.sources_gb:.3f} + one chunk "
-                f"{self.chunk_gb:.3f}), over the budget of {budget_gb:.3f} GiB")  # fmt: skip
+        what = (
+            f"the plan needs about {self.peak_gb:.3f} GiB per worker (model "
+            f"{self.model_gb:.3f} + sources {self.sources_gb:.3f} + one chunk "
+            f"{self.chunk_gb:.3f}), over the budget of {budget_gb:.3f} GiB"
+        )
         room = budget_gb - self.model_gb - self.sources_gb
         per_row = self.row_gb
         if room >= per_row:
-            fix = (f"lower --max-batch to {int(room / per_row)} rows per forward pass "
-                   f"(now {self.rows_per_chunk}); more workers do not lower it")  # fmt: skip
+            fix = (
+                f"lower --max-batch to {int(room / per_row)} rows per forward pass "
+                f"(now {self.rows_per_chunk}); more workers do not lower it"
+            )
         elif budget_gb - self.model_gb >= per_row:
-            fix = ("use fewer --prompts (the cached source runs grow with prompts x positions)"
-                   ", then lower --max-batch if needed; more workers do not lower it")  # fmt: skip
+            fix = (
+                "use fewer --prompts (the cached source runs grow with prompts x positions)"
+                ", then lower --max-batch if needed; more workers do not lower it"
+            )
         else:
-            fix = (f"the model alone takes {self.model_gb:.3f} GiB: run on machines with more "
-                   "memory (raise --memory-budget to what they have)")  # fmt: skip
+            fix = (
+                f"the model alone takes {self.model_gb:.3f} GiB: run on machines with more "
+                "memory (raise --memory-budget to what they have)"
+            )
         raise IclscopeError(what, fix=fix)
 
 

@@ -183,9 +183,10 @@ class PlanRow:
         it is exactly the unedited run's, at every layer."""
         starts = [
             0 if positions is None else min(positions, default=0)
-            for positions in (e.queries if isinstance(e, Knockout) else e.positions
-                              for e in self.edits)
-        ]  # fmt: skip
+            for positions in (
+                e.queries if isinstance(e, Knockout) else e.positions for e in self.edits
+            )
+        ]
         return min(starts, default=0)
 
     def check_overlaps(self) -> None:
@@ -258,8 +259,9 @@ def _edit(data: dict) -> Edit:
 
 def _row(data: dict) -> PlanRow:
     """A plan row from its ``to_json`` form."""
-    return PlanRow(data["prompt"], tuple(_edit(e) for e in data["edits"]),
-                   tuple(data["labels"].items()))  # fmt: skip
+    return PlanRow(
+        data["prompt"], tuple(_edit(e) for e in data["edits"]), tuple(data["labels"].items())
+    )
 
 
 def _shapes(tensors: dict[str, Tensor]) -> dict[str, list[int]]:
@@ -299,15 +301,22 @@ class InterventionPlan:
     def to_json(self) -> str:
         """The plan as JSON (tensors by name and shape only), for the run directory."""
         rows = [
-            {"prompt": r.prompt, "labels": dict(r.labels),
-             "edits": [{"kind": type(e).__name__, **asdict(e)} for e in r.edits]}
+            {
+                "prompt": r.prompt,
+                "labels": dict(r.labels),
+                "edits": [{"kind": type(e).__name__, **asdict(e)} for e in r.edits],
+            }
             for r in self.rows
-        ]  # fmt: skip
+        ]
         refs = None if self.reference_prompts is None else list(self.reference_prompts)
         return json.dumps(
-            {"base": self.base, "tensors": _shapes(self.tensors), "reference_prompts": refs,
-             "rows": rows}
-        )  # fmt: skip
+            {
+                "base": self.base,
+                "tensors": _shapes(self.tensors),
+                "reference_prompts": refs,
+                "rows": rows,
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str, tensors: dict[str, Tensor] | None = None) -> InterventionPlan:

@@ -34,8 +34,10 @@ class SourceBank:
             return self.clean + (edit.source_prompt if edit.source_prompt is not None else prompt)
         if edit.source == "corrupted":
             if self.corrupted < 0:
-                raise IclscopeError("a patch reads the corrupted run but none was given",
-                                    fix="pass corrupted prompts to Engine.run")  # fmt: skip
+                raise IclscopeError(
+                    "a patch reads the corrupted run but none was given",
+                    fix="pass corrupted prompts to Engine.run",
+                )
             base = edit.source_prompt if edit.source_prompt is not None else prompt
             return self.corrupted + base
         if edit.source == "resample":

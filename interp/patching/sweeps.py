@@ -28,8 +28,12 @@ def head_sweep(
         for layer in range(cfg.n_layers):
             for head in range(cfg.n_heads):
                 for pos in [None] if n_pos is None else range(n_pos):
-                    patch = Patch(f"blocks.{layer}.attn.hook_z", source, heads=(head,),
-                                  positions=None if pos is None else (pos,))  # fmt: skip
+                    patch = Patch(
+                        f"blocks.{layer}.attn.hook_z",
+                        source,
+                        heads=(head,),
+                        positions=None if pos is None else (pos,),
+                    )
                     labels = (("layer", layer), ("head", head)) + (
                         () if pos is None else (("position", pos),)
                     )
@@ -51,7 +55,7 @@ def resid_sweep(
             prompt,
             (Patch(f"blocks.{layer}.{hook}", source, positions=(pos,)),),
             (("layer", layer), ("position", pos)),
-        )  # fmt: skip
+        )
         for prompt in prompts
         for layer in range(cfg.n_layers)
         for pos in range(n_pos)

@@ -43,11 +43,13 @@ def run_circuit(
             fix="use --task sentiment_semantic or --task sentiment_arbitrary",
         )
     params = {"shots": shots, "prompts": prompts, "ablation_prompts": ablation_prompts}
-    with RunWriter(out, kind="circuit", model=model, task=task, seed=seed, command=sys.argv,
-                   params=params) as run:  # fmt: skip
+    with RunWriter(
+        out, kind="circuit", model=model, task=task, seed=seed, command=sys.argv, params=params
+    ) as run:
         m = load_model(model)
-        circuit = IclCircuit(shots=shots, prompts=prompts, seed=seed,
-                             ablation_prompts=ablation_prompts)  # fmt: skip
+        circuit = IclCircuit(
+            shots=shots, prompts=prompts, seed=seed, ablation_prompts=ablation_prompts
+        )
         executor = executor or default_executor()
         try:  # the circuit's engines run on the executor; the manifest records its last run
             with using(executor):
@@ -57,15 +59,24 @@ def run_circuit(
         write_circuit(run, result)
         summary = result.summary()
         run.summary(summary)
-        run.report(circuit_report(result, summary, model, task, shots, prompts,
-                                  circuit.summarize.m))  # fmt: skip
+        run.report(
+            circuit_report(result, summary, model, task, shots, prompts, circuit.summarize.m)
+        )
         export_static(run.path, log=log)
     log(str(run.path))
     return run.path
 
 
-CIRCUIT_TABLES = ("step1", "step2_layers", "step2_heads", "step2_labels", "step3_heads",
-                  "step3_vanilla", "subspace", "ablation")  # fmt: skip
+CIRCUIT_TABLES = (
+    "step1",
+    "step2_layers",
+    "step2_heads",
+    "step2_labels",
+    "step3_heads",
+    "step3_vanilla",
+    "subspace",
+    "ablation",
+)
 
 
 def write_circuit(run: RunWriter, result: IclCircuitResult) -> None:
@@ -86,43 +97,76 @@ def circuit_figures(result: IclCircuitResult) -> dict[str, go.Figure]:
     figs: dict[str, go.Figure] = {}
     s1 = result.step1.assign(view=result.step1.measure + " @ " + result.step1.position)
     figs["step1_by_layer"] = px.line(
-        s1, x="depth", y="value", color="view", markers=True,
+        s1,
+        x="depth",
+        y="value",
+        color="view",
+        markers=True,
         title="Step 1, summarize: query class read from each depth (0 = embeddings)",
         labels={"value": "accuracy / alignment"},
-    )  # fmt: skip
+    )
     s2 = result.step2_layers
-    fig = go.Figure([
-        go.Bar(x=s2.layer, y=s2.forerunner_heads, name="forerunner-token heads"),
-        go.Scatter(x=s2.layer, y=s2.copy_magnitude, name="copy magnitude", yaxis="y2",
-                   mode="lines+markers"),
-    ])  # fmt: skip
+    fig = go.Figure(
+        [
+            go.Bar(x=s2.layer, y=s2.forerunner_heads, name="forerunner-token heads"),
+            go.Scatter(
+                x=s2.layer,
+                y=s2.copy_magnitude,
+                name="copy magnitude",
+                yaxis="y2",
+                mode="lines+markers",
+            ),
+        ]
+    )
     fig.update_layout(
         title="Step 2, semantics merge: heads where y attends to its forerunner",
-        xaxis_title="layer", yaxis_title="heads", barmode="group",
+        xaxis_title="layer",
+        yaxis_title="heads",
+        barmode="group",
         yaxis2={"title": "mean max_h A[y_q, s_q]", "overlaying": "y", "side": "right"},
-    )  # fmt: skip
+    )
     figs["step2_heads"] = fig
     figs["step2_label_states"] = px.line(
-        result.step2_labels, x="depth", y="centroid", color="labels", markers=True,
+        result.step2_labels,
+        x="depth",
+        y="centroid",
+        color="labels",
+        markers=True,
         title="Step 2: input class from label-token states, correct vs wrong labels",
-    )  # fmt: skip
+    )
     grid = result.step3_heads.pivot(index="layer", columns="head", values="label_acc")
     figs["step3_retrieval_heads"] = px.imshow(
-        grid, origin="lower", aspect="auto", zmin=0, zmax=1, color_continuous_scale="Viridis",
-        labels={"color": "label acc"}, title="Step 3: label assignment accuracy per head",
-    )  # fmt: skip
+        grid,
+        origin="lower",
+        aspect="auto",
+        zmin=0,
+        zmax=1,
+        color_continuous_scale="Viridis",
+        labels={"color": "label acc"},
+        title="Step 3: label assignment accuracy per head",
+    )
     sub = result.subspace
     figs["step3_subspace"] = px.scatter(
-        sub, x="pc1", y="pc2", color="class", hover_data=["label_word", "prompt", "demo"],
+        sub,
+        x="pc1",
+        y="pc2",
+        color="class",
+        hover_data=["label_word", "prompt", "demo"],
         title=f"Retrieval subspace of head L{sub.layer.iloc[0]}H{sub['head'].iloc[0]}: "
         "W_Qᵀ W_K label states, PCA",
-    )  # fmt: skip
+    )
     abl = result.ablation.pivot(index="edge", columns="range", values="acc")
     abl = abl.reindex([*EDGE_NAMES, "random", "none", "k=0"])
     figs["ablation"] = px.imshow(
-        abl, aspect="auto", zmin=0, zmax=1, color_continuous_scale="RdBu", text_auto=".2f",
-        labels={"color": "accuracy"}, title="Accuracy with attention edges knocked out",
-    )  # fmt: skip
+        abl,
+        aspect="auto",
+        zmin=0,
+        zmax=1,
+        color_continuous_scale="RdBu",
+        text_auto=".2f",
+        labels={"color": "accuracy"},
+        title="Accuracy with attention edges knocked out",
+    )
     return {name: integer_axes(fig) for name, fig in figs.items()}
 
 
@@ -134,8 +178,16 @@ def band(depths: Sequence[int], values: Sequence[float], frac: float = 0.9) -> t
     return min(near), max(near)
 
 
-def circuit_report(result: IclCircuitResult, summary: dict, model: str, task: str, shots: int,
-                   prompts: int, m: int = 64, level: int = 1) -> str:  # fmt: skip
+def circuit_report(
+    result: IclCircuitResult,
+    summary: dict,
+    model: str,
+    task: str,
+    shots: int,
+    prompts: int,
+    m: int = 64,
+    level: int = 1,
+) -> str:
     """The markdown report, every sentence written from the numbers; ``level`` 2 nests it
     under another report's title (the demo's)."""
     s1 = result.step1.query("position == 's_q' and measure == 'centroid'")
@@ -157,25 +209,36 @@ def circuit_report(result: IclCircuitResult, summary: dict, model: str, task: st
     zero = float(abl.query("edge == 'k=0'").acc.iloc[0])
     rand = summary["random_drop"]
     lines = [
-        f"# ICL inference circuit: {model} on `{task}`", "",
+        f"# ICL inference circuit: {model} on `{task}`",
+        "",
         f"{prompts} prompts with {shots} shots ({summary['seconds']:.1f} s). Accuracy "
-        f"{none:.3f} with the demonstrations, {zero:.3f} 0-shot.", "",
-        "## Step 1: summarize", "",
+        f"{none:.3f} with the demonstrations, {zero:.3f} 0-shot.",
+        "",
+        "## Step 1: summarize",
+        "",
         f"The query's class is read from `h[s_q]` by nearest centroid best at depth "
         f"{summary['step1_best_layer']} ({summary['step1_best_centroid_acc']:.3f}); it reaches "
         f"90% of its rise at depths {b1[0]}-{b1[1]}. At the last input token the best is "
         f"{x1.value.max():.3f} (depth {int(x1.loc[x1.value.idxmax()].depth)}). Kernel "
         f"alignment with the text reference peaks at {a1.value.max():.3f} against "
         f"{r1.value.mean():.3f} for the random control"
-        + (f" (with {prompts} prompts, m = {m} neighbours is every other prompt, so both are "
-           "1 by construction: use more prompts)." if m >= prompts - 1 else "."), "",
-        "## Step 2: semantics merge", "",
+        + (
+            f" (with {prompts} prompts, m = {m} neighbours is every other prompt, so both are "
+            "1 by construction: use more prompts)."
+            if m >= prompts - 1
+            else "."
+        ),
+        "",
+        "## Step 2: semantics merge",
+        "",
         f"Forerunner-token heads per layer: {', '.join(map(str, s2.forerunner_heads))}. The "
         f"copy magnitude peaks in layer {summary['step2_peak_layer']} "
         f"({s2.copy_magnitude.max():.3f}; band layers {b2[0]}-{b2[1]}). Label-token states "
         f"give the input class at best {labels['correct'].max():.3f} with correct labels and "
-        f"{labels['wrong'].max():.3f} with every label wrong.", "",
-        "## Step 3: retrieve and copy", "",
+        f"{labels['wrong'].max():.3f} with every label wrong.",
+        "",
+        "## Step 3: retrieve and copy",
+        "",
         f"Best retrieval head L{best_l}H{best_h}: label assignment accuracy "
         f"{best.label_acc:.3f}, p(gold) {best.p_gold:.3f} (mean over heads "
         f"{heads.p_gold.mean():.3f}); {int(heads.correctness_head.sum())} heads pass the "
@@ -184,12 +247,16 @@ def circuit_report(result: IclCircuitResult, summary: dict, model: str, task: st
         f"{best.per_other_label:.3f} of its attention"
         f" ({_selectivity(best.per_gold_label, best.per_other_label)}). The vanilla baseline "
         f"cos(h[s_i], h[s_q]) reaches {vanilla.label_acc.max():.3f} (depth "
-        f"{int(vanilla.loc[vanilla.label_acc.idxmax()].depth)}).", "",
-        "## Ablations", "",
+        f"{int(vanilla.loc[vanilla.label_acc.idxmax()].depth)}).",
+        "",
+        "## Ablations",
+        "",
         f"On {summary.get('ablation_prompts', prompts)} of the prompts. Largest accuracy drop "
-        f"of the random-edge control: {rand:.3f}.", "",
-        "| edge | largest drop | in range | × random |", "|---|---|---|---|",
-    ]  # fmt: skip
+        f"of the random-edge control: {rand:.3f}.",
+        "",
+        "| edge | largest drop | in range | × random |",
+        "|---|---|---|---|",
+    ]
     ranked = sorted(summary["ablation_drop"].items(), key=lambda kv: -kv[1])
     for edge, drop in ranked:
         rows = abl.query("edge == @edge")
@@ -197,16 +264,23 @@ def circuit_report(result: IclCircuitResult, summary: dict, model: str, task: st
         ratio = f"{drop / rand:.1f}" if rand > 0 else ("inf" if drop > 0 else "-")
         lines.append(f"| {edge} | {drop:.3f} | {where} | {ratio} |")
     hurt = [e for e, d in ranked if d > rand]
-    lines += ["", (f"Knockouts that hurt more than the random control: {', '.join(hurt)}."
-                   if hurt else "No knockout hurts more than the random control.")]  # fmt: skip
+    lines += [
+        "",
+        (
+            f"Knockouts that hurt more than the random control: {', '.join(hurt)}."
+            if hurt
+            else "No knockout hurts more than the random control."
+        ),
+    ]
     return _nest("\n".join(lines) + "\n", level)
 
 
 def _nest(markdown: str, level: int) -> str:
     """Every heading moved ``level - 1`` levels down."""
     extra = "#" * (level - 1)
-    return "\n".join(extra + line if line.startswith("#") else line
-                     for line in markdown.split("\n"))  # fmt: skip
+    return "\n".join(
+        extra + line if line.startswith("#") else line for line in markdown.split("\n")
+    )
 
 
 def _selectivity(gold: float, other: float) -> str:

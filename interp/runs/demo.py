@@ -26,10 +26,15 @@ from interp.tasks.evaluate import evaluate_model
 from interp.tasks.suite import build_family_batch, family_support, get_family
 
 DEMO_FAMILIES = {
-    "natural": ("nl_capital", "nl_antonym", "nl_verb_past", "nl_sentiment_natural",
-                "nl_kind_arbitrary"),
+    "natural": (
+        "nl_capital",
+        "nl_antonym",
+        "nl_verb_past",
+        "nl_sentiment_natural",
+        "nl_kind_arbitrary",
+    ),
     "organism": ("sentiment_semantic", "sentiment_arbitrary", "fn_copy_first", "fn_class_last"),
-}  # fmt: skip
+}
 CIRCUIT_TASK = {"natural": "nl_sentiment_natural", "organism": "sentiment_arbitrary"}
 SHOTS = (0, 1, 2, 4, 8)
 
@@ -57,17 +62,29 @@ def first_look(model, task: str, shots: int = 4, seed: int = 0):
     for layer, r in enumerate(resid):
         probs = torch.softmax(model.logit_lens(r[0, ann.s_q]).float(), -1)
         for lab in labels:
-            lens_rows.append({
-                "layer": layer, "label": model.tokenizer.convert_ids_to_tokens(lab),
-                "is_answer": lab == int(batch.answer_ids[0]), "prob": float(probs[lab]),
-                "rank": int((probs > probs[lab]).sum()),
-            })  # fmt: skip
+            lens_rows.append(
+                {
+                    "layer": layer,
+                    "label": model.tokenizer.convert_ids_to_tokens(lab),
+                    "is_answer": lab == int(batch.answer_ids[0]),
+                    "prob": float(probs[lab]),
+                    "rank": int((probs > probs[lab]).sum()),
+                }
+            )
     roles = token_roles(ann, ann.length)
     att_rows = [
-        {"layer": l, "head": h, "position": p, "token": tokens[p], "role": roles[p],
-         "weight": float(cache[f"blocks.{l}.attn.hook_pattern"][0, h, ann.s_q, p])}
-        for l in range(L) for h in range(model.cfg.n_heads) for p in range(ann.length)
-    ]  # fmt: skip
+        {
+            "layer": l,
+            "head": h,
+            "position": p,
+            "token": tokens[p],
+            "role": roles[p],
+            "weight": float(cache[f"blocks.{l}.attn.hook_pattern"][0, h, ann.s_q, p]),
+        }
+        for l in range(L)
+        for h in range(model.cfg.n_heads)
+        for p in range(ann.length)
+    ]
     return batch.texts[0], pd.DataFrame(lens_rows), pd.DataFrame(att_rows)
 
 
@@ -83,10 +100,16 @@ def run_demo(
 ) -> Path:
     """Evaluate, look inside one prompt and (with ``circuit``) run the ICL circuit."""
     torch.manual_seed(seed)
-    params = {"n": n, "shots": list(SHOTS), "circuit": circuit,
-              "circuit_prompts": circuit_prompts, "ablation_prompts": ablation_prompts}  # fmt: skip
-    with RunWriter(out, kind="demo", model=model, task="demo", seed=seed, command=sys.argv,
-                   params=params) as run:  # fmt: skip
+    params = {
+        "n": n,
+        "shots": list(SHOTS),
+        "circuit": circuit,
+        "circuit_prompts": circuit_prompts,
+        "ablation_prompts": ablation_prompts,
+    }
+    with RunWriter(
+        out, kind="demo", model=model, task="demo", seed=seed, command=sys.argv, params=params
+    ) as run:
         log(f"loading {model} ...")
         m = load_model(model)
         suite = demo_suite(m.tokenizer)
@@ -101,18 +124,39 @@ def run_demo(
                 bar.update(1 if bar.postfix else 0)
                 bar.set_postfix_str(what)
 
-            result = evaluate_model(m.hf_model, m.tokenizer, families, SHOTS, n,
-                                    seed=10_007 + seed, prepend_bos=bos, progress=step)  # fmt: skip
+            result = evaluate_model(
+                m.hf_model,
+                m.tokenizer,
+                families,
+                SHOTS,
+                n,
+                seed=10_007 + seed,
+                prepend_bos=bos,
+                progress=step,
+            )
             bar.update()
-        by_shots = pd.DataFrame([
-            {"task": fam, "kind": r["kind"], "shots": int(k), "accuracy": acc}
-            for fam, r in result["families"].items() for k, acc in r["shots"].items()
-        ])  # fmt: skip
+        by_shots = pd.DataFrame(
+            [
+                {"task": fam, "kind": r["kind"], "shots": int(k), "accuracy": acc}
+                for fam, r in result["families"].items()
+                for k, acc in r["shots"].items()
+            ]
+        )
         run.table("eval_by_shots", by_shots)
-        run.figure("icl_curve", integer_axes(px.line(
-            by_shots, x="shots", y="accuracy", color="task", markers=True,
-            title="Accuracy by number of demonstrations", range_y=[0, 1.02],
-        )))  # fmt: skip
+        run.figure(
+            "icl_curve",
+            integer_axes(
+                px.line(
+                    by_shots,
+                    x="shots",
+                    y="accuracy",
+                    color="task",
+                    markers=True,
+                    title="Accuracy by number of demonstrations",
+                    range_y=[0, 1.02],
+                )
+            ),
+        )
         log("looking inside one prompt ...")
         text, lens, attention = first_look(m, task, seed=seed)
         run.table("logit_lens", lens)
@@ -168,47 +212,81 @@ def _look_figures(lens: pd.DataFrame, attention: pd.DataFrame) -> dict:
     tokens = attention.drop_duplicates("position").sort_values("position")
     return {
         "logit_lens": px.line(
-            lens, x="layer", y="prob", color="label", markers=True,
+            lens,
+            x="layer",
+            y="prob",
+            color="label",
+            markers=True,
             title="Logit lens at the query forerunner s_q: probability of each label",
         ),
         "query_attention": px.imshow(
-            grid, aspect="auto", color_continuous_scale="Blues",
+            grid,
+            aspect="auto",
+            color_continuous_scale="Blues",
             labels={"x": "key position", "y": "head", "color": "attention"},
             x=[f"{p}:{t}" for p, t in zip(tokens.position, tokens.token)],
             title="Attention from s_q, every layer and head",
         ),
-    }  # fmt: skip
+    }
 
 
-def _report(model: str, by_shots: pd.DataFrame, text: str, lens: pd.DataFrame,
-            att: pd.DataFrame) -> str:  # fmt: skip
+def _report(
+    model: str, by_shots: pd.DataFrame, text: str, lens: pd.DataFrame, att: pd.DataFrame
+) -> str:
     shots = sorted(by_shots.shots.unique())
-    lines = [f"# iclscope demo: {model}", "", "## Held-out evaluation", "",
-             "Accuracy of the first answer token, by number of demonstrations "
-             "(classification: argmax over the prompt's label words).", "",
-             "| family | kind | " + " | ".join(f"{k}-shot" for k in shots) + " |",
-             "|---|---|" + "---|" * len(shots)]  # fmt: skip
+    lines = [
+        f"# iclscope demo: {model}",
+        "",
+        "## Held-out evaluation",
+        "",
+        "Accuracy of the first answer token, by number of demonstrations "
+        "(classification: argmax over the prompt's label words).",
+        "",
+        "| family | kind | " + " | ".join(f"{k}-shot" for k in shots) + " |",
+        "|---|---|" + "---|" * len(shots),
+    ]
     for fam, rows in by_shots.groupby("task", sort=False):
         cells = " | ".join(f"{a:.3f}" for a in rows.sort_values("shots").accuracy)
         lines.append(f"| {fam} | {rows.kind.iloc[0]} | {cells} |")
     gains = by_shots.pivot(index="task", columns="shots", values="accuracy")
     gains = (gains[max(shots)] - gains[min(shots)]).sort_values(ascending=False)
     learned = [f for f, g in gains.items() if g >= 0.2]
-    lines += ["", (f"Learned in context (a gain of 0.2 or more from {min(shots)} to "
-                   f"{max(shots)} shots): {', '.join(learned)}." if learned else
-                   "No family gains 0.2 or more from its demonstrations.")]  # fmt: skip
+    lines += [
+        "",
+        (
+            f"Learned in context (a gain of 0.2 or more from {min(shots)} to "
+            f"{max(shots)} shots): {', '.join(learned)}."
+            if learned
+            else "No family gains 0.2 or more from its demonstrations."
+        ),
+    ]
     answer = lens[lens.is_answer]
     first_layers = answer[answer["rank"] == 0].layer
-    when = (f"ranks the answer first from layer {first_layers.min()} on"
-            if len(first_layers) else "never ranks the answer first")  # fmt: skip
+    when = (
+        f"ranks the answer first from layer {first_layers.min()} on"
+        if len(first_layers)
+        else "never ranks the answer first"
+    )
     top = att.loc[att.groupby(["layer", "head"]).weight.idxmax()]
     top = top.sort_values("weight", ascending=False).head(5)
-    lines += ["", "## One prompt, inside", "", "```", text, "```", "",
-              f"The logit lens {when} "
-              f"(0 = embeddings; probability at the last layer "
-              f"{answer.prob.iloc[-1]:.3f}).", "",
-              "Strongest attention from the query forerunner s_q:", ""]  # fmt: skip
+    lines += [
+        "",
+        "## One prompt, inside",
+        "",
+        "```",
+        text,
+        "```",
+        "",
+        f"The logit lens {when} "
+        f"(0 = embeddings; probability at the last layer "
+        f"{answer.prob.iloc[-1]:.3f}).",
+        "",
+        "Strongest attention from the query forerunner s_q:",
+        "",
+    ]
     for _, r in top.iterrows():
-        lines.append(f"- L{r['layer']}H{r['head']} -> position {r.position} `{r.token}` "
-                     f"({r.role or 'template'}), weight {r.weight:.2f}")  # fmt: skip
+        lines.append(
+            f"- L{r['layer']}H{r['head']} -> position {r.position} `{r.token}` "
+            f"({r.role or 'template'}), weight {r.weight:.2f}"
+        )
     return "\n".join(lines) + "\n"

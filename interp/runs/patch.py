@@ -45,8 +45,11 @@ from interp.tasks.suite import build_pair_batches
 
 COMPONENTS = ("heads", "resid", "mlp", "edges")
 TOP = 10
-FIGURES = (("layer_by_head", "layer", "head"), ("layer_by_position", "layer", "position"),
-           ("layer_by_edge", "layer", "edge"))  # fmt: skip
+FIGURES = (
+    ("layer_by_head", "layer", "head"),
+    ("layer_by_position", "layer", "position"),
+    ("layer_by_edge", "layer", "edge"),
+)
 MEASURES = ["metric", "clean_baseline", "corrupted_baseline", "effect", "normalized_effect"]
 """The value columns of every effect table, after the component's labels."""
 
@@ -54,8 +57,13 @@ MEASURES = ["metric", "clean_baseline", "corrupted_baseline", "effect", "normali
 def position_groups(ann: Annotation) -> dict[str, tuple[int, ...]]:
     """Annotated position groups that attention edges run between."""
     x = tuple(p for a, b in ann.x for p in range(a, b))
-    return {"x_i": x, "s_i": tuple(ann.s), "y_i": tuple(ann.y),
-            "x_q": tuple(range(*ann.x_q)), "s_q": (ann.s_q,)}  # fmt: skip
+    return {
+        "x_i": x,
+        "s_i": tuple(ann.s),
+        "y_i": tuple(ann.y),
+        "x_q": tuple(range(*ann.x_q)),
+        "s_q": (ann.s_q,),
+    }
 
 
 EDGES = [("s_q", "y_i"), ("s_q", "x_q"), ("s_q", "s_i"), ("y_i", "s_i"), ("s_i", "x_i")]
@@ -95,11 +103,18 @@ def build_plan(
         raise IclscopeError(f"unknown component {component!r}", fix=f"use one of {COMPONENTS}")
     if ablation == "resample":  # each prompt reads another prompt's clean run
         rows = [
-            PlanRow(r.prompt, tuple(
-                replace(e, source="resample", source_prompt=(r.prompt + 1) % len(clean))
-                if isinstance(e, Patch) else e for e in r.edits), r.labels)
+            PlanRow(
+                r.prompt,
+                tuple(
+                    replace(e, source="resample", source_prompt=(r.prompt + 1) % len(clean))
+                    if isinstance(e, Patch)
+                    else e
+                    for e in r.edits
+                ),
+                r.labels,
+            )
             for r in plan.rows
-        ]  # fmt: skip
+        ]
         plan = InterventionPlan(rows, base=plan.base)
     return plan
 
@@ -206,19 +221,37 @@ def _with_effects(df: pd.DataFrame, noising: bool) -> pd.DataFrame:
 
 
 # -- the run --------------------------------------------------------------------------------
-def run_patch(out: Path, model: str, task: str, component: str, metric: str,
-              ablation: str | None = None, prompts: int = 8, shots: int = 4, seed: int = 0,
-              max_batch: int | None = None, per_position: bool = False,
-              log=print, executor=None) -> Path:  # fmt: skip
+def run_patch(
+    out: Path,
+    model: str,
+    task: str,
+    component: str,
+    metric: str,
+    ablation: str | None = None,
+    prompts: int = 8,
+    shots: int = 4,
+    seed: int = 0,
+    max_batch: int | None = None,
+    per_position: bool = False,
+    log=print,
+    executor=None,
+) -> Path:
     """``executor``: where the plan's chunks run (:mod:`interp.patching.executor`; local by
     default); the manifest records it, its workers and retries."""
     if component not in COMPONENTS:
         raise IclscopeError(f"unknown component {component!r}", fix=f"use one of {COMPONENTS}")
-    params = {"component": component, "metric": metric, "ablation": ablation,
-              "prompts": prompts, "shots": shots, "max_batch": max_batch,
-              "per_position": per_position}  # fmt: skip
-    with RunWriter(out, kind="patch", model=model, task=task, seed=seed, command=sys.argv,
-                   params=params) as run:  # fmt: skip
+    params = {
+        "component": component,
+        "metric": metric,
+        "ablation": ablation,
+        "prompts": prompts,
+        "shots": shots,
+        "max_batch": max_batch,
+        "per_position": per_position,
+    }
+    with RunWriter(
+        out, kind="patch", model=model, task=task, seed=seed, command=sys.argv, params=params
+    ) as run:
         m = load_model(model)
         clean, corrupted = build_pair_batches(m.prompt_builder(), task, prompts, shots, seed)
         sweep = build_plan(component, m.cfg, clean, ablation, per_position)

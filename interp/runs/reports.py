@@ -33,8 +33,9 @@ STATIC_FORMAT = "svg"
 _INTEGER_AXIS = re.compile(r"\b(layer|head|depth|shots?|position|demonstrations|documents)\b", re.I)
 
 
-def render_report_html(title: str, markdown: str, figures: dict[str, go.Figure],
-                       static: dict[str, str] | None = None) -> str:  # fmt: skip
+def render_report_html(
+    title: str, markdown: str, figures: dict[str, go.Figure], static: dict[str, str] | None = None
+) -> str:
     """The report page: the markdown, then every figure (plotly.js inlined with the first);
     ``static`` names each figure's static copy, linked under its heading."""
     parts = [markdown_to_html(markdown)]
@@ -160,8 +161,9 @@ def integer_axes(fig: go.Figure, max_ticks: int = 40) -> go.Figure:
     return fig
 
 
-def export_static(run_dir: str | os.PathLike[str], fmt: str = STATIC_FORMAT,
-                  log: Callable[[str], object] = print) -> dict[str, str]:  # fmt: skip
+def export_static(
+    run_dir: str | os.PathLike[str], fmt: str = STATIC_FORMAT, log: Callable[[str], object] = print
+) -> dict[str, str]:
     """Write every figure of a run as ``figures/<name>.<fmt>`` (one Chromium session for all)
     and link each from ``report.html``; return name -> relative path.
 
@@ -186,8 +188,10 @@ def export_static(run_dir: str | os.PathLike[str], fmt: str = STATIC_FORMAT,
     try:
         import kaleido
 
-        jobs = [{"fig": fig, "path": path, "opts": {"format": fmt}}
-                for fig, path in zip(figures.values(), paths)]  # fmt: skip
+        jobs = [
+            {"fig": fig, "path": path, "opts": {"format": fmt}}
+            for fig, path in zip(figures.values(), paths)
+        ]
         errors = kaleido.write_fig_from_object_sync(jobs) or ()
     except Exception as err:  # noqa: BLE001 (a missing copy must not lose the run)
         errors = (err,)
@@ -199,8 +203,9 @@ def export_static(run_dir: str | os.PathLike[str], fmt: str = STATIC_FORMAT,
     static = {name: f"figures/{name}.{fmt}" for name in figures}
     report_md = run_dir / "report.md"
     if report_md.is_file():
-        page = render_report_html(run_dir.name, report_md.read_text(encoding="utf-8"),
-                                  figures, static)  # fmt: skip
+        page = render_report_html(
+            run_dir.name, report_md.read_text(encoding="utf-8"), figures, static
+        )
         atomic_write_text(run_dir / "report.html", page)
     return static
 

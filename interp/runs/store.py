@@ -238,8 +238,10 @@ class RunWriter:
                     ) from None
             self.run_id = self.manifest["run_id"] = self._new_id()
             self.path = self.root / self.run_id
-        raise IclscopeError(f"no free run id in {self.root} after {_ID_ATTEMPTS} tries",
-                            fix="pass another --out folder")  # fmt: skip
+        raise IclscopeError(
+            f"no free run id in {self.root} after {_ID_ATTEMPTS} tries",
+            fix="pass another --out folder",
+        )
 
     def __enter__(self) -> RunWriter:
         self._claim_directory()

@@ -61,9 +61,12 @@ def circuit_heads(model: HookedModel, prompts: int = 64, k: int = 10, seed: int 
     states = CircuitStates.collect(model, data.batch, chunk=16)
     heads, _, _ = RetrieveAndCopy().measure(model, states, data)
     top = heads.sort_values(["label_acc", "correctness"], ascending=False).head(k)
-    return {"family": family, "prompts": prompts,
-            "heads": [[int(r.layer), int(r.head)] for r in top.itertuples()],
-            "label_acc": [round(float(a), 4) for a in top.label_acc]}  # fmt: skip
+    return {
+        "family": family,
+        "prompts": prompts,
+        "heads": [[int(r.layer), int(r.head)] for r in top.itertuples()],
+        "label_acc": [round(float(a), 4) for a in top.label_acc],
+    }
 
 
 def overlap(aie_heads: list[tuple[int, int]], circuit: dict, n_heads_total: int) -> dict:
@@ -71,9 +74,13 @@ def overlap(aie_heads: list[tuple[int, int]], circuit: dict, n_heads_total: int)
     a = {tuple(h) for h in aie_heads}
     c = {tuple(h) for h in circuit["heads"]}
     shared = sorted(a & c)
-    return {**circuit, "aie_heads": [list(h) for h in aie_heads],
-            "shared": [list(h) for h in shared], "overlap": len(shared),
-            "chance": round(len(a) * len(c) / n_heads_total, 3)}  # fmt: skip
+    return {
+        **circuit,
+        "aie_heads": [list(h) for h in aie_heads],
+        "shared": [list(h) for h in shared],
+        "overlap": len(shared),
+        "chance": round(len(a) * len(c) / n_heads_total, 3),
+    }
 
 
 def run_task_vectors(
@@ -87,12 +94,31 @@ def run_task_vectors(
     """Run :class:`~circuits.task_vectors.TaskVectors` and write a run directory under ``out``."""
     analysis = analysis or TaskVectors()
     tasks = resolve_tasks(task) if task != "all" else None  # bad names fail before the run
-    params = {k: getattr(analysis, k) for k in ("shots", "test_items", "te_prompts", "trials",
-              "top_k", "steps", "lr", "batch", "shared")}  # fmt: skip
+    params = {
+        k: getattr(analysis, k)
+        for k in (
+            "shots",
+            "test_items",
+            "te_prompts",
+            "trials",
+            "top_k",
+            "steps",
+            "lr",
+            "batch",
+            "shared",
+        )
+    }
     params["circuit_prompts"] = circuit_prompts
     t0 = time.monotonic()
-    with RunWriter(out, kind="task-vectors", model=model, task=task, seed=analysis.seed,
-                   command=sys.argv, params=params) as run:  # fmt: skip
+    with RunWriter(
+        out,
+        kind="task-vectors",
+        model=model,
+        task=task,
+        seed=analysis.seed,
+        command=sys.argv,
+        params=params,
+    ) as run:
         m = load_model(model)
         tasks = tasks or resolve_tasks("all", m.tokenizer)
         run.params({"tasks": tasks})
@@ -100,9 +126,11 @@ def run_task_vectors(
         circuit = None
         if circuit_prompts:
             log(f"ICL circuit step-3 heads on {circuit_prompts} prompts")
-            circuit = overlap(result.top_heads, circuit_heads(m, circuit_prompts, analysis.top_k,
-                                                              analysis.seed),
-                              m.cfg.n_layers * m.cfg.n_heads)  # fmt: skip
+            circuit = overlap(
+                result.top_heads,
+                circuit_heads(m, circuit_prompts, analysis.top_k, analysis.seed),
+                m.cfg.n_layers * m.cfg.n_heads,
+            )
         write_tables(run, result)
         seconds = round(time.monotonic() - t0, 1)
         summary = task_vectors_summary(result, circuit, seconds)
@@ -117,11 +145,14 @@ def write_tables(run: RunWriter, result: TaskVectorsResult) -> None:
     run.table("aie", result.aie)
     run.table("sweeps", result.sweeps)
     run.table("losses", result.losses)
-    alpha = pd.DataFrame([
-        {"task": t, "layer": layer, "head": head, "alpha": float(a[layer, head])}
-        for t, a in result.alpha.items()
-        for layer in range(a.shape[0]) for head in range(a.shape[1])
-    ])  # fmt: skip
+    alpha = pd.DataFrame(
+        [
+            {"task": t, "layer": layer, "head": head, "alpha": float(a[layer, head])}
+            for t, a in result.alpha.items()
+            for layer in range(a.shape[0])
+            for head in range(a.shape[1])
+        ]
+    )
     run.table("alpha", alpha)
     buf = io.BytesIO()
     torch.save({t: a.clone() for t, a in result.alpha.items()}, buf)
@@ -134,47 +165,69 @@ def figures(result: TaskVectorsResult) -> dict[str, go.Figure]:
     figs: dict[str, go.Figure] = {}
     mean = result.aie[result.aie.task == "mean"].pivot(index="layer", columns="head", values="aie")
     figs["aie"] = px.imshow(
-        mean, origin="lower", aspect="auto", color_continuous_scale="RdBu_r",
-        color_continuous_midpoint=0.0, labels={"color": "AIE"},
+        mean,
+        origin="lower",
+        aspect="auto",
+        color_continuous_scale="RdBu_r",
+        color_continuous_midpoint=0.0,
+        labels={"color": "AIE"},
         title="Average indirect effect per head (mean over tasks): P(answer) restored on "
         "shuffled-label prompts",
-    )  # fmt: skip
+    )
     key = "shared" if "shared" in result.alpha else next(iter(result.alpha))
     figs["alpha"] = px.imshow(
-        result.alpha[key].numpy(), origin="lower", aspect="auto", zmin=0, zmax=1,
-        color_continuous_scale="Viridis", labels={"x": "head", "y": "layer", "color": "alpha"},
+        result.alpha[key].numpy(),
+        origin="lower",
+        aspect="auto",
+        zmin=0,
+        zmax=1,
+        color_continuous_scale="Viridis",
+        labels={"x": "head", "y": "layer", "color": "alpha"},
         title=f"Soft injection: learned alpha per head ({key})",
-    )  # fmt: skip
+    )
     sw = result.sweeps.assign(view=result.sweeps.method + " " + result.sweeps.split)
     figs["layer_sweeps"] = px.line(
-        sw, x="layer", y="acc", color="task", line_dash="view", markers=True,
+        sw,
+        x="layer",
+        y="acc",
+        color="task",
+        line_dash="view",
+        markers=True,
         title="0-shot accuracy with the function vector added / task vector written at each layer",
-    )  # fmt: skip
+    )
     acc = result.accuracy
     figs["accuracy"] = px.bar(
-        acc, x="task", y="acc", color="method", barmode="group",
-        error_y=acc.hi - acc.acc, error_y_minus=acc.acc - acc.lo,
+        acc,
+        x="task",
+        y="acc",
+        color="method",
+        barmode="group",
+        error_y=acc.hi - acc.acc,
+        error_y_minus=acc.acc - acc.lo,
         title="Held-out accuracy (first answer token), 95% Wilson intervals",
-    )  # fmt: skip
+    )
     return figs
 
 
 def task_vectors_summary(result: TaskVectorsResult, circuit: dict | None, seconds: float) -> dict:
     per_task = result.per_task()
-    means = {m: float(sum(t[m] for t in per_task.values()) / len(per_task))
-             for m in METHODS if all(m in t for t in per_task.values())}  # fmt: skip
+    means = {
+        m: float(sum(t[m] for t in per_task.values()) / len(per_task))
+        for m in METHODS
+        if all(m in t for t in per_task.values())
+    }
     acc = result.accuracy
     return {
         **means,
         "per_task": per_task,
         "intervals": {
             f"{r.task}/{r.method}": [round(r.lo, 4), round(r.hi, 4)] for r in acc.itertuples()
-        },  # fmt: skip
+        },
         "layers": {
             f"{r.task}/{r.method}": int(r.layer)
             for r in acc.itertuples()
             if r.layer is not None and r.layer == r.layer
-        },  # fmt: skip
+        },
         "test_items": int(acc.n.min()),
         "targets": targets(per_task),
         "top_heads": [list(h) for h in result.top_heads],
@@ -195,12 +248,13 @@ def targets(per_task: dict[str, dict[str, float]], icl_floor: float = 0.6) -> di
     mean = lambda key: sum(per_task[t][key] for t in tasks) / len(tasks)  # noqa: E731
     si_gap = [per_task[t]["soft_injection"] - per_task[t]["icl"] for t in tasks]
     out = {
-        "tasks": tasks, "icl_floor": icl_floor,
+        "tasks": tasks,
+        "icl_floor": icl_floor,
         "soft_injection_minus_icl": round(mean("soft_injection") - mean("icl"), 4),
         "soft_injection_worst_minus_icl": round(min(si_gap), 4),
         "fv_minus_zero_shot": round(mean("fv") - mean("zero_shot"), 4),
         "tv_minus_zero_shot": round(mean("tv") - mean("zero_shot"), 4),
-    }  # fmt: skip
+    }
     out["met"] = {
         "soft_injection": out["soft_injection_minus_icl"] >= 0.05
         and out["soft_injection_worst_minus_icl"] >= -0.05,
@@ -210,20 +264,25 @@ def targets(per_task: dict[str, dict[str, float]], icl_floor: float = 0.6) -> di
     return out
 
 
-def task_vectors_report(result: TaskVectorsResult, summary: dict, model: str,
-                        analysis: TaskVectors) -> str:  # fmt: skip
+def task_vectors_report(
+    result: TaskVectorsResult, summary: dict, model: str, analysis: TaskVectors
+) -> str:
     acc = result.accuracy
     n = summary["test_items"]
     methods = [m for m in METHODS if m in set(acc.method)]
     lines = [
-        f"# Function vectors, task vectors and soft injection: {model}", "",
+        f"# Function vectors, task vectors and soft injection: {model}",
+        "",
         f"{len(summary['per_task'])} function tasks, {n}+ held-out items each, scored by the "
         "argmax over the whole vocabulary at the last prompt token against the answer's first "
         f"token; every method except ICL runs on the 0-shot prompt. ICL uses {analysis.shots} "
-        f"demonstrations. Brackets: 95% Wilson intervals. {summary['seconds']:.0f} s in all.", "",
-        "## Accuracy per task", "",
-        "| task | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods),
-    ]  # fmt: skip
+        f"demonstrations. Brackets: 95% Wilson intervals. {summary['seconds']:.0f} s in all.",
+        "",
+        "## Accuracy per task",
+        "",
+        "| task | " + " | ".join(methods) + " |",
+        "|---|" + "---|" * len(methods),
+    ]
     for task, group in acc.groupby("task", sort=False):
         cells = []
         for m in methods:
@@ -245,40 +304,55 @@ def task_vectors_report(result: TaskVectorsResult, summary: dict, model: str,
             f">= +0.05), {t['soft_injection_worst_minus_icl']:+.3f} on the worst task (target "
             f">= -0.05); FV - 0-shot = {t['fv_minus_zero_shot']:+.3f} (target >= +0.30); TV - "
             f"0-shot = {t['tv_minus_zero_shot']:+.3f} (target >= +0.40). Met: "
-            + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in t["met"].items()) + ".", "",
-        ]  # fmt: skip
+            + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in t["met"].items())
+            + ".",
+            "",
+        ]
     lines += [
         "FV: the top-10 heads' mean outputs, summed through the output projection, added to "
         "the residual stream after the layer in brackets (chosen on 0-shot dev prompts of "
         "non-test items). TV: the mean k-shot last-token residual written over the 0-shot one "
         "at that layer (chosen the same way). Soft injection: alpha learned per task "
         f"({analysis.steps} Adam steps, lr {analysis.lr}, batch {analysis.batch}, model frozen); "
-        "'shared' learns one alpha for all tasks.", "",
-        "## Heads", "",
+        "'shared' learns one alpha for all tasks.",
+        "",
+        "## Heads",
+        "",
         f"Top heads by AIE (mean over tasks, {analysis.trials} shuffled-label prompts per "
-        "task): " + ", ".join(f"L{l}H{h}" for l, h in result.top_heads) + ".", "",
-    ]  # fmt: skip
+        "task): " + ", ".join(f"L{l}H{h}" for l, h in result.top_heads) + ".",
+        "",
+    ]
     circuit = summary["overlap_with_circuit_heads"]
     if circuit:
         shared = ", ".join(f"L{l}H{h}" for l, h in circuit["shared"]) or "none"
         lines += [
             f"ICL circuit step-3 retrieval heads (top {len(circuit['heads'])} by label "
             f"assignment accuracy on {circuit['prompts']} `{circuit['family']}` prompts): "
-            + ", ".join(f"L{l}H{h}" for l, h in circuit["heads"]) + f". Shared with the top AIE "
-            f"heads: {circuit['overlap']} ({shared}); chance {circuit['chance']}.", "",
-        ]  # fmt: skip
+            + ", ".join(f"L{l}H{h}" for l, h in circuit["heads"])
+            + f". Shared with the top AIE "
+            f"heads: {circuit['overlap']} ({shared}); chance {circuit['chance']}.",
+            "",
+        ]
     lines += ["## Learned alpha", ""]
     for t, a in result.alpha.items():
         q = torch.quantile(a.flatten(), torch.tensor([0.1, 0.5, 0.9])).tolist()
-        lines.append(f"- {t}: {int((a > 0.9).sum())} of {a.numel()} heads above 0.9, "
-                     f"{int((a < 0.1).sum())} below 0.1; deciles 10/50/90% = "
-                     f"{q[0]:.2f} / {q[1]:.2f} / {q[2]:.2f}")  # fmt: skip
+        lines.append(
+            f"- {t}: {int((a > 0.9).sum())} of {a.numel()} heads above 0.9, "
+            f"{int((a < 0.1).sum())} below 0.1; deciles 10/50/90% = "
+            f"{q[0]:.2f} / {q[1]:.2f} / {q[2]:.2f}"
+        )
     if len(result.alpha) > 1:
         stack = torch.stack([a for t, a in result.alpha.items() if t != "shared"])
         high = (stack > 0.9).all(0).nonzero().tolist()
-        lines += ["", f"Heads above 0.9 in every per-task alpha ({len(high)}): "
-                  + (", ".join(f"L{l}H{h}" for l, h in high[:30]) or "none")
-                  + (" ..." if len(high) > 30 else "") + "."]  # fmt: skip
-    lines += ["", "Times (s): " + ", ".join(f"{k} {v}" for k, v in
-                                             summary["seconds_by_part"].items()) + "."]  # fmt: skip
+        lines += [
+            "",
+            f"Heads above 0.9 in every per-task alpha ({len(high)}): "
+            + (", ".join(f"L{l}H{h}" for l, h in high[:30]) or "none")
+            + (" ..." if len(high) > 30 else "")
+            + ".",
+        ]
+    lines += [
+        "",
+        "Times (s): " + ", ".join(f"{k} {v}" for k, v in summary["seconds_by_part"].items()) + ".",
+    ]
     return "\n".join(lines) + "\n"

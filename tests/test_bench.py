@@ -41,6 +41,22 @@ def test_bench_patching_reports_all_fields(tiny_dirs, capsys):
     assert result["B"]["rows"] > result["A"]["rows"] / 8
 
 
+def test_bench_patching_on_spread_positions_matches_transformer_lens_cells(tiny_dirs, capsys):
+    from interp.bench.patching import spread_positions
+
+    assert spread_positions(15, 5) == [0, 4, 7, 10, 14]
+    assert spread_positions(4, 9) == [0, 1, 2, 3]
+    assert spread_positions(6, 1) == [5]
+    args = ["bench", "patching", "--model", tiny_dirs["llama"], "--json", "--repeats", "1"]
+    assert main(args + ["--shots", "1", "--positions", "3"]) == 0
+    b = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["B"]
+    assert b["positions"] == spread_positions(b["tokens"], 3) and len(b["positions"]) == 3
+    cfg = json.load(open(f"{tiny_dirs['llama']}/config.json"))
+    assert b["rows"] == cfg["num_hidden_layers"] * cfg["num_attention_heads"] * 3
+    # TransformerLens ran the same cells through its index_df, in the same order as ours
+    assert b["max_abs_diff"] <= 1e-5
+
+
 def test_bench_kernels_runs_the_fused_kernel_and_checks_it(capsys, monkeypatch):
     # forced onto the Triton kernel (interpreted here) so the twin comparison means something
     monkeypatch.setenv("ICLSCOPE_KERNELS", "triton")

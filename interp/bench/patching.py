@@ -4,7 +4,9 @@ Two workloads on the same clean/corrupted prompts:
 
 * **A**: every head of every layer, patched over all positions, on 8 prompt pairs;
 * **B**: every head of every layer at each position separately, on 1 pair (thousands of
-  components: the classic fine-grained sweep).
+  components: the classic fine-grained sweep). ``positions=N`` keeps N positions spread evenly
+  from the first to the last, so a 30-layer model's sweep fits in minutes on a CPU; the
+  TransformerLens reference then runs the same cells through its ``index_df``.
 
 Each runs four ways: ``transformer_lens.patching`` (one forward per component), the fastest
 nnsight form we could write (all rows of a chunk stacked in one trace, each layer's patches one
@@ -24,6 +26,7 @@ import torch
 from interp.bench.timing import interleaved
 from interp.models import load_model
 from interp.patching.engine import Engine
+from interp.patching.plan import InterventionPlan
 from interp.patching.sweeps import head_sweep
 from interp.tasks.suite import build_pair_batches, default_family
 
@@ -72,7 +75,17 @@ def _nnsight_heads(nn, clean_z, tokens, rows, s_q, good, bad, chunk):
     return torch.cat(out)
 
 
-def _transformer_lens(tl, clean, corrupted, per_position: bool):
+def spread_positions(n_pos: int, keep: int | None) -> list[int]:
+    """``keep`` positions spread evenly over ``range(n_pos)``, first and last included."""
+    if keep is None or keep >= n_pos:
+        return list(range(n_pos))
+    if keep == 1:
+        return [n_pos - 1]
+    return sorted({round(i * (n_pos - 1) / (keep - 1)) for i in range(keep)})
+
+
+def _transformer_lens(tl, clean, corrupted, per_position: bool, positions: list[int]):
+    import pandas as pd
     from transformer_lens import patching
 
     s_q = clean.s_q
@@ -83,14 +96,28 @@ def _transformer_lens(tl, clean, corrupted, per_position: bool):
         return (at[rows, clean.answer_ids] - at[rows, corrupted.answer_ids]).mean()
 
     _, cache = tl.bridge.run_with_cache(clean.tokens)
-    fn = (
-        patching.get_act_patch_attn_head_out_by_pos
-        if per_position
-        else patching.get_act_patch_attn_head_out_all_pos
-    )
+    cfg = tl.cfg
     # its progress bar off, as ours is: the bar would interleave with the results
     with mock.patch.object(patching, "tqdm", lambda items, **_: items):
-        return fn(tl.bridge, corrupted.tokens, cache, metric)
+        if not per_position:
+            return patching.get_act_patch_attn_head_out_all_pos(
+                tl.bridge, corrupted.tokens, cache, metric
+            )
+        # the same (layer, pos, head) cells as ours, in TransformerLens's own order
+        cells = [
+            (layer, pos, head)
+            for layer in range(cfg.n_layers)
+            for pos in positions
+            for head in range(cfg.n_heads)
+        ]
+        return patching.get_act_patch_attn_head_out_by_pos(
+            tl.bridge,
+            corrupted.tokens,
+            cache,
+            metric,
+            index_axis_names=None,
+            index_df=pd.DataFrame(cells, columns=["layer", "pos", "head"]),
+        )
 
 
 def _plain(hf, tokens, chunk):
@@ -107,25 +134,41 @@ def _plain_with(hf, impl: str, tokens, chunk):
         hf.set_attn_implementation("sdpa")
 
 
-def bench_patching(model: str = "organism", repeats: int = 3, shots: int = 4, log=print) -> dict:
-    """Measure workloads A and B four ways; returns the benchmark's JSON object."""
+def bench_patching(
+    model: str = "organism",
+    repeats: int = 3,
+    shots: int = 4,
+    positions: int | None = None,
+    log=print,
+) -> dict:
+    """Measure workloads A and B four ways; returns the benchmark's JSON object.
+    ``positions`` caps workload B's positions (spread evenly; ``None``: every position)."""
     tl = load_model(model)
     nn = load_model(model, backend="nnsight")
     return {
-        name: _workload(tl, nn, name, n_pairs, per_position, shots, repeats, log)
+        name: _workload(tl, nn, name, n_pairs, per_position, shots, repeats, positions, log)
         for name, n_pairs, per_position in (("A", 8, False), ("B", 1, True))
     }
 
 
-def _workload(tl, nn, name, n_pairs, per_position, shots, repeats, log) -> dict:
+def _workload(tl, nn, name, n_pairs, per_position, shots, repeats, keep_positions, log) -> dict:
     cfg = tl.cfg
     family = default_family(tl.tokenizer, *BENCH_FAMILIES)
     clean, corrupted = build_pair_batches(tl.prompt_builder(), family, n_pairs, shots, seed=1)
     n_pos = clean.tokens.shape[1]
+    positions = spread_positions(n_pos, keep_positions)
     plan = head_sweep(cfg, range(n_pairs), n_pos=n_pos if per_position else None)
+    if per_position:
+        plan = InterventionPlan(
+            [r for r in plan.rows if dict(r.labels)["position"] in positions], base=plan.base
+        )
     engine = Engine(tl)
     chunk = engine.rows_per_chunk(n_pos)
-    log(f"workload {name}: {len(plan)} rows, {n_pos} tokens, chunks of {chunk}")
+    log(
+        f"workload {name}: {len(plan)} rows, {n_pos} tokens"
+        + (f" ({len(positions)} positions patched)" if per_position else "")
+        + f", chunks of {chunk}"
+    )
     run = lambda resume: engine.run(plan, clean, corrupted, resume=resume, progress=False)
     row_tokens = corrupted.tokens[torch.tensor([r.prompt for r in plan.rows])]
     hf = tl.plain_model()
@@ -145,7 +188,9 @@ def _workload(tl, nn, name, n_pairs, per_position, shots, repeats, log) -> dict:
             "engine_no_reuse": lambda: run(False),
             "sdpa": lambda: _plain_with(hf, "sdpa", row_tokens, chunk),
             "eager": lambda: _plain_with(hf, "eager", row_tokens, chunk),
-            "transformer_lens": lambda: _transformer_lens(tl, clean, corrupted, per_position),
+            "transformer_lens": lambda: _transformer_lens(
+                tl, clean, corrupted, per_position, positions
+            ),
             "nnsight": lambda: _nnsight_heads(
                 nn,
                 clean_z,
@@ -173,6 +218,8 @@ def _workload(tl, nn, name, n_pairs, per_position, shots, repeats, log) -> dict:
 
     result = {
         "rows": len(plan),
+        "tokens": n_pos,
+        **({"positions": positions} if per_position else {}),
         "seconds": {
             "transformer_lens": t_tl,
             "nnsight": t_nn,

@@ -17,6 +17,11 @@ def bench_patching_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     repeats: int = options.count(5, "Timed repeats per method (median reported)."),
     shots: int = options.shots(help="Demonstrations per prompt (sets the prompt length)."),
+    positions: int | None = options.count(
+        None,
+        "Workload B patches this many positions, spread evenly from first to last "
+        "[every position].",
+    ),
 ):
     """Time head patching four ways (TransformerLens, nnsight, our engine with and without
     resuming) against a plain forward, on workloads A (heads x 8 pairs) and B (heads x
@@ -30,7 +35,11 @@ def bench_patching_command(
     family = default_family(AutoTokenizer.from_pretrained(folder), *BENCH_FAMILIES)
     checks.prompts(folder, model, [family], [shots])
     result = bench_patching(
-        model, repeats=repeats, shots=shots, log=(lambda *a: None) if as_json else console.print
+        model,
+        repeats=repeats,
+        shots=shots,
+        positions=positions,
+        log=(lambda *a: None) if as_json else console.print,
     )
     if as_json:
         print(json.dumps(result))

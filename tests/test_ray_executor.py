@@ -137,25 +137,6 @@ def test_killed_worker_chunks_are_retried(executor, tmp_path):
     pd.testing.assert_frame_equal(ours, ref, atol=TOL, rtol=0)
 
 
-def test_run_that_cannot_finish_is_marked_failed(executor, tmp_path):
-    """With no retries left, the chunks of the killed worker cannot finish: the run fails,
-    and its manifest names them. (Last in the module: it leaves one worker.)"""
-    executor.on_chunk, executor.max_retries = killer(executor), 0
-    try:
-        with pytest.raises(ExecutorFailed) as err:
-            patch_run(tmp_path, executor)
-    finally:
-        executor.on_chunk, executor.max_retries = None, 2
-    (path,) = tmp_path.iterdir()
-    m = manifest(path)
-    assert m["status"] == "failed" and "did not finish" in m["error"]
-    record = m["executor"]
-    assert record["unfinished"] and record["workers_replaced"] == 0
-    assert {r["chunk"] for r in record["retries"]} == set(record["unfinished"])
-    assert record["unfinished"] == err.value.record["unfinished"]
-    assert not (path / "results.parquet").exists()
-
-
 @pytest.mark.parametrize("kind", ["heads", "resid"])
 def test_estimate_counts_the_sources_a_job_ships(model, kind):
     """The dry run's sources are the tensors a worker is sent: computed from shapes alone, they
@@ -202,3 +183,119 @@ def test_dry_run_refuses_plan_over_budget(tmp_path, capsys):
     assert main(args + ["--memory-budget", "0.004"]) == 2
     assert "the model alone" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # a dry run writes no run directory
+
+
+# -- every run command on the executor ----------------------------------------------------------
+def small_task_vectors():
+    from circuits.task_vectors import TaskVectors
+
+    return TaskVectors(
+        shots=2, test_items=4, te_prompts=4, trials=2, top_k=2, steps=2, batch=2, shared=False
+    )
+
+
+def test_task_vectors_sweeps_on_ray_equal_local_and_manifest_lists_every_plan(executor, tmp_path):
+    """The AIE, FV and TV sweeps and the soft-injection evaluation run on the Ray workers with
+    the local tables; the manifest keeps one record per engine run, not just the last."""
+    from interp.runs.task_vectors import run_task_vectors
+
+    def run(out, ex):
+        return run_task_vectors(
+            out, "organism", "fn_index_last", small_task_vectors(), 0, log=QUIET, executor=ex
+        )
+
+    ours, ref = run(tmp_path / "ray", executor), run(tmp_path / "local", None)
+    record, local = manifest(ours)["executor"], manifest(ref)["executor"]
+    assert record["executor"] == "ray" and local["executor"] == "local"
+    # AIE, FV dev, FV test, TV dev, TV test, soft injection: six plans, all recorded
+    assert len(record["runs"]) == len(local["runs"]) == 6
+    assert [r["rows"] for r in record["runs"]] == [r["rows"] for r in local["runs"]]
+    assert record["chunks"] == sum(r["chunks"] for r in record["runs"]) > 6
+    assert record["retries"] == [] and record["unfinished"] == []
+    for name in ("aie", "sweeps", "accuracy"):
+        a, b = (pd.read_parquet(p / f"{name}.parquet") for p in (ours, ref))
+        pd.testing.assert_frame_equal(a, b, atol=TOL, rtol=0)
+
+
+def test_circuit_manifest_lists_every_engine_run(tmp_path):
+    """(Local, so it needs no workers.) Every engine run made inside the circuit is in its
+    manifest with its rows, and the totals add them up."""
+    from interp.runs.circuit import run_circuit
+
+    path = run_circuit(tmp_path, "organism", prompts=8, shots=2, log=QUIET, ablation_prompts=2)
+    record = manifest(path)["executor"]
+    assert record["executor"] == "local" and len(record["runs"]) >= 1
+    assert record["chunks"] == sum(r["chunks"] for r in record["runs"])
+    assert record["rows"] == sum(r["rows"] for r in record["runs"]) > 0
+
+
+def cli(command, tmp_path, *extra):
+    base = ["run", command, "--model", "organism", "--out", str(tmp_path)]
+    return main(base + list(extra))
+
+
+@pytest.mark.parametrize(
+    "command, extra, budget",
+    [
+        ("circuit", ["--prompts", "8", "--shots", "2", "--ablation-prompts", "2"], 0.012),
+        (
+            "task-vectors",
+            ["--task", "fn_index_last", "--test-items", "4", "--trials", "2", "--te-prompts", "4"],
+            0.17,
+        ),
+    ],
+)
+def test_dry_run_of_every_engine_command(tmp_path, capsys, command, extra, budget):
+    """``--dry-run`` prints rows, chunks, forward passes and the peak per worker, writes no
+    run directory, and refuses a budget under the plans' needs naming the knob."""
+    assert cli(command, tmp_path, *extra, "--dry-run") == 0
+    shown = capsys.readouterr().out
+    for words in ("rows in", "chunks", "forward passes", "peak memory per worker"):
+        assert words in shown
+    assert "fits the budget" in shown
+    # room for the model and sources, not for a chunk of the largest plan
+    assert cli(command, tmp_path, *extra, "--dry-run", "--memory-budget", str(budget)) == 2
+    said = capsys.readouterr()
+    assert "over the budget" in said.err and "--max-batch" in said.err
+    # and the budget alone (no --dry-run) refuses the run before anything is written
+    assert cli(command, tmp_path, *extra, "--memory-budget", "0.004") == 2
+    assert "the model alone" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mlp_width_is_the_configs():
+    """smollm2's MLP is 1536 wide, not 4 x 576: the estimate reads the config."""
+    from transformers import GPT2Config, LlamaConfig
+
+    from interp.models.hooked import ModelConfig
+    from interp.patching.engine import mlp_width, row_floats
+    from interp.patching.memory import _hook_floats
+
+    llama = LlamaConfig(
+        hidden_size=576, intermediate_size=1536, num_attention_heads=9, num_key_value_heads=3
+    )
+    cfg = ModelConfig.from_hf("smollm2-shape", llama)
+    assert cfg.d_mlp == mlp_width(cfg) == 1536
+    assert _hook_floats(cfg, "blocks.3.mlp.hook_post", 10) == 10 * 1536
+    assert row_floats(cfg, 10) == 10 * (2 * 576 + 1536 + 2 * 9 * 10 + cfg.d_vocab)
+    gpt2 = ModelConfig.from_hf("gpt2-shape", GPT2Config(n_embd=64, n_head=4))
+    assert gpt2.d_mlp is None and mlp_width(gpt2) == 4 * 64
+
+
+def test_run_that_cannot_finish_is_marked_failed(executor, tmp_path):
+    """With no retries left, the chunks of the killed worker cannot finish: the run fails,
+    and its manifest names them. (Last in the module: it leaves one worker.)"""
+    executor.on_chunk, executor.max_retries = killer(executor), 0
+    try:
+        with pytest.raises(ExecutorFailed) as err:
+            patch_run(tmp_path, executor)
+    finally:
+        executor.on_chunk, executor.max_retries = None, 2
+    (path,) = tmp_path.iterdir()
+    m = manifest(path)
+    assert m["status"] == "failed" and "did not finish" in m["error"]
+    record = m["executor"]
+    assert record["unfinished"] and record["workers_replaced"] == 0
+    assert {r["chunk"] for r in record["retries"]} == set(record["unfinished"])
+    assert record["unfinished"] == err.value.record["unfinished"]
+    assert not (path / "results.parquet").exists()

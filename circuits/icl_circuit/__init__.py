@@ -151,6 +151,23 @@ class IclCircuit:
         rng = random.Random(f"{family.name}:{k}:{self.seed}")
         return [family.sample(rng, k) for _ in range(self.prompts)]
 
+    def ablation_batch(self, builder, fam: TaskFamily, episodes: list[Episode]):
+        """The ablation table's prompts: the first ``ablation_prompts`` k-shot ones, then as
+        many 0-shot ones; and how many are k-shot."""
+        cap = len(episodes) if self.ablation_prompts is None else self.ablation_prompts
+        chosen = episodes[:cap]
+        return builder.build(fam.template, chosen + self.episodes(fam, 0)[:cap]), len(chosen)
+
+    def engine_steps(self, model: HookedModel, family: str) -> list:
+        """The engine runs of :meth:`run` (only the ablation table), as the dry run estimates
+        them (:func:`interp.patching.memory.estimate_steps`): built from prompts alone."""
+        fam = get_family(family)
+        both, n_shot = self.ablation_batch(
+            model.prompt_builder(), fam, self.episodes(fam, self.shots)
+        )
+        plan = self.ablation.batch_plan(both, n_shot, model.cfg.n_layers)
+        return [("ablation table", plan, both, None)]
+
     def run(
         self, model: HookedModel, family: str = "sentiment_arbitrary", log=lambda _: None
     ) -> IclCircuitResult:
@@ -185,11 +202,9 @@ class IclCircuit:
         s2_layers, s2_heads, s2_labels = self.merge.measure(states, wrong_states, data)
         log("step 3: retrieve and copy")
         s3_heads, s3_vanilla, subspace = self.retrieve.measure(model, states, data)
-        cap = len(episodes) if self.ablation_prompts is None else self.ablation_prompts
-        chosen = episodes[:cap]
-        both = builder.build(fam.template, chosen + self.episodes(fam, 0)[:cap])
-        log(f"ablations on {len(chosen)} prompts: one plan through the engine")
-        ablation = self.ablation.measure(model, both, len(chosen))
+        both, n_shot = self.ablation_batch(builder, fam, episodes)
+        log(f"ablations on {n_shot} prompts: one plan through the engine")
+        ablation = self.ablation.measure(model, both, n_shot)
         return IclCircuitResult(
             step1,
             s2_layers,
@@ -200,5 +215,5 @@ class IclCircuit:
             subspace,
             ablation,
             time.perf_counter() - start,
-            len(chosen),
+            n_shot,
         )

@@ -32,6 +32,8 @@ class EdgeAblation:
 
     ranges: tuple[tuple[float, float], ...] = LAYER_RANGES
     seed: int = 0
+    max_batch: int | None = None
+    """Rows per forward pass of the engine [sized to its memory budget]."""
 
     @staticmethod
     def edge_groups(ann: Annotation) -> dict[str, list[EdgeGroup]]:
@@ -82,10 +84,16 @@ class EdgeAblation:
         rows += [PlanRow(p, (), (("edge", "k=0"), ("range", "all"))) for p in zero_shot]
         return InterventionPlan(rows, base="clean")
 
+    def batch_plan(self, batch: PromptBatch, n_shot: int, n_layers: int) -> InterventionPlan:
+        """The plan of :meth:`measure` (``batch``: ``n_shot`` k-shot prompts, then 0-shot)."""
+        return self.plan(batch.annotations[:n_shot], n_layers, range(n_shot, len(batch)))
+
     def measure(self, model: HookedModel, batch: PromptBatch, n_shot: int) -> pd.DataFrame:
         """Accuracy per edge and range: ``batch`` holds ``n_shot`` k-shot prompts, then 0-shot."""
-        plan = self.plan(batch.annotations[:n_shot], model.cfg.n_layers, range(n_shot, len(batch)))
-        table = Engine(model).run(plan, batch, metric="acc", progress=False)
+        plan = self.batch_plan(batch, n_shot, model.cfg.n_layers)
+        table = Engine(model, max_batch=self.max_batch).run(
+            plan, batch, metric="acc", progress=False
+        )
         acc = table.groupby(["edge", "range"], sort=False).metric.mean()
         rows = []
         for start, end in self.ranges:

@@ -41,6 +41,7 @@ from circuits.task_vectors.soft_injection import (
 from circuits.task_vectors.task_vector import TaskVector, best_layer
 from interp.models import HookedModel
 from interp.patching.engine import Engine
+from interp.prompts import PromptBatch
 
 __all__ = [
     "INJECT",
@@ -109,6 +110,18 @@ def accuracy(model: HookedModel, batch, chunk: int = 16) -> Tensor:
 
 
 @dataclass
+class TaskBatches:
+    """One task's prompt batches (see :meth:`TaskVectors.batches`)."""
+
+    split: TaskSplit
+    test0: PromptBatch
+    testk: PromptBatch
+    dev0: PromptBatch
+    te: PromptBatch
+    shuffled: PromptBatch
+
+
+@dataclass
 class TaskVectors:
     """The three methods on function tasks, scored on held-out 0-shot items."""
 
@@ -123,6 +136,52 @@ class TaskVectors:
     shared: bool = True
     seed: int = 0
     max_batch: int | None = None
+
+    def batches(self, builder, task: str) -> TaskBatches:
+        """One task's prompts: held-out 0-shot and k-shot, 0-shot dev (the train items),
+        the task embedding's k-shot prompts and the AIE's shuffled-label ones."""
+        split = TaskSplit.make(task, self.test_items, self.seed)
+        seed = self.seed
+        return TaskBatches(
+            split,
+            test0=split.build(builder, split.test, 0, f"test:{seed}"),
+            testk=split.build(builder, split.test, self.shots, f"icl:{seed}"),
+            dev0=split.build(builder, split.train, 0, f"dev:{seed}"),
+            te=split.build(
+                builder, split.sample_train(self.te_prompts, f"te:{seed}"), self.shots, f"te:{seed}"
+            ),
+            shuffled=split.build(
+                builder,
+                split.sample_train(self.trials, f"aie:{seed}"),
+                self.shots,
+                f"aie:{seed}",
+                shuffle_labels=True,
+            ),
+        )
+
+    def engine_steps(self, model: HookedModel, tasks: list[str]) -> list:
+        """The engine runs of :meth:`run`, per task, with zero tensors where :meth:`run` puts
+        measured ones (the dry run's estimate reads shapes only): the AIE, the FV and TV layer
+        sweeps and the soft-injection evaluation. Everything else runs here (the caches of
+        the embeddings, the ICL accuracies, soft injection's training)."""
+        cfg, builder = model.cfg, model.prompt_builder(labels="first")
+        te = torch.zeros(cfg.n_layers, cfg.n_heads, cfg.d_head)
+        resid = torch.zeros(cfg.n_layers, cfg.d_model)
+        layers = list(range(cfg.n_layers))
+        steps = []
+        for task in tasks:
+            b = self.batches(builder, task)
+            fv, tv = FunctionVector(self.top_k), TaskVector()
+            states = torch.zeros(len(b.dev0), cfg.n_layers, cfg.d_model)
+            alpha = torch.zeros(cfg.n_layers, cfg.n_heads)
+            steps += [
+                (f"{task} AIE", AverageIndirectEffect().plan(te, b.shuffled), b.shuffled, None),
+                (f"{task} FV dev", fv.plan(resid[0], states, b.dev0, layers), b.dev0, None),
+                (f"{task} TV dev", tv.plan(resid, b.dev0, layers), b.dev0, None),
+                (f"{task} TV test", tv.plan(resid, b.test0, layers), b.test0, None),
+                (f"{task} soft injection", SoftInjection.plan(alpha, te, b.test0), b.test0, None),
+            ]
+        return steps
 
     def run(
         self, model: HookedModel, tasks: list[str], log: Callable[[str], object] = print
@@ -148,19 +207,9 @@ class TaskVectors:
 
         for i, task in enumerate(tasks):
             log(f"[{i + 1}/{len(tasks)}] {task}: embeddings, 0-shot and {self.shots}-shot")
-            split = TaskSplit.make(task, self.test_items, self.seed)
-            test0 = split.build(builder, split.test, 0, f"test:{self.seed}")
-            testk = split.build(builder, split.test, self.shots, f"icl:{self.seed}")
-            dev0 = split.build(builder, split.train, 0, f"dev:{self.seed}")
-            te = task_embedding(
-                model,
-                split.build(
-                    builder,
-                    split.sample_train(self.te_prompts, f"te:{self.seed}"),
-                    self.shots,
-                    f"te:{self.seed}",
-                ),
-            )
+            b = self.batches(builder, task)
+            split, test0, testk, dev0 = b.split, b.test0, b.testk, b.dev0
+            te = task_embedding(model, b.te)
             score(task, "zero_shot", accuracy(model, test0))
             score(task, "icl", accuracy(model, testk))
             log(
@@ -168,14 +217,7 @@ class TaskVectors:
                 "shuffled-label prompts, one plan"
             )
             t0 = time.monotonic()
-            shuffled = split.build(
-                builder,
-                split.sample_train(self.trials, f"aie:{self.seed}"),
-                self.shots,
-                f"aie:{self.seed}",
-                shuffle_labels=True,
-            )
-            aie = AverageIndirectEffect(self.max_batch).run(model, te.heads, shuffled, engine)
+            aie = AverageIndirectEffect(self.max_batch).run(model, te.heads, b.shuffled, engine)
             aies.append(aie.assign(task=task))
             seconds["aie"] += time.monotonic() - t0
             data[task] = (split, test0, dev0, te)

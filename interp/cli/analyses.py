@@ -122,26 +122,22 @@ def run_patch_command(
     prompts: int = options.count(8, "Clean/corrupted prompt pairs."),
     shots: int = options.shots(),
     seed: int = options.seed(),
-    max_batch: int | None = options.count(None, "Rows per forward pass [fit a 1 GiB budget]."),
+    max_batch: int | None = options.max_batch(),
     per_position: bool = typer.Option(False, help="Heads: patch each position separately."),
     out: Path = options.out_folder(),
     executor: Executor = options.executor(),
     ray_address: str | None = options.ray_address(),
     workers: int = options.workers(),
     max_retries: int = options.max_retries(),
-    dry_run: bool = typer.Option(
-        False, "--dry-run", help="Print the plan's size, chunks and memory per worker; run nothing."
-    ),
-    memory_budget: float | None = typer.Option(
-        None, min=0.0, help="GiB one worker may use; a plan over it is refused [this machine's]."
-    ),
+    dry_run_: bool = options.dry_run(),
+    memory_budget: float | None = options.memory_budget(),
 ):
     """Patch or ablate every component in batched forward passes; write heatmaps, the top
     components, the plan, summary.json and a report."""
     _check_run(out, model, task, shots)
     from interp.runs.patch import run_patch
 
-    if dry_run or memory_budget is not None:
+    if dry_run_ or memory_budget is not None:
         _dry_run_patch(
             model,
             task,
@@ -154,9 +150,9 @@ def run_patch_command(
             per_position,
             workers if executor == "ray" else 1,
             memory_budget,
-            show=dry_run,
+            show=dry_run_,
         )
-        if dry_run:
+        if dry_run_:
             return
     runner = _executor(executor, ray_address, workers, max_retries)
     try:
@@ -190,6 +186,34 @@ def _executor(kind: str, address: str | None, workers: int, max_retries: int):
     return RayExecutor(address=address, workers=workers, max_retries=max_retries)
 
 
+def dry_run(
+    model,
+    steps,
+    max_batch: int | None,
+    workers: int,
+    budget: float | None,
+    show: bool = True,
+    sources_knob: str | dict[str, str] = "--prompts",
+    notes: tuple[str, ...] = (),
+) -> None:
+    """What a command's engine runs (``steps``, see :func:`interp.patching.memory.
+    estimate_steps`) would cost on ``model`` (a :class:`~interp.models.HookedModel`), printed
+    when ``show``, and refused when one worker's peak exceeds ``budget`` GiB (default: this
+    machine's memory), naming ``--max-batch`` or ``sources_knob``. Every command's
+    ``--dry-run`` and ``--memory-budget`` come here; ``notes`` say what it runs besides."""
+    from interp.patching.engine import Engine
+    from interp.patching.memory import estimate_steps, machine_memory_gb
+
+    costs = estimate_steps(Engine(model, max_batch=max_batch), steps, workers=workers)
+    budget = machine_memory_gb() if budget is None else budget
+    if show:
+        for line in [*costs.lines(), *notes, f"budget per worker: {budget:.3f} GiB"]:
+            console.print(line, highlight=False)
+    costs.check(budget, sources_knob)
+    if show:
+        console.print("fits the budget")
+
+
 def _dry_run_patch(
     model,
     task,
@@ -204,11 +228,8 @@ def _dry_run_patch(
     budget,
     show=True,
 ) -> None:
-    """Print what ``run patch`` would cost (see :mod:`interp.patching.memory`) and refuse it
-    when one worker's peak exceeds ``budget`` GiB (default: this machine's memory)."""
+    """``run patch``'s plan, with its baselines, through :func:`dry_run`."""
     from interp.models import load_model
-    from interp.patching.engine import Engine
-    from interp.patching.memory import estimate, machine_memory_gb
     from interp.patching.sweeps import with_baselines
     from interp.runs.patch import build_plan
     from interp.tasks.suite import build_pair_batches
@@ -218,14 +239,7 @@ def _dry_run_patch(
     plan = with_baselines(
         build_plan(component, m.cfg, clean, ablation, per_position), range(len(clean))
     )
-    est = estimate(Engine(m, max_batch=max_batch), plan, clean, corrupted, workers=workers)
-    budget = machine_memory_gb() if budget is None else budget
-    if show:
-        for line in est.lines() + [f"budget per worker: {budget:.3f} GiB"]:
-            console.print(line)
-    est.check(budget)
-    if show:
-        console.print("fits the budget")
+    dry_run(m, [("patch", plan, clean, corrupted)], max_batch, workers, budget, show)
 
 
 @run_app.command("circuit")
@@ -241,16 +255,40 @@ def run_circuit_command(
         "Run the ablation table on the first N prompts only [all]: it costs up to "
         "32 forward passes per prompt.",
     ),
+    max_batch: int | None = options.max_batch(),
     executor: Executor = options.executor(),
     ray_address: str | None = options.ray_address(),
     workers: int = options.workers(),
     max_retries: int = options.max_retries(),
+    dry_run_: bool = options.dry_run(),
+    memory_budget: float | None = options.memory_budget(),
 ):
     """The ICL inference circuit (Cho et al.): summarize, semantics merge, retrieve and copy,
-    and the attention-edge ablation table, written as a run directory."""
+    and the attention-edge ablation table, written as a run directory. The ablation table is
+    one engine plan (it runs on --executor); caching the prompts' states runs here."""
     _check_run(out, model, task, shots)
-    from interp.runs.circuit import run_circuit
+    from interp.runs.circuit import make_circuit, run_circuit
 
+    if dry_run_ or memory_budget is not None:
+        from interp.models import load_model
+
+        circuit = make_circuit(shots, prompts, seed, ablation_prompts, max_batch)
+        m = load_model(model)
+        dry_run(
+            m,
+            circuit.engine_steps(m, task),
+            max_batch,
+            workers if executor == "ray" else 1,
+            memory_budget,
+            show=dry_run_,
+            sources_knob="--ablation-prompts",
+            notes=(
+                f"besides: {2 * prompts} prompts cached (correct and wrong labels) in "
+                f"{2 * -(-prompts // circuit.chunk)} forward passes, in this process",
+            ),
+        )
+        if dry_run_:
+            return
     runner = _executor(executor, ray_address, workers, max_retries)
     try:
         path = run_circuit(
@@ -263,6 +301,7 @@ def run_circuit_command(
             log=console.print,
             ablation_prompts=ablation_prompts,
             executor=runner,
+            max_batch=max_batch,
         )
     finally:
         if runner is not None:

@@ -94,3 +94,24 @@ def max_retries() -> Any:
     return typer.Option(
         3, min=0, help="With --executor ray: times a chunk is retried when its worker dies."
     )
+
+
+def max_batch() -> Any:
+    return typer.Option(
+        None, min=1, help="Rows per forward pass of the engine [fit a 1 GiB budget]."
+    )
+
+
+def dry_run() -> Any:
+    return typer.Option(
+        False,
+        "--dry-run",
+        help="Print the engine plans' rows, chunks, forward passes and peak memory per "
+        "worker (model + sources + one chunk); run nothing, write nothing.",
+    )
+
+
+def memory_budget() -> Any:
+    return typer.Option(
+        None, min=0.0, help="GiB one worker may use; a plan over it is refused [this machine's]."
+    )

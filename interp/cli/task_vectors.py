@@ -13,6 +13,7 @@ import typer
 
 from interp.cli import checks, options
 from interp.cli.app import bench_app, console, report_path, run_app
+from interp.cli.options import Executor
 
 
 @run_app.command("task-vectors")
@@ -40,14 +41,27 @@ def run_task_vectors_command(
         None, "Torch CPU threads [torch's default]; 1 is faster on a machine others load."
     ),
     out: Path = options.out_folder(),
+    max_batch: int | None = options.max_batch(),
+    executor: Executor = options.executor(),
+    ray_address: str | None = options.ray_address(),
+    workers: int = options.workers(),
+    max_retries: int = options.max_retries(),
+    dry_run_: bool = options.dry_run(),
+    memory_budget: float | None = options.memory_budget(),
 ):
     """Function vectors (Todd et al.), task vectors (Hendel et al.) and soft injection (Park &
-    Rhee) on function tasks, scored 0-shot on held-out items against 0-shot and k-shot ICL."""
+    Rhee) on function tasks, scored 0-shot on held-out items against 0-shot and k-shot ICL.
+
+    With --executor ray, the engine plans (the AIE, the FV and TV layer sweeps, the
+    soft-injection evaluation) run on the Ray workers. Soft injection's training is gradient
+    descent in one process, and the task embeddings and ICL accuracies are cached here: they
+    stay local."""
     checks.output_folder(out)
     folder = checks.model_folder(model)
     import torch
 
     from circuits.task_vectors import TaskVectors
+    from interp.cli.analyses import _executor, dry_run
     from interp.runs.task_vectors import resolve_tasks, run_task_vectors
 
     if threads:
@@ -68,9 +82,53 @@ def run_task_vectors_command(
         batch=batch,
         shared=shared,
         seed=seed,
+        max_batch=max_batch,
     )
-    path = run_task_vectors(out, model, task, analysis, circuit_prompts, log=console.print)
+    if dry_run_ or memory_budget is not None:
+        from interp.models import load_model
+
+        m = load_model(model)
+        tasks = resolve_tasks(task, m.tokenizer)
+        dry_run(
+            m,
+            analysis.engine_steps(m, tasks),
+            max_batch,
+            workers if executor == "ray" else 1,
+            memory_budget,
+            show=dry_run_,
+            sources_knob=tv_knobs(tasks),
+            notes=(
+                f"besides, in this process: {len(tasks)} tasks' embeddings and ICL accuracies "
+                f"(up to {te_prompts + 2 * test_items} prompts each), soft injection's "
+                f"{steps} training steps per task",
+            ),
+        )
+        if dry_run_:
+            return
+    runner = _executor(executor, ray_address, workers, max_retries)
+    try:
+        path = run_task_vectors(
+            out, model, task, analysis, circuit_prompts, log=console.print, executor=runner
+        )
+    finally:
+        if runner is not None:
+            runner.close()
     report_path(path)
+
+
+def tv_knobs(tasks: list[str]) -> dict[str, str]:
+    """What shrinks each task-vector plan's cached sources: the AIE's prompts are --trials,
+    the test sweeps' --test-items; the dev sweeps read every train item of the task, which no
+    option caps (more --test-items leave fewer, but that is not a knob to turn for memory)."""
+    knobs = {"": "--test-items"}
+    for task in tasks:
+        knobs[f"{task} AIE"] = "--trials"
+        for dev in ("FV dev", "TV dev"):
+            knobs[f"{task} {dev}"] = (
+                "tasks (its dev sweeps cache every train item: drop this task from --task, or "
+                "run on a machine with more memory)"
+            )
+    return knobs
 
 
 @bench_app.command("aie")

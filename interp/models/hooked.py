@@ -59,6 +59,9 @@ class ModelConfig:
     d_model: int
     n_ctx: int
     d_vocab: int
+    d_mlp: int | None = None
+    """The MLP's hidden width (``intermediate_size``; ``None`` where the config does not say:
+    GPT-2 leaves ``n_inner`` unset for 4 x ``d_model``)."""
 
     @classmethod
     def from_hf(cls, name: str, hf) -> ModelConfig:
@@ -80,6 +83,7 @@ class ModelConfig:
             d_model=d_model,
             n_ctx=get("max_position_embeddings", "n_positions", "n_ctx"),
             d_vocab=hf.vocab_size,
+            d_mlp=get("intermediate_size", "n_inner"),
         )
 
 

@@ -44,6 +44,19 @@ from interp.prompts import PromptBatch, check_pair
 logger = logging.getLogger("iclscope")
 
 
+def mlp_width(cfg) -> int:
+    """The MLP's hidden width: the config's own (``intermediate_size``), else GPT-2's 4 x."""
+    return getattr(cfg, "d_mlp", None) or 4 * cfg.d_model
+
+
+def row_floats(cfg, n_pos: int) -> int:
+    """Floats one plan row holds live at the peak of a forward pass: the residual stream and
+    one block output (2 x ``d_model``), the MLP's hidden layer, attention scores and pattern
+    (2 x heads x pos^2) and the logits, at every position. The engine sizes chunks by it, and
+    the dry run's memory estimate (:mod:`interp.patching.memory`) uses the same rule."""
+    return n_pos * (2 * cfg.d_model + mlp_width(cfg) + 2 * cfg.n_heads * n_pos + cfg.d_vocab)
+
+
 class Engine:
     """Runs intervention plans on a :class:`HookedModel`.
 
@@ -79,9 +92,8 @@ class Engine:
         """Rows per forward pass: ``max_batch``, or what fits the memory budget."""
         if self.max_batch:
             return self.max_batch
-        c = self.model.cfg
-        floats_per_row = n_pos * (6 * c.d_model + 2 * c.n_heads * n_pos + c.d_vocab)
-        return int(max(1, min(1024, self.memory_gb * 2**30 / (4 * floats_per_row))))
+        floats = row_floats(self.model.cfg, n_pos)
+        return int(max(1, min(1024, self.memory_gb * 2**30 / (4 * floats))))
 
     def estimate(self, plan: InterventionPlan, n_pos: int) -> str:
         per = self.rows_per_chunk(n_pos)

@@ -13,9 +13,16 @@ returns one metric value per plan row.
   worker, at most ``max_retries`` times per chunk, and is replaced; a run whose chunks cannot
   all finish raises :class:`ExecutorFailed` naming them.
 
+Analyses that do not run an engine plan (eviction, block relevance: forward passes with their
+own masks and hooks) hand an executor a :class:`Work` instead: a picklable object that loads
+what its chunks need once per worker (the model) and turns a chunk number into a result.
+:meth:`LocalExecutor.map` and :meth:`RayExecutor.map` return the results in chunk order, so the
+caller aggregates them exactly as it would have in its own loop.
+
 Ray does the scheduling (placing actors on nodes, moving objects); this module only keeps each
 worker busy and notices deaths. Every executor keeps a :attr:`record` of its last run (executor,
-workers, retries, unfinished chunks) that run directories write into their manifest.
+workers, retries, unfinished chunks) and :attr:`records` of all of them; a run directory writes
+:func:`run_record` (every run since a mark, with merged totals) into its manifest.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import os
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable, Hashable
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
@@ -42,12 +50,67 @@ IN_FLIGHT = 2
 worker never idles for a round trip to the driver."""
 
 
+class Work(Protocol):
+    """Chunks of an analysis that is not an engine plan, as an executor runs them.
+
+    ``key`` names what :meth:`load` returns (e.g. ``("eager", "smollm2")``): a worker loads it
+    once and keeps it for every chunk and later works with the same key. The object itself is
+    shipped to each worker once (so it should carry only the prompts and settings its chunks
+    need, never a loaded model)."""
+
+    key: Hashable
+
+    def load(self) -> Any:
+        """What every chunk needs, loaded on the worker (the model, its tokenizer)."""
+
+    def __call__(self, loaded: Any, index: int) -> Any:
+        """Chunk ``index``'s result (picklable: it travels back from the worker)."""
+
+
+Done = Callable[[int, Any], object]
+"""Called as ``done(index, result)`` as each chunk of a :meth:`map` finishes (any order)."""
+
+
 class Executor(Protocol):
-    """Runs a job's chunks on some engine(s) and returns one value per plan row."""
+    """Runs a job's chunks on some engine(s) and returns one value per plan row, or a
+    :class:`Work`'s chunks and returns their results in order."""
 
     record: dict[str, Any]
+    records: list[dict[str, Any]]
 
     def run(self, engine: Engine, job: Job, progress: bool = True) -> Tensor: ...
+
+    def map(
+        self, work: Work, chunks: int, loaded: Any = None, done: Done | None = None
+    ) -> list[Any]: ...
+
+
+def run_record(executor: Executor, since: int = 0) -> dict[str, Any]:
+    """What a run directory's manifest says about its executor: every run from ``records``
+    index ``since`` on (``runs``, one record each, in order), and their totals at the top
+    (chunks, retries tagged with their run, workers started and replaced, unfinished chunks),
+    so a run of several engine plans (the circuit, task vectors) keeps every one."""
+    runs = executor.records[since:]
+    head = {k: v for k, v in executor.record.items() if k in ("executor", "address", "workers")}
+    if not runs:
+        return head | {"chunks": 0, "retries": [], "unfinished": [], "runs": []}
+    total = lambda key: sum(r.get(key, 0) for r in runs)  # noqa: E731
+    merged = runs[-1] | {
+        "chunks": total("chunks"),
+        "rows": total("rows"),
+        "retries": [t | {"run": i} for i, r in enumerate(runs) for t in r["retries"]],
+        "unfinished": [{"run": i, "chunk": c} for i, r in enumerate(runs) for c in r["unfinished"]],
+        "runs": runs,
+    }
+    if runs[0]["executor"] == "ray":
+        merged |= {
+            "workers_started": max(r["workers_started"] for r in runs),
+            "workers_replaced": total("workers_replaced"),
+            "seconds": round(total("seconds"), 3),
+        }
+    if len(runs) == 1:  # one plan: its chunk numbers as they were
+        merged["unfinished"] = runs[0]["unfinished"]
+    return merged
 
 
 _CURRENT: ContextVar[Executor | None] = ContextVar("iclscope_executor", default=None)
@@ -69,6 +132,21 @@ def default_executor() -> Executor:
     return _CURRENT.get() or LocalExecutor()
 
 
+@contextmanager
+def recorded(executor: Executor | None, write: Callable[[dict[str, Any]], object]):
+    """Run the block's engines (and :meth:`~Executor.map` calls on the yielded executor) on
+    ``executor`` (``None``: a new local one) and hand ``write`` the :func:`run_record` of every
+    run made inside it, also when the block fails: a run directory's manifest then lists every
+    plan of a run of several, with its retries and unfinished chunks."""
+    executor = executor or default_executor()
+    since = len(executor.records)
+    try:
+        with using(executor):
+            yield executor
+    finally:
+        write(run_record(executor, since))
+
+
 class ExecutorFailed(IclscopeError):
     """A run whose chunks did not all finish; ``record`` lists them (``unfinished``)."""
 
@@ -82,6 +160,19 @@ class LocalExecutor:
 
     def __init__(self) -> None:
         self.record: dict[str, Any] = {"executor": "local", "workers": 1, "retries": []}
+        self.records: list[dict[str, Any]] = []
+
+    def _done(self, kind: str, chunks: int, rows: int) -> None:
+        self.record = {
+            "executor": "local",
+            "workers": 1,
+            "kind": kind,
+            "chunks": chunks,
+            "rows": rows,
+            "retries": [],
+            "unfinished": [],
+        }
+        self.records.append(self.record)
 
     def run(self, engine: Engine, job: Job, progress: bool = True) -> Tensor:
         values = torch.empty(len(job.plan))
@@ -90,14 +181,22 @@ class LocalExecutor:
             values[rows] = engine.run_chunk(job, index)
             bar.update(len(rows))
         bar.close()
-        self.record = {
-            "executor": "local",
-            "workers": 1,
-            "chunks": len(job.layout.chunks),
-            "retries": [],
-            "unfinished": [],
-        }
+        self._done("plan", len(job.layout.chunks), len(job.plan))
         return values
+
+    def map(
+        self, work: Work, chunks: int, loaded: Any = None, done: Done | None = None
+    ) -> list[Any]:
+        """Every chunk of ``work`` here, in order, on ``loaded`` (what the caller already
+        loaded; else ``work.load()``)."""
+        loaded = work.load() if loaded is None else loaded
+        results = []
+        for index in range(chunks):
+            results.append(work(loaded, index))
+            if done is not None:
+                done(index, results[-1])
+        self._done("work", chunks, chunks)
+        return results
 
 
 def import_ray():
@@ -122,7 +221,8 @@ class _Worker:
     def __init__(self, threads: int) -> None:
         torch.set_num_threads(threads)
         self.engines: dict[tuple, Engine] = {}
-        self.jobs: dict[str, Job] = {}
+        self.jobs: dict[str, Any] = {}
+        self.loaded: dict[Hashable, Any] = {}
 
     def pid(self) -> int:
         return os.getpid()
@@ -143,11 +243,25 @@ class _Worker:
         """Chunk ``index`` of job ``key`` on ``model`` (spec, backend, device). ``box`` holds
         the job's object reference (in a list, so Ray passes the reference itself and the
         worker fetches the job once, at its first chunk)."""
+        return self._engine(model).run_chunk(self._job(key, box), index).numpy()
+
+    def _job(self, key: str, box: list):
         import ray
 
         if key not in self.jobs:
             self.jobs = {key: ray.get(box[0])}  # one job at a time: the last one is dropped
-        return self._engine(model).run_chunk(self.jobs[key], index).numpy()
+        return self.jobs[key]
+
+    def run_work(self, key: str, box: list, index: int):
+        """Chunk ``index`` of the :class:`Work` in ``box``; what it loads is kept by its key
+        (the most recent :data:`MODELS_PER_WORKER`), the way engines are kept by model."""
+        work = self._job(key, box)
+        if work.key not in self.loaded:
+            while len(self.loaded) >= MODELS_PER_WORKER:
+                del self.loaded[next(iter(self.loaded))]
+            self.loaded[work.key] = work.load()
+        self.loaded[work.key] = self.loaded.pop(work.key)  # most recently used last
+        return work(self.loaded[work.key], index)
 
 
 _DEATHS = ("RayActorError", "WorkerCrashedError", "NodeDiedError", "ActorUnavailableError")
@@ -186,6 +300,7 @@ class RayExecutor:
         self.actors: list = []
         self._started = 0
         self.record: dict[str, Any] = {"executor": "ray", "workers": workers, "retries": []}
+        self.records: list[dict[str, Any]] = []
 
     # -- the pool ---------------------------------------------------------------------------
     def _connect(self) -> None:
@@ -250,25 +365,68 @@ class RayExecutor:
         model = engine.model
         device = self.device or ("cuda" if _on_cuda(model) else "cpu")
         spec = (model.cfg.name, model.backend, device)
-        t0 = time.perf_counter()
         chunks = job.layout.chunks
         box, key = [ray.put(job)], uuid.uuid4().hex  # the source runs, shipped once
         values = torch.empty(len(job.plan))
-        todo: deque[int] = deque(range(len(chunks)))
-        attempts = [0] * len(chunks)
+        bar = tqdm(total=len(job.plan), desc="patching (ray)", unit="row", disable=not progress)
+
+        def land(index: int, result) -> None:
+            values[chunks[index][1]] = torch.tensor(result)
+            bar.update(len(chunks[index][1]))
+
+        try:
+            self._schedule(
+                lambda actor, index: actor.run_chunk.remote(spec, key, box, index),
+                [len(rows) for _, rows in chunks],
+                land,
+                "plan",
+            )
+        finally:
+            bar.close()
+        return values
+
+    def map(
+        self, work: Work, chunks: int, loaded: Any = None, done: Done | None = None
+    ) -> list[Any]:
+        """Every chunk of ``work`` on the workers (each loads ``work.load()`` once; ``loaded``,
+        the caller's own copy, is not used here); the results in chunk order."""
+        ray = import_ray()
+        self.start()
+        box, key = [ray.put(work)], uuid.uuid4().hex  # the work's prompts, shipped once
+        results: list[Any] = [None] * chunks
+
+        def land(index: int, result) -> None:
+            results[index] = result
+            if done is not None:
+                done(index, result)
+
+        self._schedule(
+            lambda actor, index: actor.run_work.remote(key, box, index), [1] * chunks, land, "work"
+        )
+        return results
+
+    def _schedule(self, submit_one, sizes: list[int], land, kind: str) -> None:
+        """Run chunks ``0..len(sizes)-1``: ``submit_one(actor, index)`` starts one on a worker
+        and returns its task, ``land(index, result)`` takes its result. Keeps every worker
+        :data:`IN_FLIGHT` chunks deep, sends the chunks of a dead worker to the others (at most
+        ``max_retries`` times each), replaces it, and records the run; raises
+        :class:`ExecutorFailed` when some chunks cannot finish, and a chunk's own error as it
+        was raised on its worker."""
+        ray = import_ray()
+        t0 = time.perf_counter()
+        todo: deque[int] = deque(range(len(sizes)))
+        attempts = [0] * len(sizes)
         retries: list[dict[str, Any]] = []
         failed: list[int] = []
         running: dict[Any, tuple[int, Any, int]] = {}  # task -> (chunk, actor, worker slot)
         load = {id(a): 0 for a in self.actors}
         replaced = 0
-        bar = tqdm(total=len(job.plan), desc="patching (ray)", unit="row", disable=not progress)
 
         def submit() -> None:
             for slot, actor in sorted(enumerate(self.actors), key=lambda p: load[id(p[1])]):
                 while todo and load[id(actor)] < IN_FLIGHT:
                     index = todo.popleft()
-                    task = actor.run_chunk.remote(spec, key, box, index)
-                    running[task] = (index, actor, slot)
+                    running[submit_one(actor, index)] = (index, actor, slot)
                     load[id(actor)] += 1
 
         def record(unfinished: list[int]) -> dict[str, Any]:
@@ -276,14 +434,17 @@ class RayExecutor:
                 "executor": "ray",
                 "address": self.address or "local",
                 "workers": self.workers,
+                "kind": kind,
                 "workers_started": self._started,
                 "workers_replaced": replaced,
                 "max_retries": self.max_retries,
-                "chunks": len(chunks),
+                "chunks": len(sizes),
+                "rows": sum(sizes),
                 "retries": retries,
                 "unfinished": sorted(unfinished),
                 "seconds": round(time.perf_counter() - t0, 3),
             }
+            self.records.append(self.record)
             return self.record
 
         done = 0
@@ -297,7 +458,6 @@ class RayExecutor:
                 result = ray.get(task)
             except Exception as err:  # noqa: BLE001 - sorted into deaths and real errors below
                 if not _died(err):
-                    bar.close()
                     self._cancel(running)
                     record([i for i, *_ in running.values()] + list(todo) + [index])
                     raise _cause(err) from None
@@ -305,7 +465,7 @@ class RayExecutor:
                 retries.append(
                     {
                         "chunk": index,
-                        "rows": len(chunks[index][1]),
+                        "rows": sizes[index],
                         "worker": slot,
                         "attempt": attempts[index],
                         "error": type(err).__name__,
@@ -322,25 +482,22 @@ class RayExecutor:
                     break
                 submit()
                 continue
-            values[chunks[index][1]] = torch.tensor(result)
-            bar.update(len(chunks[index][1]))
+            land(index, result)
             done += 1
             if self.on_chunk is not None:
                 self.on_chunk(self, done)
             submit()
-        bar.close()
         unfinished = failed + list(todo) + [i for i, *_ in running.values()]
         record(unfinished)
         if unfinished:
             raise ExecutorFailed(
-                f"{len(unfinished)} of {len(chunks)} chunks did not finish on the Ray workers "
+                f"{len(unfinished)} of {len(sizes)} chunks did not finish on the Ray workers "
                 f"(chunks {sorted(unfinished)[:20]}); {len(retries)} retries were spent",
                 self.record,
                 fix="check the workers' logs (`ray logs`) for why they died; raise "
                 "--max-retries, or give each worker more memory (fewer --workers per machine, "
                 "or a smaller --max-batch)",
             )
-        return values
 
     def _slot(self, actor) -> int | None:
         return next((i for i, a in enumerate(self.actors) if a is actor), None)

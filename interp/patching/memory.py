@@ -23,7 +23,7 @@ import os
 from dataclasses import asdict, dataclass
 
 from interp.errors import IclscopeError
-from interp.patching.engine import Engine
+from interp.patching.engine import Engine, mlp_width, row_floats
 from interp.patching.plan import InterventionPlan
 from interp.prompts import PromptBatch
 
@@ -65,8 +65,9 @@ class Estimate:
     def as_dict(self) -> dict:
         return asdict(self) | {"peak_gb": self.peak_gb}
 
-    def check(self, budget_gb: float) -> None:
-        """Refuse a plan whose peak per worker exceeds ``budget_gb``, naming the knob."""
+    def check(self, budget_gb: float, sources_knob: str = "--prompts") -> None:
+        """Refuse a plan whose peak per worker exceeds ``budget_gb``, naming the knob
+        (``sources_knob``: the command's option that sets how many prompts are cached)."""
         if self.peak_gb <= budget_gb:
             return
         what = (
@@ -83,7 +84,7 @@ class Estimate:
             )
         elif budget_gb - self.model_gb >= per_row:
             fix = (
-                "use fewer --prompts (the cached source runs grow with prompts x positions)"
+                f"use fewer {sources_knob} (the cached source runs grow with prompts x positions)"
                 ", then lower --max-batch if needed; more workers do not lower it"
             )
         else:
@@ -103,8 +104,8 @@ def _hook_floats(cfg, hook: str, n_pos: int) -> int:
         return n_pos * cfg.n_kv_heads * cfg.d_head
     if kind in ("attn.hook_attn_scores", "attn.hook_pattern"):
         return cfg.n_heads * n_pos * n_pos
-    if kind.startswith("mlp."):
-        return n_pos * 4 * cfg.d_model  # the MLP's hidden width is not in the config: 4x
+    if kind.startswith("mlp."):  # inside the MLP: its hidden layer
+        return n_pos * mlp_width(cfg)  # the config's intermediate size, where it has one
     return n_pos * cfg.d_model
 
 
@@ -136,7 +137,7 @@ def estimate(
     if lay.native:  # resid_pre, keys and values of every layer, to resume mid-prompt
         record += batch * n_pos * cfg.n_layers * (cfg.d_model + 2 * cfg.n_kv_heads * cfg.d_head)
     per = engine.rows_per_chunk(n_pos)
-    floats_per_row = n_pos * (6 * cfg.d_model + 2 * cfg.n_heads * n_pos + cfg.d_vocab)
+    floats_per_row = row_floats(cfg, n_pos)
     chunk_rows = min(per, max((len(rows) for _, rows in lay.chunks), default=0))
     return Estimate(
         rows=len(plan),
@@ -149,6 +150,63 @@ def estimate(
         chunk_gb=max(1, chunk_rows) * floats_per_row * size / GIB,
         row_gb=floats_per_row * size / GIB,
         workers=workers,
+    )
+
+
+Step = tuple[str, InterventionPlan, PromptBatch, PromptBatch | None]
+"""One engine run of a command: its name, plan, clean and corrupted prompts."""
+
+
+@dataclass(frozen=True)
+class Costs:
+    """The estimates of a command's engine runs, one after another on the same workers: the
+    peak per worker is the largest step's, the forward passes add up."""
+
+    steps: list[tuple[str, Estimate]]
+
+    @property
+    def worst(self) -> tuple[str, Estimate]:
+        return max(self.steps, key=lambda s: s[1].peak_gb)
+
+    @property
+    def forward_passes(self) -> int:
+        return sum(e.forward_passes for _, e in self.steps)
+
+    def lines(self) -> list[str]:
+        if len(self.steps) == 1:
+            return self.steps[0][1].lines()
+        out = []
+        for name, est in self.steps:
+            out += [f"{name}:"] + [f"  {line}" for line in est.lines()[:3]]
+        name, est = self.worst
+        out += [
+            f"in all: {len(self.steps)} engine plans, "
+            f"{sum(e.rows for _, e in self.steps)} rows in "
+            f"{sum(e.chunks for _, e in self.steps)} chunks, "
+            f"forward passes: {self.forward_passes}",
+            f"peak memory per worker: {est.peak_gb:.3f} GiB (at {name})",
+            est.lines()[3],
+        ]
+        return out
+
+    def check(self, budget_gb: float, sources_knob: str | dict[str, str] = "--prompts") -> None:
+        """Refuse the command when its largest step does not fit, naming the step and knob
+        (``sources_knob``: one for every step, or by step name, ``""`` for the default)."""
+        name, est = self.worst
+        if isinstance(sources_knob, dict):
+            sources_knob = sources_knob.get(name, sources_knob.get("", "--prompts"))
+        try:
+            est.check(budget_gb, sources_knob)
+        except IclscopeError as err:
+            if len(self.steps) == 1:
+                raise
+            raise IclscopeError(f"{name}: {err.problem}", fix=err.fix) from None
+
+
+def estimate_steps(engine: Engine, steps: list[Step], workers: int = 1) -> Costs:
+    """:func:`estimate` of each of a command's engine runs."""
+    return Costs(
+        [(name, estimate(engine, plan, c, k, workers=workers)) for name, plan, c, k in steps]
     )
 
 

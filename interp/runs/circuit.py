@@ -13,10 +13,10 @@ from pathlib import Path
 import plotly.express as px
 import plotly.graph_objects as go
 
-from circuits.icl_circuit import EDGE_NAMES, IclCircuit, IclCircuitResult
+from circuits.icl_circuit import EDGE_NAMES, EdgeAblation, IclCircuit, IclCircuitResult
 from interp.errors import IclscopeError
 from interp.models import load_model
-from interp.patching.executor import default_executor, using
+from interp.patching.executor import recorded
 from interp.runs.reports import export_static, integer_axes
 from interp.runs.store import RunWriter
 from interp.tasks.suite import get_family
@@ -32,10 +32,12 @@ def run_circuit(
     log: Callable[[str], object] = print,
     ablation_prompts: int | None = None,
     executor=None,
+    max_batch: int | None = None,
 ) -> Path:
     """Run :class:`~circuits.icl_circuit.IclCircuit` and write a run directory (kind
     ``circuit``) under ``out``; return its path. ``executor``: where its engines run their
-    chunks (:mod:`interp.patching.executor`; local by default)."""
+    chunks (:mod:`interp.patching.executor`; local by default); ``max_batch``: their rows per
+    forward pass."""
     fam = get_family(task)
     if fam.kind != "classification":  # refuse before a run directory exists for nothing
         raise IclscopeError(
@@ -43,19 +45,15 @@ def run_circuit(
             fix="use --task sentiment_semantic or --task sentiment_arbitrary",
         )
     params = {"shots": shots, "prompts": prompts, "ablation_prompts": ablation_prompts}
+    if max_batch is not None:
+        params["max_batch"] = max_batch
     with RunWriter(
         out, kind="circuit", model=model, task=task, seed=seed, command=sys.argv, params=params
     ) as run:
         m = load_model(model)
-        circuit = IclCircuit(
-            shots=shots, prompts=prompts, seed=seed, ablation_prompts=ablation_prompts
-        )
-        executor = executor or default_executor()
-        try:  # the circuit's engines run on the executor; the manifest records its last run
-            with using(executor):
-                result = circuit.run(m, task, log=log)
-        finally:
-            run.executor(executor.record)
+        circuit = make_circuit(shots, prompts, seed, ablation_prompts, max_batch)
+        with recorded(executor, run.executor):  # the manifest lists every engine run
+            result = circuit.run(m, task, log=log)
         write_circuit(run, result)
         summary = result.summary()
         run.summary(summary)
@@ -65,6 +63,19 @@ def run_circuit(
         export_static(run.path, log=log)
     log(str(run.path))
     return run.path
+
+
+def make_circuit(
+    shots: int, prompts: int, seed: int, ablation_prompts: int | None, max_batch: int | None
+) -> IclCircuit:
+    """The analysis ``run circuit`` runs (and its ``--dry-run`` estimates)."""
+    return IclCircuit(
+        shots=shots,
+        prompts=prompts,
+        seed=seed,
+        ablation_prompts=ablation_prompts,
+        ablation=EdgeAblation(max_batch=max_batch),
+    )
 
 
 CIRCUIT_TABLES = (

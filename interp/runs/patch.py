@@ -35,6 +35,7 @@ from interp.errors import IclscopeError
 from interp.models import load_model
 from interp.patching.attribution import attribute, rank_agreement
 from interp.patching.engine import Engine
+from interp.patching.executor import recorded
 from interp.patching.metrics import baselines_equal, normalized_effect, ranking_score, towards_clean
 from interp.patching.plan import InterventionPlan, Knockout, Patch, PlanRow, Source
 from interp.patching.sweeps import BASELINE, head_sweep, resid_sweep, with_baselines
@@ -256,14 +257,13 @@ def run_patch(
         clean, corrupted = build_pair_batches(m.prompt_builder(), task, prompts, shots, seed)
         sweep = build_plan(component, m.cfg, clean, ablation, per_position)
         plan = with_baselines(sweep, range(len(clean)))
-        engine = Engine(m, max_batch=max_batch, executor=executor)
-        log(f"plan: {plan!r}")
-        log(engine.estimate(plan, clean.tokens.shape[1]))
         start = time.perf_counter()
-        try:
+        # a failed run still records its retries and unfinished chunks
+        with recorded(executor, run.executor) as executor:
+            engine = Engine(m, max_batch=max_batch, executor=executor)
+            log(f"plan: {plan!r}")
+            log(engine.estimate(plan, clean.tokens.shape[1]))
             table = engine.run(plan, clean, corrupted, metric=metric)
-        finally:  # a failed run still records its retries and unfinished chunks
-            run.executor(engine.executor.record)
         effects = Effects.measure(table, plan, metric)
         seconds = time.perf_counter() - start
         for warning in effects.warnings():

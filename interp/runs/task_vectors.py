@@ -23,6 +23,7 @@ import torch
 from circuits.task_vectors import METHODS, TaskVectors, TaskVectorsResult
 from interp.errors import IclscopeError
 from interp.models import HookedModel, load_model
+from interp.patching.executor import recorded
 from interp.runs.store import RunWriter, atomic_write_bytes
 from interp.tasks.suite import FUNCTION_FAMILIES, default_family, family_support, get_family
 
@@ -90,8 +91,13 @@ def run_task_vectors(
     analysis: TaskVectors | None = None,
     circuit_prompts: int = 64,
     log: Callable[[str], object] = print,
+    executor=None,
 ) -> Path:
-    """Run :class:`~circuits.task_vectors.TaskVectors` and write a run directory under ``out``."""
+    """Run :class:`~circuits.task_vectors.TaskVectors` and write a run directory under ``out``.
+
+    ``executor`` runs its engine plans (the AIE, the FV and TV layer sweeps, the soft-injection
+    evaluation; :mod:`interp.patching.executor`, local by default) and the manifest lists every
+    one. Soft injection's training (gradient descent) and the caches stay in this process."""
     analysis = analysis or TaskVectors()
     tasks = resolve_tasks(task) if task != "all" else None  # bad names fail before the run
     params = {
@@ -106,6 +112,7 @@ def run_task_vectors(
             "lr",
             "batch",
             "shared",
+            "max_batch",
         )
     }
     params["circuit_prompts"] = circuit_prompts
@@ -122,7 +129,8 @@ def run_task_vectors(
         m = load_model(model)
         tasks = tasks or resolve_tasks("all", m.tokenizer)
         run.params({"tasks": tasks})
-        result = analysis.run(m, tasks, log=log)
+        with recorded(executor, run.executor):
+            result = analysis.run(m, tasks, log=log)
         circuit = None
         if circuit_prompts:
             log(f"ICL circuit step-3 heads on {circuit_prompts} prompts")

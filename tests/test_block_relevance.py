@@ -37,7 +37,7 @@ from circuits.block_relevance.train import (
     save_folder,
 )
 from interp.models import load_model
-from interp.prompts import Annotation
+from interp.prompts import Annotation, PromptBuilder
 from interp.tasks.suite import build_family_batch
 
 NEG = torch.finfo(torch.float32).min
@@ -284,6 +284,38 @@ def test_training_touches_only_adapters_above_the_cut_and_saves_a_loadable_folde
         again = reloaded(batch.tokens, batch.attention_mask)
     real = batch.attention_mask.bool()
     assert torch.allclose(again[real], adapted[real], atol=1e-4)
+
+
+def test_micro_batches_give_the_whole_batch_step(tiny_dirs):
+    """Gradient accumulation over micro-batches of one prompt equals the unsplit step: the
+    same gradients, parameters and logged losses after two steps (the first only moves the
+    LoRA ``b``, which starts at zero, so the second is where ``a`` gets a gradient)."""
+    from transformers import AutoModelForCausalLM
+
+    from interp.organism.tokenizer import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    results = []
+    for micro in (None, 1):
+        hf = AutoModelForCausalLM.from_pretrained(tiny_dirs["llama"], attn_implementation="eager")
+        trainer = BlockRankTrainer(layer=1, cut=0, batch=4, docs=5, micro_batch=micro)
+        params = add_lora(hf, 0, trainer.rank, trainer.alpha, seed=0)
+        opt = torch.optim.SGD(params, lr=0.5)
+        builder = PromptBuilder(tokenizer, prepend_bos=True, padding_side="left")
+        logged = []
+        for step in range(2):
+            batch = trainer.prompts(builder, "ranking", step)
+            logged.append(trainer.step(hf, opt, batch, 1))
+        results.append(([p.grad.clone() for p in params], [p.detach().clone() for p in params]))
+        results[-1] += (logged,)
+    (grads, weights, logged), (grads_1, weights_1, logged_1) = results
+    assert len(set(batch.attention_mask.sum(-1).tolist())) > 1  # the prompts are padded
+    assert max((a - b).abs().max().item() for a, b in zip(grads, grads_1)) < 1e-6
+    assert max((a - b).abs().max().item() for a, b in zip(weights, weights_1)) < 1e-6
+    assert any(g.abs().max() > 0 for g in grads[::2])  # the ``a`` of every adapter moved
+    for (loss, stats), (loss_1, stats_1) in zip(logged, logged_1):
+        assert loss == pytest.approx(loss_1, abs=1e-6)
+        assert stats == pytest.approx(stats_1, abs=1e-6)
 
 
 def test_lora_freezes_the_layers_below_the_cut(tiny_dirs):

@@ -24,9 +24,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import shutil
+import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -35,8 +38,10 @@ from torch import Tensor, nn
 
 from circuits.block_relevance.mask import block_sparse_mask
 from circuits.block_relevance.relevance import doc_of_token, query_rows
-from interp.errors import IclscopeError
+from interp.errors import IclscopeError, Interrupted
 from interp.prompts import PromptBatch, PromptBuilder
+from interp.runs.store import atomic_write_text
+from interp.stops import deferred_stops, layer_modules, stop_points
 from interp.tasks.suite import get_family
 
 RECORD = "blockrank.json"
@@ -112,9 +117,14 @@ class BlockRankTrainer:
 
     ``layer`` [60% of depth] the layer whose attention is trained (``l*``); ``cut`` [``layer``
     - 4] the first adapted layer; ``rank``/``alpha`` the LoRA size; ``steps`` optimiser steps
-    of ``batch`` prompts of ``docs`` documents; ``aux_weight`` the contrastive loss's weight;
+    of ``batch`` prompts of ``docs`` documents; ``micro_batch`` [``batch``] prompts per forward
+    and backward, their gradients accumulated into the same step (less memory, and a stop
+    waits for a smaller backward); ``aux_weight`` the contrastive loss's weight;
     ``max_minutes`` stops early (the adapters trained so far are kept); ``seed`` draws the
     training prompts from their own stream (``train:<seed>``), apart from any evaluation's.
+
+    ``status`` says how training ended: ``complete``, ``time limit`` or ``interrupted``
+    (Ctrl-C or SIGTERM, then ``stopped`` says which and at which step).
     """
 
     layer: int | None = None
@@ -124,12 +134,15 @@ class BlockRankTrainer:
     lr: float = 2e-3
     steps: int = 60
     batch: int = 4
+    micro_batch: int | None = None
     docs: int = 10
     rows: int = 2
     aux_weight: float = 1.0
     seed: int = 0
     max_minutes: float | None = None
     history: list[dict] = field(default_factory=list)
+    status: str = "not started"
+    stopped: dict | None = None
 
     def resolve(self, n_layers: int) -> tuple[int, int]:
         layer = round(0.6 * n_layers) if self.layer is None else self.layer
@@ -185,9 +198,33 @@ class BlockRankTrainer:
         }
         return answer + self.aux_weight * aux, stats
 
+    def step(self, model, opt, batch: PromptBatch, layer: int) -> tuple[float, dict]:
+        """One optimiser step on ``batch``, in micro-batches of ``micro_batch`` prompts. Each
+        micro-batch's loss is weighted by its share of the batch, so the accumulated gradient
+        is the whole batch's (both losses are means over prompts); the rows keep the batch's
+        padding, so each prompt's forward is the same as in the whole batch."""
+        opt.zero_grad()
+        size = len(batch)
+        micro = min(self.micro_batch or size, size)
+        loss_sum, sums = 0.0, {}
+        for i in range(0, size, micro):
+            part = batch_rows(batch, i, min(i + micro, size))
+            loss, stats = self.loss(model, part, layer)
+            share = len(part) / size
+            (loss * share).backward()
+            loss_sum += loss.item() * share
+            for key, value in stats.items():
+                sums[key] = sums.get(key, 0.0) + value * share
+        with deferred_stops():  # never half the parameters updated
+            opt.step()
+        return loss_sum, sums
+
     def train(self, model, tokenizer, family: str, prepend_bos: bool, log=lambda _: None):
         """Adapt ``model`` (a Hugging Face Llama-family model with eager attention) in place;
-        the adapters stay separate until :func:`merge_lora`."""
+        the adapters stay separate until :func:`merge_lora`. On Ctrl-C or SIGTERM the steps
+        done so far stand (``status`` and ``stopped`` say where it stopped) and
+        :class:`~interp.errors.Interrupted` is raised again; a stop waits for at most one
+        layer's backward (:func:`~interp.stops.stop_points`)."""
         fam = get_family(family)
         if fam.kind != "ranking":
             raise IclscopeError(
@@ -200,30 +237,45 @@ class BlockRankTrainer:
         opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=0.0)
         builder = PromptBuilder(tokenizer, prepend_bos=prepend_bos, padding_side="left")
         model.train()
+        self.status = "running"
         start = time.perf_counter()
+        try:
+            with stop_points(layer_modules(model)):
+                self._loop(model, opt, builder, family, layer, start, log)
+        except Interrupted as stop:
+            self.status = "interrupted"
+            self.stopped = {
+                "signal": stop.name,
+                "steps_done": len(self.history),
+                "in_step": len(self.history) + 1,
+                "seconds": round(time.perf_counter() - start, 2),
+            }
+            raise
+        finally:
+            model.eval()
+        return layer, cut
+
+    def _loop(self, model, opt, builder, family: str, layer: int, start: float, log) -> None:
         for step in range(self.steps):
             batch = self.prompts(builder, family, step)
-            loss, stats = self.loss(model, batch, layer)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            loss, stats = self.step(model, opt, batch, layer)
             seconds = time.perf_counter() - start
-            self.history.append(
-                {"step": step, "loss": loss.item(), **stats, "seconds": round(seconds, 2)}
-            )
+            self.history.append({"step": step, "loss": loss, **stats, "seconds": round(seconds, 2)})
             log(
-                f"step {step + 1}/{self.steps}  loss {loss.item():.3f}  answer "
+                f"step {step + 1}/{self.steps}  loss {loss:.3f}  answer "
                 f"{stats['answer']:.3f}  contrastive {stats['aux']:.3f}  r_gold "
                 f"{stats['r_gold']:.3f}  p@1 {stats['p_at_1']:.2f}  {seconds:.0f}s"
             )
             if self.max_minutes is not None and seconds > 60 * self.max_minutes:
                 log(f"stopping after {step + 1} steps: --max-minutes {self.max_minutes} reached")
-                break
-        model.eval()
-        return layer, cut
+                self.status = "time limit"
+                return
+        self.status = "complete"
 
     def record(self, base: str, family: str, layer: int, cut: int) -> dict:
-        params = {k: v for k, v in asdict(self).items() if k != "history"}
+        params = {
+            k: v for k, v in asdict(self).items() if k not in ("history", "status", "stopped")
+        }
         return {
             "method": "BlockRank (LoRA above a cut)",
             "base_model": base,
@@ -231,28 +283,63 @@ class BlockRankTrainer:
             **params,
             "layer": layer,
             "cut": cut,
+            "status": self.status,
+            "steps_done": len(self.history),
+            "stopped": self.stopped,
             "history": self.history,
             "seconds": self.history[-1]["seconds"] if self.history else 0.0,
         }
 
 
+def batch_rows(batch: PromptBatch, start: int, stop: int) -> PromptBatch:
+    """Rows ``start:stop`` of ``batch``, with the batch's padding kept."""
+    if start == 0 and stop == len(batch):
+        return batch
+    return replace(
+        batch,
+        tokens=batch.tokens[start:stop],
+        attention_mask=batch.attention_mask[start:stop],
+        annotations=batch.annotations[start:stop],
+        answer_ids=batch.answer_ids[start:stop],
+        label_ids=batch.label_ids[start:stop],
+        texts=batch.texts[start:stop],
+    )
+
+
 def save_folder(model, tokenizer, out: Path, base_folder: str, record: dict) -> Path:
-    """The merged model as a Hugging Face folder that ``load_model(out)`` loads."""
+    """The merged model as a Hugging Face folder that ``load_model(out)`` loads.
+
+    The folder is written next to ``out`` first and its files moved in one by one, each move
+    atomic, the record ``blockrank.json`` last: a folder with a record is whole. A stop that
+    comes meanwhile waits for the end (:func:`~interp.stops.deferred_stops`). With no step
+    done (interrupted at once) only the record is written: there is nothing to keep."""
     from interp.models.gguf_cache import prepend_bos
 
-    merge_lora(model)
     out.mkdir(parents=True, exist_ok=True)
-    model.config.attn_implementation = None
-    model.save_pretrained(str(out))
-    tokenizer.save_pretrained(str(out))
-    source = {
-        "name": f"blockrank:{record['base_model']}",
-        "base_folder": str(base_folder),
-        "dtype": "float32",
-        "prepend_bos": prepend_bos(base_folder),
-    }
-    (out / "iclscope_source.json").write_text(json.dumps(source, indent=1))
-    (out / RECORD).write_text(json.dumps(record, indent=1))
+    with deferred_stops():
+        if record["steps_done"]:
+            merge_lora(model)
+            model.config.attn_implementation = None
+            tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+            try:
+                model.save_pretrained(str(tmp))
+                tokenizer.save_pretrained(str(tmp))
+                source = {
+                    "name": f"blockrank:{record['base_model']}",
+                    "base_folder": str(base_folder),
+                    "dtype": "float32",
+                    "prepend_bos": prepend_bos(base_folder),
+                }
+                (tmp / "iclscope_source.json").write_text(json.dumps(source, indent=1))
+                for path in sorted(tmp.rglob("*")):
+                    target = out / path.relative_to(tmp)
+                    if path.is_dir():
+                        target.mkdir(exist_ok=True)
+                    else:
+                        os.replace(path, target)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        atomic_write_text(out / RECORD, json.dumps(record, indent=1))
     return out
 
 
@@ -277,7 +364,18 @@ def train_blockrank(
             fix="train smollm2 or another Llama-family folder",
         )
     log(f"training {model} on {family}: {trainer.steps} steps of {trainer.batch} prompts")
-    layer, cut = trainer.train(hf, tokenizer, family, prepend_bos(folder), log)
+    try:
+        layer, cut = trainer.train(hf, tokenizer, family, prepend_bos(folder), log)
+    except Interrupted:
+        if trainer.stopped is not None:  # stopped while training: keep the steps done
+            layer, cut = trainer.resolve(hf.config.num_hidden_layers)
+            record = trainer.record(model, family, layer, cut)
+            save_folder(hf, tokenizer, Path(out), folder, record)
+            log(
+                f"interrupted ({trainer.stopped['signal']}) in step {trainer.stopped['in_step']}: "
+                f"{record['steps_done']} steps done, saved with status 'interrupted' in {out}"
+            )
+        raise
     record = trainer.record(model, family, layer, cut)
     path = save_folder(hf, tokenizer, Path(out), folder, record)
     log(

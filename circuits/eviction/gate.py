@@ -20,6 +20,7 @@ training-free methods at equal rates.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -119,12 +120,21 @@ class GateStack(nn.Module):
         return torch.stack([select(g_l, context, keep) for g_l in g])
 
     def save(self, folder: str | Path, record: dict | None = None) -> Path:
+        """``gate.pt``, ``gate.json`` and the training record ``training.json``, each written
+        atomically and the record last, while a stop signal waits: a folder never holds half
+        a file, and one with a record holds the gate it describes."""
+        from interp.runs.store import atomic_write_bytes, atomic_write_text
+        from interp.stops import deferred_stops
+
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        torch.save(self.state_dict(), folder / "gate.pt")
-        (folder / "gate.json").write_text(json.dumps(self.config, indent=2))
-        if record is not None:
-            (folder / "training.json").write_text(json.dumps(record, indent=2))
+        with deferred_stops():
+            weights = io.BytesIO()
+            torch.save(self.state_dict(), weights)
+            atomic_write_bytes(folder / "gate.pt", weights.getvalue())
+            atomic_write_text(folder / "gate.json", json.dumps(self.config, indent=2))
+            if record is not None:
+                atomic_write_text(folder / "training.json", json.dumps(record, indent=2))
         return folder
 
     @classmethod

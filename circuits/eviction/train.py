@@ -28,8 +28,9 @@ from torch import Tensor
 
 from circuits.eviction.apply import key_masks, prefill
 from circuits.eviction.gate import GateStack, eviction_rate
-from interp.errors import IclscopeError
+from interp.errors import IclscopeError, Interrupted
 from interp.prompts import PromptBatch
+from interp.stops import deferred_stops, layer_modules, stop_points
 
 OBJECTIVES = ("distill", "end-to-end")
 
@@ -149,7 +150,14 @@ def train_gate(
     log: Callable[[str], object] = print,
     max_seconds: float | None = None,
 ) -> dict:
-    """Train ``gate`` in place on prefilled ``examples``; return the training record."""
+    """Train ``gate`` in place on prefilled ``examples``; return the training record.
+
+    Its ``status`` is ``complete``, ``time limit`` or ``interrupted``. On Ctrl-C or SIGTERM
+    the gate keeps the optimiser steps done (a step is never half applied), and the
+    :class:`~interp.errors.Interrupted` raised again carries the record as ``stop.record``
+    (``stopped`` says at which epoch and step), for the caller to save. A stop waits for at
+    most one layer's backward (:func:`~interp.stops.stop_points`; end to end, the backward runs
+    through the whole frozen model)."""
     if objective not in OBJECTIVES:
         raise IclscopeError(f"unknown objective {objective!r}", fix=f"use one of {OBJECTIVES}")
     torch.manual_seed(seed)
@@ -158,47 +166,74 @@ def train_gate(
     opt = torch.optim.Adam(gate.parameters(), lr=lr)
     order = list(range(len(examples)))
     rng = random.Random(seed)
-    steps, t0 = [], time.perf_counter()
+    steps: list[dict] = []
+    state = {"epoch": 0, "steps_done": 0, "status": "complete"}
+    t0 = time.perf_counter()
+
+    def record(stopped: dict | None = None) -> dict:
+        return dict(
+            objective=objective,
+            target_rate=gate.target_rate,
+            tau=gate.tau,
+            lr=lr,
+            lam=lam if objective == "end-to-end" else None,
+            seed=seed,
+            status=state["status"],
+            stopped=stopped,
+            epochs_run=len(steps),
+            steps_done=state["steps_done"],
+            prompts=sum(len(e.tokens) for e in examples),
+            history=steps,
+            seconds=round(time.perf_counter() - t0, 2),
+        )
+
     gate.train()
-    for epoch in range(epochs):
-        rng.shuffle(order)
-        losses, rates = [], []
-        for i in order:
-            ex = examples[i]
-            if objective == "distill":
-                loss, rate = distill_loss(gate, ex)
-            else:
-                loss, rate = end_to_end_loss(hf, gate, ex, lam)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-            rates.append(float(rate))
-        elapsed = time.perf_counter() - t0
-        step = dict(
-            epoch=epoch,
-            loss=sum(losses) / len(losses),
-            rate=sum(rates) / len(rates),
-            seconds=round(elapsed, 2),
+    try:
+        with stop_points(layer_modules(hf) + list(gate.gates)):
+            for epoch in range(epochs):
+                state["epoch"] = epoch
+                rng.shuffle(order)
+                losses, rates = [], []
+                for i in order:
+                    ex = examples[i]
+                    if objective == "distill":
+                        loss, rate = distill_loss(gate, ex)
+                    else:
+                        loss, rate = end_to_end_loss(hf, gate, ex, lam)
+                    opt.zero_grad()
+                    loss.backward()
+                    with deferred_stops():  # never half the parameters updated
+                        opt.step()
+                        state["steps_done"] += 1
+                    losses.append(float(loss.detach()))
+                    rates.append(float(rate))
+                elapsed = time.perf_counter() - t0
+                step = dict(
+                    epoch=epoch,
+                    loss=sum(losses) / len(losses),
+                    rate=sum(rates) / len(rates),
+                    seconds=round(elapsed, 2),
+                )
+                steps.append(step)
+                log(
+                    f"epoch {epoch + 1}/{epochs}: loss {step['loss']:.4f}, eviction rate "
+                    f"{step['rate']:.3f} (target {gate.target_rate}), {elapsed:.0f} s"
+                )
+                if max_seconds is not None and elapsed > max_seconds:
+                    log(f"stopping: {elapsed:.0f} s is past the {max_seconds:.0f} s budget")
+                    state["status"] = "time limit"
+                    break
+    except Interrupted as stop:
+        state["status"] = "interrupted"
+        stop.record = record(
+            {
+                "signal": stop.name,
+                "epoch": state["epoch"],
+                "steps_done": state["steps_done"],
+                "seconds": round(time.perf_counter() - t0, 2),
+            }
         )
-        steps.append(step)
-        log(
-            f"epoch {epoch + 1}/{epochs}: loss {step['loss']:.4f}, eviction rate "
-            f"{step['rate']:.3f} (target {gate.target_rate}), {elapsed:.0f} s"
-        )
-        if max_seconds is not None and elapsed > max_seconds:
-            log(f"stopping: {elapsed:.0f} s is past the {max_seconds:.0f} s budget")
-            break
-    gate.eval()
-    return dict(
-        objective=objective,
-        target_rate=gate.target_rate,
-        tau=gate.tau,
-        lr=lr,
-        lam=lam if objective == "end-to-end" else None,
-        seed=seed,
-        epochs_run=len(steps),
-        prompts=sum(len(e.tokens) for e in examples),
-        history=steps,
-        seconds=round(time.perf_counter() - t0, 2),
-    )
+        raise
+    finally:
+        gate.eval()
+    return record()

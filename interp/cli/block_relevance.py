@@ -58,6 +58,9 @@ def train_blockrank_command(
     rank: int = typer.Option(8, min=1, help="LoRA rank."),
     steps: int = options.count(60, "Optimiser steps."),
     batch: int = options.count(4, "Prompts per step."),
+    micro_batch: int | None = typer.Option(
+        None, min=1, help="Prompts per forward/backward, accumulated into one step [--batch]."
+    ),
     lr: float = options.positive(2e-3, "Learning rate."),
     aux_weight: float = typer.Option(1.0, min=0.0, help="Weight of the contrastive loss."),
     docs: int = typer.Option(10, min=2, max=10, help="Documents per prompt."),
@@ -80,6 +83,7 @@ def train_blockrank_command(
         lr=lr,
         steps=steps,
         batch=batch,
+        micro_batch=micro_batch,
         docs=docs,
         aux_weight=aux_weight,
         seed=seed,

@@ -25,7 +25,7 @@ import plotly.graph_objects as go
 from circuits.eviction import METHODS, EvictionEval, EvictionResult, GateStack
 from circuits.eviction.evaluate import GATE, GATE_WINDOW
 from circuits.eviction.train import gate_examples, train_gate
-from interp.errors import IclscopeError
+from interp.errors import IclscopeError, Interrupted
 from interp.prompts import PromptBatch, PromptBuilder
 from interp.runs.store import RunWriter
 from interp.tasks.suite import get_family
@@ -145,18 +145,27 @@ def train_gate_folder(
         examples += gate_examples(hf, batch, rate)
     prefill_s = time.perf_counter() - t0
     gate = GateStack.for_model(ModelConfig.from_hf(model, hf.config), target_rate=rate)
-    record = train_gate(
-        hf, gate, examples, objective, epochs=epochs, seed=seed, log=log, max_seconds=max_seconds
-    )
-    record.update(
-        model=model,
-        task=task,
-        shots=shots,
-        settings=list(settings),
-        prefill_seconds=round(prefill_s, 2),
-        total_seconds=round(time.perf_counter() - t0, 2),
-        command=sys.argv,
-    )
+    context = dict(model=model, task=task, shots=shots, settings=list(settings), command=sys.argv)
+    context.update(prefill_seconds=round(prefill_s, 2))
+    try:
+        record = train_gate(
+            hf,
+            gate,
+            examples,
+            objective,
+            epochs=epochs,
+            seed=seed,
+            log=log,
+            max_seconds=max_seconds,
+        )
+    except Interrupted as stop:  # keep the steps done, with a record saying where it stopped
+        if getattr(stop, "record", None) is not None:
+            record = {**stop.record, **context}
+            record.update(total_seconds=round(time.perf_counter() - t0, 2))
+            gate.save(out, record)
+            log(f"interrupted ({stop.name}) after {record['steps_done']} steps: saved in {out}")
+        raise
+    record.update(context, total_seconds=round(time.perf_counter() - t0, 2))
     gate.save(out, record)
     log(f"gate saved in {out} ({record['total_seconds']:.0f} s in all)")
     return gate, record

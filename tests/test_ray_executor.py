@@ -282,6 +282,34 @@ def test_mlp_width_is_the_configs():
     assert gpt2.d_mlp is None and mlp_width(gpt2) == 4 * 64
 
 
+def test_eviction_chunks_on_ray_equal_local(executor, tiny_dirs):
+    """Eviction is no engine plan: its chunks of prompts go through ``Executor.map``, each
+    worker loading the eager model (by folder) once; every table equals the local one."""
+    import torch
+
+    from circuits.eviction import EvictionEval, GateStack
+    from interp.models.hooked import ModelConfig
+    from interp.runs.eviction import eviction_settings, load_eager
+
+    hf, tokenizer, builder = load_eager(tiny_dirs["llama"])
+    settings = eviction_settings(builder, "sentiment_arbitrary", 4, 6, (512,), 0)
+    torch.manual_seed(0)
+    gate = GateStack.for_model(ModelConfig.from_hf("tiny", hf.config), target_rate=0.5)
+    evaluation = EvictionEval(chunk=2)
+    local = evaluation.run(hf, settings, tokenizer, gate, log=QUIET)
+    with using(executor):
+        ours = evaluation.run(hf, settings, tokenizer, gate, log=QUIET)
+    assert executor.record["kind"] == "work" and executor.record["chunks"] == 3
+    assert executor.record["unfinished"] == []
+    for name in ("curves", "by_head", "tokens"):
+        a, b = getattr(ours, name), getattr(local, name)
+        assert len(a) > 0
+        pd.testing.assert_frame_equal(a, b, atol=TOL, rtol=0)
+    assert ours.gate.keys() == local.gate.keys()
+    for setting, g in local.gate.items():
+        assert ours.gate[setting] == pytest.approx(g, abs=TOL)
+
+
 def test_run_that_cannot_finish_is_marked_failed(executor, tmp_path):
     """With no retries left, the chunks of the killed worker cannot finish: the run fails,
     and its manifest names them. (Last in the module: it leaves one worker.)"""

@@ -85,43 +85,41 @@ class EvictionEval:
         tokenizer,
         gate: GateStack | None = None,
         log=print,
+        executor=None,
+        model: str | None = None,
     ) -> EvictionResult:
-        n_heads = hf.config.num_attention_heads
-        methods = {name: METHODS[name]() for name in self.methods}
+        """Every chunk of prompts through ``executor`` (:meth:`~interp.patching.executor.
+        LocalExecutor.map`; default: the enclosing ``using`` block's, else here on ``hf``).
+        Ray workers load the model themselves, by ``model`` (its registry name or folder;
+        default: the folder ``hf`` came from); the results come back in chunk order, so the
+        tables are the local ones."""
+        from interp.patching.executor import default_executor
+
+        executor = executor or default_executor()
+        # the folder ``hf`` was loaded from, where the caller does not name the model
+        work = EvictionChunks(model or hf.name_or_path, settings, self, gate)
+        spans = work.spans()
+
+        def done(index, _):
+            setting, i, step = spans[index]
+            n = len(settings[setting])
+            log(f"{setting}: {min(i + step, n)}/{n} prompts")
+
+        parts = executor.map(work, len(spans), loaded=(hf, tokenizer), done=done)
         curves, heads, tokens, gate_out = [], [], [], {}
-        for setting, batch in settings.items():
+        for setting in settings:
             hits, rates_seen = defaultdict(list), defaultdict(list)
             lost, evicted = defaultdict(list), defaultdict(list)
-            # the prefill keeps every layer's attention: fewer long prompts at a time
-            step = max(1, min(self.chunk, self.chunk * 512 // batch.tokens.shape[1]))
-            for i in range(0, len(batch), step):
-                sub = _slice(batch, i, i + step)
-                pre = prefill(hf, sub.tokens, sub.attention_mask, final_start(sub))
-                correct = lambda logits, sub=sub: (
-                    predictions(logits, sub.label_ids) == sub.answer_ids
-                ).tolist()
-                hits[(FULL, 0.0)] += correct(pre.full_logits)
-                variants = {}
-                for name, method in methods.items():
-                    for r, f in method_flags(method, pre, self.rates, n_heads).items():
-                        variants[(name, r)] = f
-                if gate is not None:
-                    for r in self.rates:
-                        variants[(GATE, r)] = gate.keep(pre.hidden, pre.context, r, pre.queries)
-                        variants[(GATE_WINDOW, r)] = gate.keep(
-                            pre.hidden, pre.context, r, pre.queries, window=self.window
-                        )
-                    variants[(GATE, None)] = gate.flags(pre.hidden, pre.context, pre.queries)
-                for key, flags in variants.items():
-                    flags = flags.detach()
-                    hits[key] += correct(decode(hf, pre, flags))
-                    rates_seen[key] += _row_rates(flags, pre).tolist()
-                    e, a = _per_head(flags, pre)
+            for (where, _, _), part in zip(spans, parts):
+                if where != setting:
+                    continue
+                for key, h in part["hits"].items():
+                    hits[key] += h
+                for key, (r, e, a) in part["variants"].items():
+                    rates_seen[key] += r
                     evicted[key].append(e)
                     lost[key].append(a)
-                    if i == 0 and key[1] == self.rates[len(self.rates) // 2]:
-                        tokens += _token_rows(setting, key[0], flags, pre, tokenizer)
-                log(f"{setting}: {min(i + step, len(batch))}/{len(batch)} prompts")
+                tokens += part["tokens"]
             for (name, rate), h in hits.items():
                 row = dict(
                     setting=setting,
@@ -154,6 +152,77 @@ class EvictionEval:
         return EvictionResult(
             pd.DataFrame(curves), pd.DataFrame(heads), pd.DataFrame(tokens), gate_out
         )
+
+
+def load_eager_model(model: str):
+    """``(hf, tokenizer)`` as a Ray worker loads them for :class:`EvictionChunks`."""
+    from interp.runs.eviction import load_eager
+
+    hf, tokenizer, _ = load_eager(model)
+    return hf, tokenizer
+
+
+@dataclass
+class EvictionChunks:
+    """:class:`EvictionEval`'s chunks of prompts as :class:`~interp.patching.executor.Work`:
+    chunk ``index`` is one prefill and every (method, rate)'s decode of a slice of one
+    setting's prompts; its result holds the hits, measured rates and per-head shares that
+    :meth:`EvictionEval.run` adds up (and the first slice's token rows)."""
+
+    model: str
+    settings: dict[str, PromptBatch]
+    evaluation: EvictionEval
+    gate: GateStack | None = None
+
+    @property
+    def key(self):
+        return ("eager", self.model)
+
+    def load(self):
+        return load_eager_model(self.model)
+
+    def spans(self) -> list[tuple[str, int, int]]:
+        """``(setting, first prompt, prompts)`` of each chunk, in order."""
+        out = []
+        for setting, batch in self.settings.items():
+            # the prefill keeps every layer's attention: fewer long prompts at a time
+            chunk = self.evaluation.chunk
+            step = max(1, min(chunk, chunk * 512 // batch.tokens.shape[1]))
+            out += [(setting, i, step) for i in range(0, len(batch), step)]
+        return out
+
+    @torch.no_grad()
+    def __call__(self, loaded, index: int) -> dict:
+        hf, tokenizer = loaded
+        ev, gate = self.evaluation, self.gate
+        setting, i, step = self.spans()[index]
+        sub = _slice(self.settings[setting], i, i + step)
+        n_heads = hf.config.num_attention_heads
+        pre = prefill(hf, sub.tokens, sub.attention_mask, final_start(sub))
+
+        def correct(logits) -> list:
+            return (predictions(logits, sub.label_ids) == sub.answer_ids).tolist()
+
+        hits = {(FULL, 0.0): correct(pre.full_logits)}
+        variants = {}
+        for name in ev.methods:
+            for r, f in method_flags(METHODS[name](), pre, ev.rates, n_heads).items():
+                variants[(name, r)] = f
+        if gate is not None:
+            for r in ev.rates:
+                variants[(GATE, r)] = gate.keep(pre.hidden, pre.context, r, pre.queries)
+                variants[(GATE_WINDOW, r)] = gate.keep(
+                    pre.hidden, pre.context, r, pre.queries, window=ev.window
+                )
+            variants[(GATE, None)] = gate.flags(pre.hidden, pre.context, pre.queries)
+        out, tokens = {}, []
+        for key, flags in variants.items():
+            flags = flags.detach()
+            hits[key] = correct(decode(hf, pre, flags))
+            out[key] = (_row_rates(flags, pre).tolist(), *_per_head(flags, pre))
+            if i == 0 and key[1] == ev.rates[len(ev.rates) // 2]:
+                tokens += _token_rows(setting, key[0], flags, pre, tokenizer)
+        return {"hits": hits, "variants": out, "tokens": tokens}
 
 
 def _slice(batch: PromptBatch, a: int, b: int) -> PromptBatch:

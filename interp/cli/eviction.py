@@ -79,9 +79,17 @@ def run_eviction_command(
     kv_keys: str = typer.Option("words", help="Key-value keys: words, or 3-digit digits."),
     seed: int = options.seed(),
     out: Path = options.out_folder(),
+    executor: options.Executor = options.executor(),
+    ray_address: str | None = options.ray_address(),
+    workers: int = options.workers(),
+    max_retries: int = options.max_retries(),
 ):
     """Accuracy against eviction rate for StreamingLLM, H2O, SnapKV, TOVA, random and the
-    attention gate, eviction simulated after the prefill; curves, heatmaps, a token view."""
+    attention gate, eviction simulated after the prefill; curves, heatmaps, a token view.
+
+    With --executor ray, the evaluation's chunks of prompts (one prefill and every method's
+    decodes each) run on the Ray workers, each loading the model once; the gate is trained
+    here first (gradient descent in one process) and shipped to them."""
     rate_list, method_list = _rates(rates), _methods(methods)
     length_list = checks.int_list(lengths, "--lengths", minimum=16)
     _check(out, model, task, shots)
@@ -89,26 +97,34 @@ def run_eviction_command(
         from circuits.eviction import GateStack
 
         GateStack.load(gate)  # refused now, not after the prefill
+    from interp.cli.analyses import _executor
+    from interp.patching.executor import using
     from interp.runs.eviction import run_eviction
 
-    path = run_eviction(
-        out,
-        model,
-        task,
-        shots,
-        prompts,
-        rate_list,
-        method_list,
-        length_list,
-        gate,
-        train,
-        "distill",
-        gate_prompts,
-        seed,
-        log=console.print,
-        gate_epochs=gate_epochs,
-        kv_keys=_kv_keys(kv_keys),
-    )
+    runner = _executor(executor, ray_address, workers, max_retries)
+    try:
+        with using(runner):  # the evaluation's chunks run on it (EvictionEval.run)
+            path = run_eviction(
+                out,
+                model,
+                task,
+                shots,
+                prompts,
+                rate_list,
+                method_list,
+                length_list,
+                gate,
+                train,
+                "distill",
+                gate_prompts,
+                seed,
+                log=console.print,
+                gate_epochs=gate_epochs,
+                kv_keys=_kv_keys(kv_keys),
+            )
+    finally:
+        if runner is not None:
+            runner.close()
     report_path(path)
 
 

@@ -27,6 +27,7 @@ from circuits.block_relevance import (
     run_with_relevance,
     top_position_share,
 )
+from circuits.block_relevance.hook import PATTERN, SCORES, relevance_source
 from circuits.block_relevance.metrics import ndcg_of_rank
 from circuits.block_relevance.train import (
     BlockRankTrainer,
@@ -36,6 +37,7 @@ from circuits.block_relevance.train import (
     relevance_from_pattern,
     save_folder,
 )
+from interp.errors import IclscopeError
 from interp.models import load_model
 from interp.prompts import Annotation, PromptBuilder
 from interp.tasks.suite import build_family_batch
@@ -238,6 +240,35 @@ def test_relevance_hook_sees_a_score_edit_and_is_read_only(tiny):
     assert torch.allclose(logits, plain)
 
 
+@pytest.fixture(scope="module")
+def tiny_nnsight(tiny_dirs):
+    return load_model(tiny_dirs["llama"], backend="nnsight")
+
+
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+@pytest.mark.parametrize("seed", [1, 7])
+def test_relevance_on_nnsight_matches_transformer_lens(tiny, tiny_nnsight, padding_side, seed):
+    """nnsight reads the pattern, TransformerLens the scores: the same relevance (raw and under
+    the block-sparse mask) and the same last-token logits on random prompts."""
+    model, _ = tiny
+    builder = model.prompt_builder(padding_side=padding_side)
+    batch = build_family_batch(builder, "ranking", 4, k=int(3 + seed % 4), seed=seed)
+    for block_sparse in (False, True):
+        rel, last = collect_relevance(model, batch, block_sparse=block_sparse)
+        rel_nn, last_nn = collect_relevance(tiny_nnsight, batch, block_sparse=block_sparse)
+        assert (rel - rel_nn).abs().max() <= 1e-5
+        assert (last - last_nn).abs().max() <= 1e-4
+    assert relevance_source(model) == SCORES and relevance_source(tiny_nnsight) == PATTERN
+
+
+def test_nnsight_block_sparse_refuses_to_drop_a_sliding_window(tiny_nnsight, monkeypatch):
+    batch = _ranking_batch(tiny_nnsight, n=2)
+    monkeypatch.setattr(tiny_nnsight.hf_model.config, "sliding_window", 8, raising=False)
+    collect_relevance(tiny_nnsight, batch)  # the raw read keeps the model's own masks
+    with pytest.raises(IclscopeError, match="sliding window"):
+        collect_relevance(tiny_nnsight, batch, block_sparse=True)
+
+
 # ---------------------------------------------------------------------------------------------
 # BlockRank training
 
@@ -371,6 +402,28 @@ def test_run_writes_summary_keys_and_tables(tiny_run):
     prompts = run.tables["prompts"]
     assert len(prompts) == 3 * 5  # held-out prompts x documents
     assert (prompts.groupby("prompt").gold.sum() == 1).all()
+
+
+def test_cli_run_on_nnsight_gives_the_transformer_lens_summary(tiny_run, tiny_dirs):
+    from interp.cli import main
+    from interp.runs import load_run
+
+    root, tl_path = tiny_run
+    out = root / "nnsight"
+    args = ["run", "block-relevance", "--model", tiny_dirs["llama"], "--task", "ranking"]
+    args += ["--prompts", "6", "--docs", "5", "--backend", "nnsight", "--out", str(out)]
+    assert main(args) == 0
+    (path,) = out.glob("block-relevance-*")
+    run, tl = load_run(path), load_run(tl_path)
+    assert run.manifest["params"]["backend"] == "nnsight"
+    assert run.summary.keys() == tl.summary.keys()
+    # the calibrated keys are left out: layer 0's relevance does not depend on the query, so
+    # its calibrated relevance is 0 on TransformerLens and ~6e-8 of rounding on nnsight, and
+    # the ranks (hence the best calibrated head and the position counts) follow the noise
+    for key, value in tl.summary.items():
+        if key != "seconds" and "calibrated" not in key and key != "positional_heads":
+            same = pytest.approx(value, abs=1e-5) if isinstance(value, float) else value
+            assert run.summary[key] == same, key
 
 
 def test_explorer_page_shows_documents_with_relevance(tiny_run):

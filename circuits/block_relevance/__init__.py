@@ -12,7 +12,8 @@ the model is fine-tuned with an auxiliary contrastive loss on it, under a block-
 * :mod:`~circuits.block_relevance.metrics`: precision@1, MRR, nDCG@10, position bias;
 * :mod:`~circuits.block_relevance.mask`: the block-sparse mask, as score hooks and as an
   explicit 4-D mask;
-* :mod:`~circuits.block_relevance.hook`: the hook ``blocks.{l}.attn.hook_block_relevance``;
+* :mod:`~circuits.block_relevance.hook`: the hook ``blocks.{l}.attn.hook_block_relevance``, on
+  both backends (:func:`relevance_source`);
 * :mod:`~circuits.block_relevance.analysis`: :class:`BlockRelevance`, every layer and head on
   one ranking family;
 * :mod:`~circuits.block_relevance.train`: :class:`BlockRankTrainer`, the fine-tuning.
@@ -29,6 +30,7 @@ from circuits.block_relevance.hook import (
     collect_relevance,
     relevance_hooks,
     relevance_name,
+    relevance_source,
     run_with_relevance,
 )
 from circuits.block_relevance.mask import allowed_keys, block_sparse_hooks, block_sparse_mask
@@ -73,6 +75,7 @@ __all__ = [
     "query_rows",
     "ranking_metrics",
     "relevance_hooks",
+    "relevance_source",
     "relevance_name",
     "run_with_relevance",
     "top_position_share",

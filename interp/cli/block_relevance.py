@@ -12,6 +12,7 @@ import typer
 
 from interp.cli import checks, options
 from interp.cli.app import console, report_path, run_app, train_app
+from interp.cli.options import Backend
 
 RANKING_HELP = "A ranking family: nl_ranking_lexical or nl_ranking_semantic."
 
@@ -37,6 +38,7 @@ def run_block_relevance_command(
     rows: int = typer.Option(2, min=1, max=4, help="Last query rows read ('[' and before)."),
     seed: int = options.seed(),
     out: Path = options.out_folder(),
+    backend: Backend = typer.Option("transformer_lens", help="The hooked backend."),
 ):
     """Rank the documents of each prompt by every layer's and head's attention (block
     relevance, raw and calibrated, and under the block-sparse mask) beside the decoded answer;
@@ -44,7 +46,9 @@ def run_block_relevance_command(
     _check_ranking(out, model, task, docs)
     from interp.runs.block_relevance import run_block_relevance
 
-    path = run_block_relevance(out, model, task, prompts, docs, rows, seed, log=console.print)
+    path = run_block_relevance(
+        out, model, task, prompts, docs, rows, seed, log=console.print, backend=backend
+    )
     report_path(path)
 
 

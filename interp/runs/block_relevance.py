@@ -42,16 +42,18 @@ def run_block_relevance(
     rows: int = 2,
     seed: int = 0,
     log: Callable[[str], object] = print,
+    backend: str = "transformer_lens",
 ) -> Path:
     """Run :class:`~circuits.block_relevance.BlockRelevance` and write a run directory under
-    ``out``; return its path."""
+    ``out``; return its path. Both backends read the same relevance (``circuits.
+    block_relevance.hook``): the scores on TransformerLens, the pattern on nnsight."""
     fam = get_family(task)
     if fam.kind != "ranking":  # refuse before a run directory exists for nothing
         raise IclscopeError(
             f"block relevance runs on ranking families, not {task!r} ({fam.kind})",
             fix="use --task nl_ranking_lexical or --task nl_ranking_semantic",
         )
-    params = {"prompts": prompts, "docs": docs, "rows": rows}
+    params = {"prompts": prompts, "docs": docs, "rows": rows, "backend": backend}
     with RunWriter(
         out,
         kind="block-relevance",
@@ -61,7 +63,7 @@ def run_block_relevance(
         command=sys.argv,
         params=params,
     ) as run:
-        m = load_model(model)
+        m = load_model(model, backend=backend)
         analysis = BlockRelevance(prompts=prompts, docs=docs, rows=rows, seed=seed)
         result = analysis.run(m, task, log=log, trained_layer=trained_layer(m.path))
         for name in TABLES:

@@ -436,3 +436,34 @@ def test_digit_keys_are_distinct_three_digit_numbers_with_the_asked_value():
     keys = [k for k, _ in ep.docs]
     assert len(set(keys)) == 50 and all(len(k) == 3 and k.isdigit() for k in keys)
     assert ep.docs[ep.meta["index"]] == (ep.query, ep.answer)
+
+
+@pytest.fixture(scope="module")
+def gemma_tokenizer():
+    from transformers import AutoTokenizer
+
+    from interp.models.registry import get_entry
+
+    folder = get_entry("gemma3-270m").folder()
+    if not (folder / "tokenizer_config.json").is_file():
+        pytest.skip("gemma3-270m is not converted here (iclscope models)")
+    return AutoTokenizer.from_pretrained(folder), str(folder)
+
+
+@pytest.mark.parametrize("kv_keys", ["words", "digits"])
+def test_gemma_key_value_prompts_start_with_one_bos(gemma_tokenizer, kv_keys):
+    """Gemma needs its BOS, and its tokenizer says ``add_bos_token=False`` yet adds one when
+    called on text: the eviction prompts must start with exactly one ``<bos>``, at every
+    length, and be the tokens the tokenizer itself gives the prompt's text."""
+    from interp.runs.eviction import eviction_builder, eviction_settings
+
+    tokenizer, folder = gemma_tokenizer
+    builder = eviction_builder(tokenizer, folder)
+    settings = eviction_settings(builder, "nl_kv_words", 0, 4, [64, 256], 0, kv_keys)
+    bos = tokenizer.bos_token_id
+    assert tokenizer.convert_ids_to_tokens(bos) == "<bos>"
+    for batch in settings.values():
+        for row, mask, text in zip(batch.tokens, batch.attention_mask, batch.texts):
+            real = row[mask.bool()].tolist()
+            assert real[0] == bos and real.count(bos) == 1
+            assert real == tokenizer(text).input_ids  # the tokenizer's own BOS, no second one

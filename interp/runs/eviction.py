@@ -39,21 +39,26 @@ def load_eager(model: str):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from interp.models import resolve_spec
-    from interp.models.gguf_cache import prepend_bos
 
     folder, _ = resolve_spec(model)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     hf = AutoModelForCausalLM.from_pretrained(
         folder, dtype=torch.float32, attn_implementation="eager"
     ).eval()
-    builder = PromptBuilder(
-        tokenizer,
-        n_ctx=getattr(hf.config, "max_position_embeddings", None),
-        prepend_bos=prepend_bos(folder),
-        padding_side="left",
-        labels="first",
+    n_ctx = getattr(hf.config, "max_position_embeddings", None)
+    return hf, tokenizer, eviction_builder(tokenizer, folder, n_ctx)
+
+
+def eviction_builder(tokenizer, folder: str, n_ctx: int | None = None) -> PromptBuilder:
+    """The prompts of an eviction run: left-padded, scored on the answer's first token, with
+    the model's BOS where its folder says prompts start with one (Gemma needs it; SmolLM2's
+    BOS is a chat marker). Separate from the model so a test can check prompts from the
+    tokenizer alone."""
+    from interp.models.gguf_cache import prepend_bos
+
+    return PromptBuilder(
+        tokenizer, n_ctx=n_ctx, prepend_bos=prepend_bos(folder), padding_side="left", labels="first"
     )
-    return hf, tokenizer, builder
 
 
 def eviction_settings(

@@ -48,8 +48,10 @@ def test_bench_patching_on_spread_positions_matches_transformer_lens_cells(tiny_
     assert spread_positions(4, 9) == [0, 1, 2, 3]
     assert spread_positions(6, 1) == [5]
     args = ["bench", "patching", "--model", tiny_dirs["llama"], "--json", "--repeats", "1"]
-    assert main(args + ["--shots", "1", "--positions", "3"]) == 0
-    b = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["B"]
+    assert main(args + ["--shots", "1", "--positions", "3", "--pairs", "2"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    b = result["B"]
+    assert result["A"]["pairs"] == 2 and result["A"]["rows"] == 2 * b["rows"] / 3
     assert b["positions"] == spread_positions(b["tokens"], 3) and len(b["positions"]) == 3
     cfg = json.load(open(f"{tiny_dirs['llama']}/config.json"))
     assert b["rows"] == cfg["num_hidden_layers"] * cfg["num_attention_heads"] * 3

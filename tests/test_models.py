@@ -67,6 +67,33 @@ def test_a_head_edit_matches_across_backends(pairs, spec):
     assert (edited_tl - edited_nn).abs().max() <= TOL
 
 
+@pytest.mark.parametrize("spec", ["gpt2", "llama"])
+def test_cache_without_logits_stops_early_and_caches_the_same(pairs, spec):
+    for model in pairs[spec]:
+        batch = _batch(model)
+        last = model.cfg.n_layers - 1
+        names = ["blocks.0.hook_resid_pre", f"blocks.{last}.attn.hook_pattern"]
+        names.append(f"blocks.{last}.hook_resid_post")
+        calls, stage = [], ["full"]  # the stage of every unembedding call
+        handle = model.hf_model.lm_head.register_forward_hook(
+            lambda *_, calls=calls, stage=stage: calls.append(stage[0])
+        )
+        try:
+            logits, full = model.run_with_cache(batch.tokens, names, batch.attention_mask)
+            stage[0] = "early"
+            none, part = model.run_with_cache(batch.tokens, names, batch.attention_mask, False)
+            stage[0] = "again"
+            again, _ = model.run_with_cache(batch.tokens, names, batch.attention_mask)
+        finally:
+            handle.remove()
+        # the unembedding never ran in the early-stopped forward, and still runs afterwards
+        assert none is None and "early" not in calls and "again" in calls, model.backend
+        assert (again - logits).abs().max() == 0  # the early stop left no hook behind
+        assert sorted(part) == sorted(full) == sorted(names)
+        for name in names:
+            assert torch.equal(part[name], full[name]), name
+
+
 def test_patterns_match_and_gqa_shapes(pairs):
     tl, nn = pairs["llama"]
     assert tl.cfg.n_kv_heads < tl.cfg.n_heads  # grouped-query attention really exercised

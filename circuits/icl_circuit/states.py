@@ -95,7 +95,8 @@ class CircuitStates:
         parts: list[dict[str, Tensor]] = []
         for lo in range(0, len(batch), chunk):
             rows = slice(lo, lo + chunk)
-            _, cache = model.run_with_cache(tokens[rows], resid + pattern, mask[rows])
+            # no logits: the forward ends at the last layer cached, before the unembedding
+            _, cache = model.run_with_cache(tokens[rows], resid + pattern, mask[rows], logits=False)
             h = torch.stack([cache[n] for n in resid], 1)  # (b, depth, pos, d)
             p = torch.stack([cache[n] for n in pattern], 1)  # (b, layer, head, q, k)
             r = torch.arange(h.shape[0])

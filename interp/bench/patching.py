@@ -2,7 +2,7 @@
 
 Two workloads on the same clean/corrupted prompts:
 
-* **A**: every head of every layer, patched over all positions, on 8 prompt pairs;
+* **A**: every head of every layer, patched over all positions, on 8 prompt pairs (``pairs``);
 * **B**: every head of every layer at each position separately, on 1 pair (thousands of
   components: the classic fine-grained sweep). ``positions=N`` keeps N positions spread evenly
   from the first to the last, so a 30-layer model's sweep fits in minutes on a CPU; the
@@ -139,15 +139,17 @@ def bench_patching(
     repeats: int = 3,
     shots: int = 4,
     positions: int | None = None,
+    pairs: int = 8,
     log=print,
 ) -> dict:
     """Measure workloads A and B four ways; returns the benchmark's JSON object.
-    ``positions`` caps workload B's positions (spread evenly; ``None``: every position)."""
+    ``pairs``: workload A's prompt pairs; ``positions`` caps workload B's positions (spread
+    evenly; ``None``: every position)."""
     tl = load_model(model)
     nn = load_model(model, backend="nnsight")
     return {
         name: _workload(tl, nn, name, n_pairs, per_position, shots, repeats, positions, log)
-        for name, n_pairs, per_position in (("A", 8, False), ("B", 1, True))
+        for name, n_pairs, per_position in (("A", pairs, False), ("B", 1, True))
     }
 
 
@@ -218,6 +220,7 @@ def _workload(tl, nn, name, n_pairs, per_position, shots, repeats, keep_position
 
     result = {
         "rows": len(plan),
+        "pairs": n_pairs,
         "tokens": n_pos,
         **({"positions": positions} if per_position else {}),
         "seconds": {

@@ -22,10 +22,12 @@ def bench_patching_command(
         "Workload B patches this many positions, spread evenly from first to last "
         "[every position].",
     ),
+    pairs: int = options.count(8, "Prompt pairs in workload A (heads over all positions)."),
 ):
     """Time head patching four ways (TransformerLens, nnsight, our engine with and without
     resuming) against a plain forward, on workloads A (heads x 8 pairs) and B (heads x
-    positions x 1 pair)."""
+    positions x 1 pair). On a 30-layer model on a CPU, --pairs 2 --positions 3 keeps it to
+    minutes."""
     folder = checks.model_folder(model)
     from transformers import AutoTokenizer
 
@@ -39,6 +41,7 @@ def bench_patching_command(
         repeats=repeats,
         shots=shots,
         positions=positions,
+        pairs=pairs,
         log=(lambda *a: None) if as_json else console.print,
     )
     if as_json:

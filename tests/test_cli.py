@@ -107,6 +107,8 @@ def test_demo_writes_a_complete_run(tiny_dirs, tmp_path, capsys):
         "8",
         "--circuit-prompts",
         "16",
+        "--ablation-prompts",
+        "8",
     ]
     assert main(args) == 0
     path = capsys.readouterr().out.strip().splitlines()[-1]
@@ -115,6 +117,7 @@ def test_demo_writes_a_complete_run(tiny_dirs, tmp_path, capsys):
     run = load_run(path)
     assert run.status == "complete"
     assert run.manifest["seed"] == 0 and run.manifest["versions"]["torch"]
+    assert run.manifest["params"]["ablation_prompts"] == 8
     assert run.manifest["params"]["suite"] == "organism"  # a tiny model has no English vocabulary
     assert {"eval_by_shots", "logit_lens", "query_attention", "step1", "ablation"} <= set(
         run.tables

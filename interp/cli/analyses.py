@@ -83,10 +83,14 @@ def demo(
     seed: int = options.seed(),
     n: int = options.count(32, "Held-out prompts per evaluation cell."),
     pipeline: bool = typer.Option(True, help="Also run the ICL circuit."),
-    circuit_prompts: int = options.count(256, "Prompts for the circuit."),
+    circuit_prompts: int = options.count(
+        128, "Prompts for the circuit (`run circuit` takes 256 or more for firmer numbers)."
+    ),
+    ablation_prompts: int = options.count(32, "Of those, prompts for the edge ablations."),
 ):
     """The main job: evaluate a few task families by shots, look inside one prompt, then (with
-    --pipeline) run the ICL circuit; all of it in one run directory with a report."""
+    --pipeline) run the ICL circuit; all of it in one run directory with a report. Sized to
+    take about 5 minutes on 2 CPU cores."""
     checks.output_folder(out)
     checks.model_folder(model)
     from interp.runs.demo import run_demo
@@ -98,6 +102,7 @@ def demo(
         n=n,
         circuit=pipeline,
         circuit_prompts=circuit_prompts,
+        ablation_prompts=ablation_prompts,
         log=console.print,
     )
     report_path(path)

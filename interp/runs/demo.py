@@ -94,8 +94,8 @@ def run_demo(
     seed: int = 0,
     n: int = 32,
     circuit: bool = True,
-    circuit_prompts: int = 256,
-    ablation_prompts: int = 64,
+    circuit_prompts: int = 128,
+    ablation_prompts: int = 32,
     log=print,
 ) -> Path:
     """Evaluate, look inside one prompt and (with ``circuit``) run the ICL circuit."""

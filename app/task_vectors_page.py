@@ -2,7 +2,11 @@
 and alpha heatmaps (plotly: hover gives layer, head and value), and a head picker that shows
 one head's AIE and alpha per task.
 
-Reads only the run's tables (``accuracy``, ``aie``, ``alpha``); nothing is recomputed.
+With ``alpha_stability`` (runs with extra soft-injection fits at other learning rates and
+seeds), a table of every fit and each alpha's stable heads (above 0.9 in every fit).
+
+Reads only the run's tables (``accuracy``, ``aie``, ``alpha``, ``alpha_stability``) and
+``summary.json``; nothing is recomputed.
 """
 
 from __future__ import annotations
@@ -30,6 +34,24 @@ def head_effects(aie: pd.DataFrame, alpha: pd.DataFrame, layer: int, head: int) 
     a = aie[(aie.layer == layer) & (aie["head"] == head)][["task", "aie"]]
     b = alpha[(alpha.layer == layer) & (alpha["head"] == head)][["task", "alpha"]]
     return a.merge(b, on="task", how="outer").set_index("task")
+
+
+def stable_table(summary: dict) -> pd.DataFrame:
+    """Per alpha, its stable heads (``L{layer}H{head}``) and the fits' agreement."""
+    heads, agree = summary.get("alpha_stable_heads", {}), summary.get("alpha_fit_agreement", {})
+    rows = [
+        {
+            "alpha": t,
+            "stable heads": len(h),
+            "agreement": agree.get(t),
+            "heads": ", ".join(f"L{layer}H{head}" for layer, head in h),
+        }
+        for t, h in heads.items()
+        if h is not None
+    ]
+    return pd.DataFrame(rows, columns=["alpha", "stable heads", "agreement", "heads"]).set_index(
+        "alpha"
+    )
 
 
 def task_vectors_view(run: Run, name: str) -> None:
@@ -65,6 +87,15 @@ def task_vectors_view(run: Run, name: str) -> None:
             labels={"color": "alpha"},
         )
         st.plotly_chart(fig, width="stretch", key=f"{name}-alpha-{which}")
+    stability = run.tables.get("alpha_stability")
+    if stability is not None and stability.groupby("task").size().max() > 1:
+        st.subheader("Soft injection across learning rates and seeds")
+        st.caption(
+            "One row per alpha and fit (main: the alpha above). Stable heads are above 0.9 in "
+            "every fit; agreement is the mean pairwise Jaccard index of the fits' > 0.9 sets."
+        )
+        st.dataframe(stability, key=f"{name}-stability", hide_index=True)
+        st.dataframe(stable_table(run.summary), key=f"{name}-stable")
     if aie is not None and alpha is not None:
         st.subheader("One head across tasks")
         n_layers, n_heads = int(aie.layer.max()) + 1, int(aie["head"].max()) + 1

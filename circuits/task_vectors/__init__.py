@@ -36,7 +36,9 @@ from circuits.task_vectors.soft_injection import (
     inject_hooks,
     injection_logits,
     injection_loss,
+    mean_jaccard,
     soft_inject,
+    stable_heads,
 )
 from circuits.task_vectors.task_vector import TaskVector, best_layer
 from interp.models import HookedModel
@@ -62,7 +64,9 @@ __all__ = [
     "inject_hooks",
     "injection_logits",
     "injection_loss",
+    "mean_jaccard",
     "soft_inject",
+    "stable_heads",
     "task_embedding",
     "task_pairs",
     "top_heads",
@@ -85,6 +89,21 @@ class TaskVectorsResult:
     losses: pd.DataFrame  # task, step, loss
     top_heads: list[tuple[int, int]]
     seconds: dict[str, float] = field(default_factory=dict)
+    # task (or 'shared'), fit, lr, seed, main, above_0_9, below_0_1, acc, lo, hi, n
+    stability: pd.DataFrame = field(default_factory=pd.DataFrame)
+    alpha_fits: dict[str, dict[str, Tensor]] = field(default_factory=dict)  # task -> fit -> alpha
+
+    def stable_heads(self, threshold: float = 0.9) -> dict[str, list[tuple[int, int]] | None]:
+        """Per task (and 'shared'), the heads above ``threshold`` in every fit (None with a
+        single fit: stability was not tested)."""
+        return {
+            t: stable_heads(list(f.values()), threshold) if len(f) > 1 else None
+            for t, f in self.alpha_fits.items()
+        }
+
+    def fit_agreement(self, threshold: float = 0.9) -> dict[str, float | None]:
+        """Per task, the mean pairwise Jaccard index of the fits' above-``threshold`` sets."""
+        return {t: mean_jaccard(list(f.values()), threshold) for t, f in self.alpha_fits.items()}
 
     def per_task(self) -> dict[str, dict[str, float]]:
         return {
@@ -110,6 +129,26 @@ def accuracy(model: HookedModel, batch, chunk: int = 16) -> Tensor:
 
 
 @dataclass
+class AlphaFit:
+    """One soft-injection fit: its (lr, seed), alpha, losses and held-out hits per task."""
+
+    lr: float
+    seed: int
+    alpha: Tensor  # (layer, head)
+    losses: list[float]
+    hits: dict[str, Tensor]
+    seconds: float = 0.0  # training and evaluation
+
+    @property
+    def label(self) -> str:
+        return fit_label(self.lr, self.seed)
+
+
+def fit_label(lr: float, seed: int) -> str:
+    return f"lr={lr:g} seed={seed}"
+
+
+@dataclass
 class TaskBatches:
     """One task's prompt batches (see :meth:`TaskVectors.batches`)."""
 
@@ -123,7 +162,11 @@ class TaskBatches:
 
 @dataclass
 class TaskVectors:
-    """The three methods on function tasks, scored on held-out 0-shot items."""
+    """The three methods on function tasks, scored on held-out 0-shot items.
+
+    ``stability_lrs`` / ``stability_seeds`` add soft-injection fits used only to judge which
+    heads' alpha is stable (see :meth:`fits` for which and what they cost); ``init_std`` > 0
+    starts theta away from the paper's 0, drawn with each fit's seed."""
 
     shots: int = 8
     test_items: int = 40
@@ -136,6 +179,48 @@ class TaskVectors:
     shared: bool = True
     seed: int = 0
     max_batch: int | None = None
+    stability_lrs: tuple[float, ...] = ()
+    stability_seeds: tuple[int, ...] = ()
+    init_std: float = 0.0
+
+    def fits(self) -> list[tuple[float, int]]:
+        """The (lr, seed) of every soft-injection fit per alpha, the main ``(lr, seed)`` first.
+
+        Not the full grid: the main fit, then each of ``stability_lrs`` at the main seed, then
+        each of ``stability_seeds`` at the main lr (duplicates dropped). Each fit costs
+        ``steps`` training steps and one held-out evaluation plan per task, for every task's
+        alpha and for the shared one: ``len(fits())`` times the soft-injection time of a run
+        without them. Only the main fit's alpha is scored as ``soft_injection``; the others
+        serve to judge which heads are stable (``TaskVectorsResult.stability``)."""
+        grid = [
+            (self.lr, self.seed),
+            *((float(lr), self.seed) for lr in self.stability_lrs),
+            *((self.lr, int(s)) for s in self.stability_seeds),
+        ]
+        return list(dict.fromkeys(grid))
+
+    def fit_alpha(
+        self,
+        model: HookedModel,
+        train: dict[str, tuple[Tensor, PromptBatch]],
+        test: dict[str, tuple[Tensor, PromptBatch]],
+        engine: Engine,
+        log: Callable[[str], object] = print,
+    ) -> list[AlphaFit]:
+        """Every fit of :meth:`fits` for one alpha (one task's, or one shared by the tasks of
+        ``train``), each scored on the held-out 0-shot prompts of ``test`` through
+        ``engine``; the main fit first."""
+        out = []
+        grid = self.fits()
+        for k, (lr, seed) in enumerate(grid):
+            if len(grid) > 1:
+                log(f"  fit {k + 1}/{len(grid)}: {fit_label(lr, seed)}")
+            t0 = time.monotonic()
+            si = SoftInjection(self.steps, lr, self.batch, seed, self.init_std)
+            alpha = si.fit(model, train, log)
+            hits = {t: si.evaluate(model, alpha, te, b, engine) for t, (te, b) in test.items()}
+            out.append(AlphaFit(lr, seed, alpha, si.losses, hits, time.monotonic() - t0))
+        return out
 
     def batches(self, builder, task: str) -> TaskBatches:
         """One task's prompts: held-out 0-shot and k-shot, 0-shot dev (the train items),
@@ -162,7 +247,8 @@ class TaskVectors:
     def engine_steps(self, model: HookedModel, tasks: list[str]) -> list:
         """The engine runs of :meth:`run`, per task, with zero tensors where :meth:`run` puts
         measured ones (the dry run's estimate reads shapes only): the AIE, the FV and TV layer
-        sweeps and the soft-injection evaluation. Everything else runs here (the caches of
+        sweeps and the soft-injection evaluations (every fit of :meth:`fits`, per task and
+        shared). Everything else runs here (the caches of
         the embeddings, the ICL accuracies, soft injection's training)."""
         cfg, builder = model.cfg, model.prompt_builder(labels="first")
         te = torch.zeros(cfg.n_layers, cfg.n_heads, cfg.d_head)
@@ -174,12 +260,17 @@ class TaskVectors:
             fv, tv = FunctionVector(self.top_k), TaskVector()
             states = torch.zeros(len(b.dev0), cfg.n_layers, cfg.d_model)
             alpha = torch.zeros(cfg.n_layers, cfg.n_heads)
+            evals = [f"soft injection ({fit_label(*f)})" for f in self.fits()[1:]]
+            if self.shared and len(tasks) > 1:
+                evals += [f"shared soft injection ({fit_label(*f)})" for f in self.fits()]
+            si_plan = SoftInjection.plan(alpha, te, b.test0)
             steps += [
                 (f"{task} AIE", AverageIndirectEffect().plan(te, b.shuffled), b.shuffled, None),
                 (f"{task} FV dev", fv.plan(resid[0], states, b.dev0, layers), b.dev0, None),
                 (f"{task} TV dev", tv.plan(resid, b.dev0, layers), b.dev0, None),
                 (f"{task} TV test", tv.plan(resid, b.test0, layers), b.test0, None),
-                (f"{task} soft injection", SoftInjection.plan(alpha, te, b.test0), b.test0, None),
+                (f"{task} soft injection", si_plan, b.test0, None),
+                *((f"{task} {e}", si_plan, b.test0, None) for e in evals),
             ]
         return steps
 
@@ -190,6 +281,10 @@ class TaskVectors:
         engine = Engine(model, max_batch=self.max_batch)
         seconds: dict[str, float] = {"aie": 0.0, "fv": 0.0, "tv": 0.0, "soft_injection": 0.0}
         rows, aies, sweeps, losses, data = [], [], [], [], {}
+        stability: list[dict] = []
+        fits_by: dict[str, list[AlphaFit]] = {}
+        if len(self.fits()) > 1:
+            seconds["alpha_stability"] = 0.0
 
         def score(task, method, hits: Tensor, layer=None):
             lo, hi = wilson(float(hits.sum()), len(hits))
@@ -245,22 +340,25 @@ class TaskVectors:
             score(task, "tv", torch.tensor(test[test.layer == layer].correct.to_numpy()), layer)
             sweeps += _sweep_rows(task, "tv", "dev", dev) + _sweep_rows(task, "tv", "test", test)
             seconds["tv"] += time.monotonic() - t0
-            t0 = time.monotonic()
-            si = SoftInjection(self.steps, self.lr, self.batch, self.seed)
-            alphas[task] = si.fit(model, {task: (te.heads, dev0)}, log)
-            losses += [{"task": task, "step": s, "loss": v} for s, v in enumerate(si.losses)]
-            score(task, "soft_injection", si.evaluate(model, alphas[task], te.heads, test0, engine))
-            seconds["soft_injection"] += time.monotonic() - t0
+            fits = self.fit_alpha(
+                model, {task: (te.heads, dev0)}, {task: (te.heads, test0)}, engine, log
+            )
+            fits_by[task] = fits
+            score(task, "soft_injection", fits[0].hits[task])
         if self.shared and len(tasks) > 1:
             log(f"soft injection, one alpha shared by {len(tasks)} tasks")
-            t0 = time.monotonic()
-            si = SoftInjection(self.steps, self.lr, self.batch, self.seed)
-            alphas["shared"] = si.fit(model, {t: (d[3].heads, d[2]) for t, d in data.items()}, log)
-            losses += [{"task": "shared", "step": s, "loss": v} for s, v in enumerate(si.losses)]
-            for task, (_, test0, _, te) in data.items():
-                hits = si.evaluate(model, alphas["shared"], te.heads, test0, engine)
+            train = {t: (d[3].heads, d[2]) for t, d in data.items()}
+            test = {t: (d[3].heads, d[1]) for t, d in data.items()}
+            fits_by["shared"] = self.fit_alpha(model, train, test, engine, log)
+            for task, hits in fits_by["shared"][0].hits.items():
                 score(task, "soft_injection_shared", hits)
-            seconds["soft_injection"] += time.monotonic() - t0
+        for name, fits in fits_by.items():
+            alphas[name] = fits[0].alpha
+            losses += [{"task": name, "step": s, "loss": v} for s, v in enumerate(fits[0].losses)]
+            stability += _stability_rows(name, fits)
+            seconds["soft_injection"] += fits[0].seconds
+            if len(fits) > 1:
+                seconds["alpha_stability"] += sum(f.seconds for f in fits[1:])
         aie_table = pd.concat([*aies, mean_aie.assign(task="mean")], ignore_index=True)
         return TaskVectorsResult(
             pd.DataFrame(rows),
@@ -270,7 +368,34 @@ class TaskVectors:
             pd.DataFrame(losses),
             heads,
             seconds,
+            pd.DataFrame(stability),
+            {name: {f.label: f.alpha for f in fits} for name, fits in fits_by.items()},
         )
+
+
+def _stability_rows(name: str, fits: list[AlphaFit], threshold: float = 0.9) -> list[dict]:
+    """One row per fit of one alpha: how many heads it saturates and its held-out accuracy
+    (for the shared alpha, over every task's test items pooled)."""
+    rows = []
+    for k, f in enumerate(fits):
+        hits = torch.cat(list(f.hits.values())).float()
+        lo, hi = wilson(float(hits.sum()), len(hits))
+        rows.append(
+            {
+                "task": name,
+                "fit": f.label,
+                "lr": f.lr,
+                "seed": f.seed,
+                "main": k == 0,
+                "above_0_9": int((f.alpha > threshold).sum()),
+                "below_0_1": int((f.alpha < 1 - threshold).sum()),
+                "acc": float(hits.mean()),
+                "lo": lo,
+                "hi": hi,
+                "n": len(hits),
+            }
+        )
+    return rows
 
 
 def _sweep_rows(task: str, method: str, split: str, sweep: pd.DataFrame) -> list[dict]:

@@ -10,6 +10,16 @@ Only ``theta`` is trained (Adam; the model is frozen), on 0-shot prompts, with t
 cross-entropy of the answer's first token. ``alpha`` can be learned per task or shared by
 several tasks (each prompt then injects its own task's ``te`` with the shared weights).
 
+The seed: with theta at 0 (the paper's start) every fit begins at the same point, so the seed
+reaches a fit only through the order in which training prompts are drawn into batches; when a
+batch holds every training prompt it has no effect beyond the order of rows in the batch
+(float rounding, which Adam can amplify on heads whose gradient is ~0). ``init_std`` > 0 draws
+theta's start from N(0, init_std^2) with the seed as well (not the paper's setting).
+
+Learned alpha saturates (many heads end near 0 or 1), so a ranking by alpha from one fit says
+little; :func:`stable_heads` and :func:`mean_jaccard` judge which heads stay above a threshold
+across fits at other learning rates and seeds.
+
 The injection point is ``blocks.{l}.attn.hook_task_inject``. Training runs the model's own
 modules with a differentiable pre-hook on each output projection (gradients flow to ``theta``
 through the injection alone) and reads logits only at the last token. Evaluation writes the
@@ -124,6 +134,7 @@ class SoftInjection:
     lr: float = 0.2
     batch: int = 16
     seed: int = 0
+    init_std: float = 0.0
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -141,7 +152,11 @@ class SoftInjection:
         items = [(name, i) for name, (_, b) in tasks.items() for i in range(len(b))]
         width = max(b.tokens.shape[1] for _, b in tasks.values())
         rng = random.Random(f"soft-injection:{self.seed}")
-        theta = torch.zeros(cfg.n_layers, cfg.n_heads, requires_grad=True)
+        theta = torch.zeros(cfg.n_layers, cfg.n_heads)
+        if self.init_std:
+            gen = torch.Generator().manual_seed(self.seed)
+            theta += self.init_std * torch.randn(theta.shape, generator=gen)
+        theta.requires_grad_(True)
         opt = torch.optim.Adam([theta], lr=self.lr)
         self.losses, t0 = [], time.monotonic()
         for step in range(self.steps):
@@ -199,6 +214,33 @@ class SoftInjection:
         engine = engine or Engine(model)
         table = engine.run(self.plan(alpha, te, batch), batch, metric=metric, progress=False)
         return torch.tensor(table.metric.to_numpy())
+
+
+def above(alpha: Float[Tensor, "layer head"], threshold: float = 0.9) -> set[tuple[int, int]]:
+    """The (layer, head) pairs whose alpha exceeds ``threshold``."""
+    return {(int(layer), int(head)) for layer, head in (alpha > threshold).nonzero().tolist()}
+
+
+def stable_heads(
+    alphas: list[Float[Tensor, "layer head"]], threshold: float = 0.9
+) -> list[tuple[int, int]]:
+    """Heads above ``threshold`` in every fit, sorted: the ones a single saturated fit's
+    ranking cannot single out, but that no learning rate or seed tried drops."""
+    common = set.intersection(*(above(a, threshold) for a in alphas))
+    return sorted(common)
+
+
+def jaccard(a: set, b: set) -> float:
+    """|a & b| / |a | b|; 1 when both are empty (two fits that agree no head is high)."""
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
+def mean_jaccard(alphas: list[Float[Tensor, "layer head"]], threshold: float = 0.9) -> float | None:
+    """Mean Jaccard index of the above-``threshold`` sets over every pair of fits (None for
+    fewer than two fits: there is nothing to agree with)."""
+    sets = [above(a, threshold) for a in alphas]
+    pairs = [jaccard(x, y) for i, x in enumerate(sets) for y in sets[i + 1 :]]
+    return sum(pairs) / len(pairs) if pairs else None
 
 
 def _stack(tasks, pick, width):

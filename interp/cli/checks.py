@@ -11,6 +11,7 @@ model has loaded, or running out of memory.
 from __future__ import annotations
 
 import errno
+import math
 import os
 import random
 import socket
@@ -24,19 +25,37 @@ _PROBES = 8
 """Prompts drawn per shot count to estimate the prompt length."""
 
 
-def int_list(text: str, option: str, minimum: int = 0) -> list[int]:
+def int_list(text: str, option: str, minimum: int = 0, example: str = "0,1,2,4,8") -> list[int]:
     """``"0,1,2"`` as integers, each at least ``minimum``."""
+    return _number_list(
+        text, option, int, "integers", f"integers >= {minimum}", example, lambda v: v >= minimum
+    )
+
+
+def float_list(text: str, option: str, example: str = "0.1,0.5") -> list[float]:
+    """``"0.1,0.5"`` as positive finite numbers (rates)."""
+    return _number_list(
+        text,
+        option,
+        float,
+        "numbers",
+        "positive finite numbers",
+        example,
+        lambda v: math.isfinite(v) and v > 0,
+    )
+
+
+def _number_list(text, option, kind, what, need, example, ok) -> list:
+    """A comma-separated list of ``kind``, refused unless every value is ``ok``."""
     try:
-        values = [int(v) for v in text.split(",") if v.strip()]
+        values = [kind(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise IclscopeError(
-            f"{option} {text!r} is not a comma-separated list of integers",
-            fix=f"write e.g. {option} 0,1,2,4,8",
+            f"{option} {text!r} is not a comma-separated list of {what}",
+            fix=f"write e.g. {option} {example}",
         ) from None
-    if not values or min(values) < minimum:
-        raise IclscopeError(
-            f"{option} {text!r} needs integers >= {minimum}", fix=f"write e.g. {option} 0,1,2,4,8"
-        )
+    if not values or not all(ok(v) for v in values):
+        raise IclscopeError(f"{option} {text!r} needs {need}", fix=f"write e.g. {option} {example}")
     return values
 
 

@@ -7,6 +7,7 @@ directory exists, as for the other analyses.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import typer
@@ -14,6 +15,7 @@ import typer
 from interp.cli import checks, options
 from interp.cli.app import bench_app, console, report_path, run_app
 from interp.cli.options import Executor
+from interp.errors import IclscopeError
 
 
 @run_app.command("task-vectors")
@@ -33,6 +35,19 @@ def run_task_vectors_command(
     lr: float = options.positive(0.2, "Soft-injection learning rate."),
     batch: int = options.count(16, "Soft-injection prompts per step."),
     shared: bool = typer.Option(True, help="Also learn one alpha shared by all tasks."),
+    stability_lrs: str = typer.Option(
+        "",
+        help="Extra soft-injection fits at these learning rates (main seed), comma-separated, "
+        "to judge which heads' alpha is stable; each fit costs one more training per alpha.",
+    ),
+    stability_seeds: str = typer.Option(
+        "",
+        help="Extra soft-injection fits at these seeds (main lr), comma-separated. With theta "
+        "starting at 0 a seed only changes the order of training batches (see --init-std).",
+    ),
+    init_std: float = typer.Option(
+        0.0, help="Start theta at N(0, init_std^2), drawn with the seed [0: theta = 0, the paper]."
+    ),
     circuit_prompts: int = typer.Option(
         64, min=0, help="Prompts for the ICL circuit's step-3 heads (0: skip the overlap)."
     ),
@@ -57,6 +72,17 @@ def run_task_vectors_command(
     descent in one process, and the task embeddings and ICL accuracies are cached here: they
     stay local."""
     checks.output_folder(out)
+    lrs = checks.float_list(stability_lrs, "--stability-lrs") if stability_lrs else []
+    seeds = (
+        checks.int_list(stability_seeds, "--stability-seeds", example="1,2")
+        if stability_seeds
+        else []
+    )
+    if not (init_std >= 0 and math.isfinite(init_std)):  # also refuses nan
+        raise IclscopeError(
+            f"--init-std {init_std} is not a finite number >= 0",
+            fix="use --init-std 0 (the paper's start) or a small spread such as 0.1",
+        )
     folder = checks.model_folder(model)
     import torch
 
@@ -83,6 +109,9 @@ def run_task_vectors_command(
         shared=shared,
         seed=seed,
         max_batch=max_batch,
+        stability_lrs=tuple(lrs),
+        stability_seeds=tuple(seeds),
+        init_std=init_std,
     )
     if dry_run_ or memory_budget is not None:
         from interp.models import load_model
@@ -100,7 +129,8 @@ def run_task_vectors_command(
             notes=(
                 f"besides, in this process: {len(tasks)} tasks' embeddings and ICL accuracies "
                 f"(up to {te_prompts + 2 * test_items} prompts each), soft injection's "
-                f"{steps} training steps per task",
+                f"{steps} training steps per task and fit ({len(analysis.fits())} fits per "
+                "alpha)",
             ),
         )
         if dry_run_:

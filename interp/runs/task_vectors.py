@@ -113,8 +113,13 @@ def run_task_vectors(
             "batch",
             "shared",
             "max_batch",
+            "stability_lrs",
+            "stability_seeds",
+            "init_std",
         )
     }
+    params["stability_lrs"] = list(params["stability_lrs"])
+    params["stability_seeds"] = list(params["stability_seeds"])
     params["circuit_prompts"] = circuit_prompts
     t0 = time.monotonic()
     with RunWriter(
@@ -162,11 +167,19 @@ def write_tables(run: RunWriter, result: TaskVectorsResult) -> None:
         ]
     )
     run.table("alpha", alpha)
-    buf = io.BytesIO()
-    torch.save({t: a.clone() for t, a in result.alpha.items()}, buf)
-    atomic_write_bytes(run.path / "alpha.pt", buf.getvalue())
+    if len(result.stability):
+        run.table("alpha_stability", result.stability)
+    for name, tensors in (("alpha", result.alpha), ("alpha_fits", result.alpha_fits)):
+        buf = io.BytesIO()
+        torch.save(_cloned(tensors), buf)
+        atomic_write_bytes(run.path / f"{name}.pt", buf.getvalue())
     for name, fig in figures(result).items():
         run.figure(name, fig)
+
+
+def _cloned(tensors: dict) -> dict:
+    """Nested dicts of tensors with each tensor cloned (a view would save its whole storage)."""
+    return {k: _cloned(v) if isinstance(v, dict) else v.clone() for k, v in tensors.items()}
 
 
 def figures(result: TaskVectorsResult) -> dict[str, go.Figure]:
@@ -241,6 +254,13 @@ def task_vectors_summary(result: TaskVectorsResult, circuit: dict | None, second
         "top_heads": [list(h) for h in result.top_heads],
         "overlap_with_circuit_heads": circuit,
         "alpha_above_0_9": {t: int((a > 0.9).sum()) for t, a in result.alpha.items()},
+        "alpha_fits": {t: list(f) for t, f in result.alpha_fits.items()},
+        "alpha_stable_heads": {
+            t: None if h is None else [list(x) for x in h] for t, h in result.stable_heads().items()
+        },
+        "alpha_fit_agreement": {
+            t: None if j is None else round(j, 4) for t, j in result.fit_agreement().items()
+        },
         "seconds": seconds,
         "seconds_by_part": {k: round(v, 1) for k, v in result.seconds.items()},
     }
@@ -359,8 +379,45 @@ def task_vectors_report(
             + (" ..." if len(high) > 30 else "")
             + ".",
         ]
+    lines += stability_section(result, summary)
     lines += [
         "",
         "Times (s): " + ", ".join(f"{k} {v}" for k, v in summary["seconds_by_part"].items()) + ".",
     ]
     return "\n".join(lines) + "\n"
+
+
+def stability_section(result: TaskVectorsResult, summary: dict) -> list[str]:
+    """The report's lines on alpha across fits (other learning rates and seeds): per fit,
+    heads above 0.9 and held-out accuracy; per alpha, the heads above 0.9 in every fit and
+    the fits' mean pairwise Jaccard index. Nothing when only the main fit ran."""
+    st = result.stability
+    if st.empty or st.groupby("task").size().max() < 2:
+        return []
+    lines = [
+        "",
+        "## Alpha across learning rates and seeds",
+        "",
+        f"{st.groupby('task').size().max()} fits per alpha: the main one (the alpha above), the "
+        "other learning rates at the main seed and the other seeds at the main learning rate. "
+        "Accuracy: held-out 0-shot items with that fit's alpha (shared: every task's items "
+        "pooled). Stable heads: above 0.9 in every fit. Agreement: mean Jaccard index of the "
+        "fits' above-0.9 sets over all pairs.",
+        "",
+        "| alpha | fit | heads > 0.9 | heads < 0.1 | accuracy |",
+        "|---|---|---|---|---|",
+    ]
+    for r in st.itertuples():
+        fit = f"{r.fit} (main)" if r.main else r.fit
+        lines.append(
+            f"| {r.task} | {fit} | {r.above_0_9} | {r.below_0_1} | "
+            f"{r.acc:.2f} [{r.lo:.2f}, {r.hi:.2f}] |"
+        )
+    lines.append("")
+    for task, heads in summary["alpha_stable_heads"].items():
+        if heads is None:
+            continue
+        names = ", ".join(f"L{l}H{h}" for l, h in heads) or "none"
+        agree = summary["alpha_fit_agreement"][task]
+        lines.append(f"- {task}: {len(heads)} stable heads (agreement {agree:.2f}): {names}")
+    return lines

@@ -1,6 +1,7 @@
 """The Ray executor on a real local Ray cluster (2 CPUs, 2 worker actors, no mocks): its tables
-equal the local engine's, a worker killed mid-run has its chunks retried, a run that cannot
-finish is marked failed, and ``--dry-run`` refuses a plan over its memory budget.
+equal the local engine's (engine plans, and the eviction and block-relevance chunks that go
+through ``Executor.map``), a worker killed mid-run has its chunks retried, a run that cannot
+finish is marked failed, and ``--dry-run`` refuses a run over its memory budget.
 
 One cluster and one pool of workers serve the whole module: Ray's start-up and each worker's
 model load are paid once."""
@@ -308,6 +309,117 @@ def test_eviction_chunks_on_ray_equal_local(executor, tiny_dirs):
     assert ours.gate.keys() == local.gate.keys()
     for setting, g in local.gate.items():
         assert ours.gate[setting] == pytest.approx(g, abs=TOL)
+
+
+@pytest.fixture(scope="module")
+def blockrank_folder(tiny_dirs, tmp_path_factory):
+    """A BlockRank-trained folder (one step, its LoRA merged), as ``train blockrank`` leaves
+    it: workers must load it by its path, and the run must read its trained layer."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from circuits.block_relevance.train import BlockRankTrainer, save_folder
+    from interp.organism.tokenizer import build_tokenizer
+
+    torch.manual_seed(0)
+    hf = AutoModelForCausalLM.from_pretrained(tiny_dirs["llama"], attn_implementation="eager")
+    trainer = BlockRankTrainer(layer=1, cut=1, steps=1, batch=2, docs=5, lr=1e-2)
+    layer, cut = trainer.train(hf, build_tokenizer(), "ranking", prepend_bos=True)
+    record = trainer.record("tiny", "ranking", layer, cut)
+    out = tmp_path_factory.mktemp("blockrank") / "trained"
+    return str(save_folder(hf, build_tokenizer(), out, tiny_dirs["llama"], record))
+
+
+def test_block_relevance_on_ray_equals_local_and_manifest_lists_it(
+    executor, blockrank_folder, tmp_path
+):
+    """Block relevance's chunks of prompts go through ``Executor.map``: each worker loads the
+    BlockRank folder by its path, and every table equals the local one."""
+    from interp.runs.block_relevance import run_block_relevance
+
+    def run(out, ex):
+        return run_block_relevance(
+            out, blockrank_folder, "ranking", prompts=6, docs=5, chunk=2, log=QUIET, executor=ex
+        )
+
+    ours, ref = run(tmp_path / "ray", executor), run(tmp_path / "local", None)
+    record, local = manifest(ours)["executor"], manifest(ref)["executor"]
+    assert record["executor"] == "ray" and local["executor"] == "local"
+    assert [r["kind"] for r in record["runs"]] == ["work"] and record["chunks"] == 3
+    assert local["chunks"] == 3 and record["retries"] == [] and record["unfinished"] == []
+    for name in ("heads", "position", "prompts"):
+        a, b = (pd.read_parquet(p / f"{name}.parquet") for p in (ours, ref))
+        assert len(a) > 0
+        pd.testing.assert_frame_equal(a, b, atol=TOL, rtol=0)
+    summary = json.loads((ours / "summary.json").read_text())
+    assert summary["trained_layer"] == 1  # read from the folder the workers loaded
+
+
+def test_eviction_manifest_lists_the_executor_runs(executor, tiny_dirs, tmp_path):
+    """``run eviction`` records its evaluation's executor in the manifest, like the engine
+    runs do (the gate is left out: it trains here, not on the workers)."""
+    from interp.runs.eviction import run_eviction
+
+    path = run_eviction(
+        tmp_path,
+        tiny_dirs["llama"],
+        "sentiment_arbitrary",
+        shots=4,
+        prompts=4,
+        rates=(0.5,),
+        methods=("streaming_llm", "random"),
+        lengths=(512,),
+        train=False,
+        log=QUIET,
+        chunk=2,
+        executor=executor,
+    )
+    record = manifest(path)["executor"]
+    assert record["executor"] == "ray" and record["workers"] == 2
+    assert [r["kind"] for r in record["runs"]] == ["work"] and record["chunks"] == 2
+    assert record["retries"] == [] and record["unfinished"] == []
+
+
+def chunked_estimate(command, model):
+    """The estimate the dry runs below print (the commands' defaults, ``--chunk 2``)."""
+    from circuits.eviction import METHODS
+    from interp.runs.block_relevance import block_relevance_estimate
+    from interp.runs.eviction import eviction_estimate
+
+    if command == "eviction":
+        args = ("sentiment_arbitrary", 4, 4, (512, 1024), 0, "words", list(METHODS))
+        return eviction_estimate(model, *args, (0.25, 0.5, 0.75), True, 2)
+    return block_relevance_estimate(model, "ranking", 6, 5, 0, 2)
+
+
+@pytest.mark.parametrize(
+    "command, extra",
+    [
+        ("eviction", ["--task", "sentiment_arbitrary", "--shots", "4", "--prompts", "4"]),
+        ("block-relevance", ["--task", "ranking", "--prompts", "6", "--docs", "5"]),
+    ],
+)
+def test_dry_run_of_chunked_commands(tmp_path, capsys, tiny_dirs, command, extra):
+    """Eviction and block relevance run no engine plan: ``--dry-run`` prints their prompts,
+    chunks, forward passes and the peak per worker (model + one chunk), writes nothing, and
+    refuses a budget with room for fewer prompts than a chunk, naming ``--chunk``."""
+    args = ["run", command, "--model", tiny_dirs["llama"], "--out", str(tmp_path), *extra]
+    args += ["--chunk", "2"]
+    assert main(args + ["--dry-run"]) == 0
+    shown = capsys.readouterr().out
+    for words in ("prompts:", "chunks", "forward passes", "peak memory per worker"):
+        assert words in shown
+    assert "fits the budget" in shown
+    est = chunked_estimate(command, tiny_dirs["llama"])
+    assert f"forward passes: {est.forward_passes} " in shown and est.prompts_per_chunk == 2
+    model_gb, chunk_gb = est.model_gb, est.chunk_gb
+    room_for_one = model_gb + 0.75 * chunk_gb  # a chunk of 2 does not fit, 1 prompt does
+    assert main(args + ["--dry-run", "--memory-budget", f"{room_for_one:.6f}"]) == 2
+    said = capsys.readouterr()
+    assert "over the budget" in said.err and "--chunk" in said.err
+    assert main(args + ["--memory-budget", f"{model_gb / 2:.6f}"]) == 2  # no --dry-run
+    assert "the model alone" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_run_that_cannot_finish_is_marked_failed(executor, tmp_path):

@@ -118,8 +118,17 @@ class BlockRelevance:
     content_free: str = "N/A"
 
     def run(
-        self, model: HookedModel, family: str, log=lambda _: None, trained_layer: int | None = None
+        self,
+        model: HookedModel,
+        family: str,
+        log=lambda _: None,
+        trained_layer: int | None = None,
+        executor=None,
     ) -> BlockRelevanceResult:
+        """Every chunk of prompts through ``executor`` (default: the enclosing
+        :func:`~interp.patching.executor.using` block's, else here on ``model``); Ray workers
+        load the model themselves from ``model.path`` (a registry name's folder, or a BlockRank
+        folder with its LoRA merged) on ``model.backend``."""
         fam = get_family(family)
         if fam.kind != "ranking":
             raise IclscopeError(
@@ -129,7 +138,7 @@ class BlockRelevance:
         if self.prompts < 4:
             raise IclscopeError(f"{self.prompts} prompts are too few", fix="use at least 4")
         start = time.perf_counter()
-        data = self.collect(model, family, log)
+        data = self.collect(model, family, log, executor)
         half = self.prompts // 2
         heads = heads_table(data, half)
         best = {v: pick_best(heads, v) for v in VARIANTS}
@@ -153,41 +162,109 @@ class BlockRelevance:
             time.perf_counter() - start,
         )
 
-    def collect(self, model: HookedModel, family: str, log) -> RelevanceData:
-        fam = get_family(family)
-        builder = model.prompt_builder()
+    def chunks(self, model: str, backend: str, family: str) -> RelevanceChunks:
+        """This analysis's prompts as :class:`RelevanceChunks` of ``chunk`` prompts each, the
+        model named by its folder (what a worker loads)."""
         episodes = sample_episodes(family, self.prompts, self.docs, self.seed)
-        free = [replace(ep, query=self.content_free) for ep in episodes]
-        parts: dict[str, list] = {"raw": [], "free": [], "block_sparse": [], "dec": [], "sp": []}
-        batch_all = builder.build(fam.template, episodes)
-        for at in range(0, len(episodes), self.chunk):
-            log(f"prompts {at}-{min(at + self.chunk, len(episodes))} of {len(episodes)}")
-            batch = builder.build(fam.template, episodes[at : at + self.chunk])
-            cf = builder.build(fam.template, free[at : at + self.chunk])
-            rel, logits = collect_relevance(model, batch, self.rows)
-            parts["raw"].append(rel)
-            parts["dec"].append(logits.argmax(-1))
-            parts["free"].append(collect_relevance(model, cf, self.rows)[0])
-            rel_sp, logits_sp = collect_relevance(model, batch, self.rows, block_sparse=True)
-            parts["block_sparse"].append(rel_sp)
-            parts["sp"].append(logits_sp.argmax(-1))
-        raw, free_rel = torch.cat(parts["raw"]), torch.cat(parts["free"])
+        return RelevanceChunks(
+            model, backend, family, episodes, self.rows, self.chunk, self.content_free
+        )
+
+    def collect(self, model: HookedModel, family: str, log, executor=None) -> RelevanceData:
+        """Each chunk's three forward passes on ``executor``; the chunks' relevance joined in
+        prompt order (the executor returns them in chunk order, so local and Ray agree)."""
+        from interp.patching.executor import default_executor
+
+        executor = executor or default_executor()
+        work = self.chunks(model.path, model.backend, family)
+        n = len(work.episodes)
+
+        def done(index: int, _) -> None:
+            at = index * self.chunk
+            log(f"prompts {at}-{min(at + self.chunk, n)} of {n}")
+
+        parts = executor.map(work, work.count(), loaded=model, done=done)
+        joined = {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
+        batch_all = model.prompt_builder().build(get_family(family).template, work.episodes)
         relevance = {
-            "raw": raw,
-            "calibrated": calibrate(raw, free_rel),
-            "block_sparse": torch.cat(parts["block_sparse"]),
+            "raw": joined["raw"],
+            "calibrated": calibrate(joined["raw"], joined["free"]),
+            "block_sparse": joined["block_sparse"],
         }
         gold = torch.tensor([a.gold_block for a in batch_all.annotations])
         return RelevanceData(
             relevance,
             gold,
-            torch.cat(parts["dec"]),
-            torch.cat(parts["sp"]),
+            joined["dec"],
+            joined["sp"],
             batch_all.answer_ids,
             batch_all.label_ids,
             batch_all.texts,
-            [list(ep.docs) for ep in episodes],
+            [list(ep.docs) for ep in work.episodes],
         )
+
+
+FORWARDS_PER_CHUNK = 3
+"""Each chunk's passes: as it is, with a content-free query, under the block-sparse mask."""
+
+
+def prompt_floats(cfg, n_pos: int) -> int:
+    """Floats one prompt of a chunk holds at the peak of its forward passes (they run one after
+    another): one forward's live activations (:func:`~interp.patching.engine.row_floats`: the
+    residual stream, the MLP, one layer's scores and pattern at heads x pos^2, the logits at
+    every position) plus the block-sparse mask (pos^2). The relevance kept per layer is a few
+    floats per document, left out."""
+    from interp.patching.engine import row_floats
+
+    return row_floats(cfg, n_pos) + n_pos * n_pos
+
+
+@dataclass
+class RelevanceChunks:
+    """:class:`BlockRelevance`'s chunks as :class:`~interp.patching.executor.Work`: chunk
+    ``index`` is ``chunk`` prompts' three forward passes (:data:`FORWARDS_PER_CHUNK`), each
+    chunk built and padded on its own, so a worker's batch is the local loop's. It carries the
+    sampled episodes, never the model: a worker loads that by ``model`` (a folder path)."""
+
+    model: str
+    backend: str
+    family: str
+    episodes: list
+    rows: int = 2
+    chunk: int = 16
+    content_free: str = "N/A"
+
+    @property
+    def key(self):
+        return ("hooked", self.model, self.backend)
+
+    def load(self) -> HookedModel:
+        from interp.models import load_model
+
+        return load_model(self.model, backend=self.backend)
+
+    def count(self) -> int:
+        return -(-len(self.episodes) // self.chunk)
+
+    def batches(self, builder, index: int) -> tuple:
+        """Chunk ``index``'s prompts and the same with the content-free query."""
+        template = get_family(self.family).template
+        episodes = self.episodes[index * self.chunk : (index + 1) * self.chunk]
+        free = [replace(ep, query=self.content_free) for ep in episodes]
+        return builder.build(template, episodes), builder.build(template, free)
+
+    @torch.no_grad()
+    def __call__(self, model: HookedModel, index: int) -> dict[str, Tensor]:
+        batch, cf = self.batches(model.prompt_builder(), index)
+        rel, logits = collect_relevance(model, batch, self.rows)
+        rel_sp, logits_sp = collect_relevance(model, batch, self.rows, block_sparse=True)
+        return {
+            "raw": rel,
+            "free": collect_relevance(model, cf, self.rows)[0],
+            "block_sparse": rel_sp,
+            "dec": logits.argmax(-1),
+            "sp": logits_sp.argmax(-1),
+        }
 
 
 def _acc(decoded: Tensor, answers: Tensor) -> float:

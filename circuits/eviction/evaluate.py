@@ -225,6 +225,27 @@ class EvictionChunks:
         return {"hits": hits, "variants": out, "tokens": tokens}
 
 
+def variant_count(methods, rates, gate: bool) -> int:
+    """Decodes per chunk: each (method, rate), and with a gate its top budget, its windowed
+    budget at each rate and its own threshold."""
+    return len(methods) * len(rates) + (2 * len(rates) + 1 if gate else 0)
+
+
+def prompt_floats(cfg, n_pos: int, variants: int) -> int:
+    """Floats one prompt of a chunk holds at its peak (what ``--dry-run`` sizes a chunk by):
+    the prefill keeps every layer's attention pattern (layers x heads x pos^2, the big one,
+    kept for the methods) and input (layers x pos x d_model), the context's keys and values
+    twice (the cache and one decode's copy), every variant's flags (layers x heads x pos
+    each), on top of one layer's live activations (:func:`~interp.patching.engine.
+    row_floats`, at most: the prefill reads out the last position only)."""
+    from interp.patching.engine import row_floats
+
+    kv = 2 * cfg.n_layers * n_pos * cfg.n_kv_heads * cfg.d_head
+    kept = cfg.n_layers * (cfg.n_heads * n_pos * n_pos + n_pos * cfg.d_model)
+    flags = variants * cfg.n_layers * cfg.n_heads * n_pos
+    return kept + 2 * kv + flags + row_floats(cfg, n_pos)
+
+
 def _slice(batch: PromptBatch, a: int, b: int) -> PromptBatch:
     return PromptBatch(
         batch.tokens[a:b],

@@ -206,17 +206,12 @@ def dry_run(
     when ``show``, and refused when one worker's peak exceeds ``budget`` GiB (default: this
     machine's memory), naming ``--max-batch`` or ``sources_knob``. Every command's
     ``--dry-run`` and ``--memory-budget`` come here; ``notes`` say what it runs besides."""
+    from interp.cli.dry_run import report
     from interp.patching.engine import Engine
-    from interp.patching.memory import estimate_steps, machine_memory_gb
+    from interp.patching.memory import estimate_steps
 
     costs = estimate_steps(Engine(model, max_batch=max_batch), steps, workers=workers)
-    budget = machine_memory_gb() if budget is None else budget
-    if show:
-        for line in [*costs.lines(), *notes, f"budget per worker: {budget:.3f} GiB"]:
-            console.print(line, highlight=False)
-    costs.check(budget, sources_knob)
-    if show:
-        console.print("fits the budget")
+    report(costs, budget, show, sources_knob, notes)
 
 
 def _dry_run_patch(

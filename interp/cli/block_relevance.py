@@ -39,16 +39,50 @@ def run_block_relevance_command(
     seed: int = options.seed(),
     out: Path = options.out_folder(),
     backend: Backend = typer.Option("transformer_lens", help="The hooked backend."),
+    chunk: int = options.count(16, "Prompts per forward pass (three passes per chunk)."),
+    executor: options.Executor = options.executor(),
+    ray_address: str | None = options.ray_address(),
+    workers: int = options.workers(),
+    max_retries: int = options.max_retries(),
+    dry_run_: bool = options.dry_run(options.DRY_RUN_CHUNKS_HELP),
+    memory_budget: float | None = options.memory_budget(),
 ):
     """Rank the documents of each prompt by every layer's and head's attention (block
     relevance, raw and calibrated, and under the block-sparse mask) beside the decoded answer;
-    write the metric by layer and head, the best head, relevance bars and a report."""
-    _check_ranking(out, model, task, docs)
-    from interp.runs.block_relevance import run_block_relevance
+    write the metric by layer and head, the best head, relevance bars and a report.
 
-    path = run_block_relevance(
-        out, model, task, prompts, docs, rows, seed, log=console.print, backend=backend
-    )
+    With --executor ray, the chunks of prompts (three forward passes each) run on the Ray
+    workers, each loading the model once by its folder (a BlockRank folder too)."""
+    _check_ranking(out, model, task, docs)
+    from interp.cli.analyses import _executor
+    from interp.runs.block_relevance import block_relevance_estimate, run_block_relevance
+
+    if dry_run_ or memory_budget is not None:
+        from interp.cli.dry_run import report
+
+        n = workers if executor == "ray" else 1
+        costs = block_relevance_estimate(model, task, prompts, docs, seed, chunk, n)
+        report(costs, memory_budget, show=dry_run_)
+        if dry_run_:
+            return
+    runner = _executor(executor, ray_address, workers, max_retries)
+    try:
+        path = run_block_relevance(
+            out,
+            model,
+            task,
+            prompts,
+            docs,
+            rows,
+            seed,
+            log=console.print,
+            backend=backend,
+            chunk=chunk,
+            executor=runner,
+        )
+    finally:
+        if runner is not None:
+            runner.close()
     report_path(path)
 
 

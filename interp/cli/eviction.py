@@ -83,6 +83,9 @@ def run_eviction_command(
     ray_address: str | None = options.ray_address(),
     workers: int = options.workers(),
     max_retries: int = options.max_retries(),
+    chunk: int = options.count(8, "Prompts per prefill at 512 tokens (longer ones: fewer)."),
+    dry_run_: bool = options.dry_run(options.DRY_RUN_CHUNKS_HELP),
+    memory_budget: float | None = options.memory_budget(),
 ):
     """Accuracy against eviction rate for StreamingLLM, H2O, SnapKV, TOVA, random and the
     attention gate, eviction simulated after the prefill; curves, heatmaps, a token view.
@@ -98,30 +101,56 @@ def run_eviction_command(
 
         GateStack.load(gate)  # refused now, not after the prefill
     from interp.cli.analyses import _executor
-    from interp.patching.executor import using
-    from interp.runs.eviction import run_eviction
+    from interp.runs.eviction import eviction_estimate, run_eviction
 
+    kv = _kv_keys(kv_keys)
+    if dry_run_ or memory_budget is not None:
+        from interp.cli.dry_run import report
+
+        with_gate = gate is not None or train
+        costs = eviction_estimate(
+            model,
+            task,
+            shots,
+            prompts,
+            length_list,
+            seed,
+            kv,
+            method_list,
+            rate_list,
+            with_gate,
+            chunk,
+            workers if executor == "ray" else 1,
+        )
+        trained = f"{gate_prompts} prompts prefilled, {gate_epochs} epochs"
+        notes = (
+            (f"besides: the gate's training here ({trained})",) if gate is None and train else ()
+        )
+        report(costs, memory_budget, show=dry_run_, notes=notes)
+        if dry_run_:
+            return
     runner = _executor(executor, ray_address, workers, max_retries)
     try:
-        with using(runner):  # the evaluation's chunks run on it (EvictionEval.run)
-            path = run_eviction(
-                out,
-                model,
-                task,
-                shots,
-                prompts,
-                rate_list,
-                method_list,
-                length_list,
-                gate,
-                train,
-                "distill",
-                gate_prompts,
-                seed,
-                log=console.print,
-                gate_epochs=gate_epochs,
-                kv_keys=_kv_keys(kv_keys),
-            )
+        path = run_eviction(
+            out,
+            model,
+            task,
+            shots,
+            prompts,
+            rate_list,
+            method_list,
+            length_list,
+            gate,
+            train,
+            "distill",
+            gate_prompts,
+            seed,
+            log=console.print,
+            gate_epochs=gate_epochs,
+            kv_keys=kv,
+            chunk=chunk,
+            executor=runner,
+        )
     finally:
         if runner is not None:
             runner.close()

@@ -102,13 +102,18 @@ def max_batch() -> Any:
     )
 
 
-def dry_run() -> Any:
-    return typer.Option(
-        False,
-        "--dry-run",
-        help="Print the engine plans' rows, chunks, forward passes and peak memory per "
-        "worker (model + sources + one chunk); run nothing, write nothing.",
-    )
+DRY_RUN_HELP = (
+    "Print the engine plans' rows, chunks, forward passes and peak memory per "
+    "worker (model + sources + one chunk); run nothing, write nothing."
+)
+DRY_RUN_CHUNKS_HELP = (
+    "Print the prompts, chunks, forward passes and peak memory per worker (model + one "
+    "chunk's activations); run nothing, write nothing."
+)
+
+
+def dry_run(help: str = DRY_RUN_HELP) -> Any:
+    return typer.Option(False, "--dry-run", help=help)
 
 
 def memory_budget() -> Any:

@@ -20,6 +20,7 @@ are, a bigger machine when the model alone does not fit.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 from interp.errors import IclscopeError
@@ -88,11 +89,15 @@ class Estimate:
                 ", then lower --max-batch if needed; more workers do not lower it"
             )
         else:
-            fix = (
-                f"the model alone takes {self.model_gb:.3f} GiB: run on machines with more "
-                "memory (raise --memory-budget to what they have)"
-            )
+            fix = _model_alone(self.model_gb)
         raise IclscopeError(what, fix=fix)
+
+
+def _model_alone(model_gb: float) -> str:
+    return (
+        f"the model alone takes {model_gb:.3f} GiB: run on machines with more "
+        "memory (raise --memory-budget to what they have)"
+    )
 
 
 def _hook_floats(cfg, hook: str, n_pos: int) -> int:
@@ -208,6 +213,111 @@ def estimate_steps(engine: Engine, steps: list[Step], workers: int = 1) -> Costs
     return Costs(
         [(name, estimate(engine, plan, c, k, workers=workers)) for name, plan, c, k in steps]
     )
+
+
+@dataclass(frozen=True)
+class WorkEstimate:
+    """What a command made of chunks of prompts (no engine plan: eviction, block relevance)
+    will cost per worker, before any forward pass: the model's weights and the activations of
+    its largest chunk. Nothing is shipped but the prompts, so there are no sources; the chunk
+    option (``chunk_knob``) is what brings a chunk under a budget."""
+
+    prompts: int
+    chunks: int
+    prompts_per_chunk: int
+    """Prompts in the largest chunk (by memory)."""
+    forward_passes: int
+    passes: str
+    """What the forward passes are, in words."""
+    model_gb: float
+    chunk_gb: float
+    prompt_gb: float
+    """One prompt's share of the largest chunk."""
+    holds: str
+    """What a chunk's activations are, in words."""
+    workers: int
+    chunk_knob: str
+
+    @property
+    def peak_gb(self) -> float:
+        return self.model_gb + self.chunk_gb
+
+    def lines(self) -> list[str]:
+        return [
+            f"prompts: {self.prompts} in {self.chunks} chunks "
+            f"(the largest: {self.prompts_per_chunk} prompts)",
+            f"forward passes: {self.forward_passes} ({self.passes})",
+            f"peak memory per worker: {self.peak_gb:.3f} GiB = model {self.model_gb:.3f} + "
+            f"one chunk {self.chunk_gb:.3f} ({self.holds})",
+            f"workers: {self.workers}, {self.workers * self.peak_gb:.3f} GiB in all",
+        ]
+
+    def as_dict(self) -> dict:
+        return asdict(self) | {"peak_gb": self.peak_gb}
+
+    def check(self, budget_gb: float, sources_knob: str = "") -> None:
+        """Refuse a command whose peak per worker exceeds ``budget_gb``, naming the chunk
+        option (there are no sources; ``sources_knob`` is taken for :class:`Costs`' sake)."""
+        if self.peak_gb <= budget_gb:
+            return
+        what = (
+            f"the run needs about {self.peak_gb:.3f} GiB per worker (model "
+            f"{self.model_gb:.3f} + one chunk {self.chunk_gb:.3f}), over the budget of "
+            f"{budget_gb:.3f} GiB"
+        )
+        room = budget_gb - self.model_gb
+        if room >= self.prompt_gb:
+            fix = (
+                f"lower {self.chunk_knob}: room for {int(room / self.prompt_gb)} of these "
+                f"prompts per chunk (now {self.prompts_per_chunk}); more workers do not lower it"
+            )
+        else:
+            fix = _model_alone(self.model_gb)
+        raise IclscopeError(what, fix=fix)
+
+
+def estimate_work(
+    chunks: Sequence[tuple[int, int]],
+    prompt_floats: Callable[[int], int],
+    passes_per_chunk: int,
+    passes: str,
+    model_gb: float,
+    holds: str,
+    chunk_knob: str,
+    workers: int = 1,
+) -> WorkEstimate:
+    """:class:`WorkEstimate` of ``chunks`` (each ``(prompts, positions)``, as the analysis lays
+    them out), where one prompt of ``positions`` tokens holds ``prompt_floats(positions)``
+    float32 values at a chunk's peak."""
+    sizes = [
+        (n * prompt_floats(pos) * 4 / GIB, n, prompt_floats(pos) * 4 / GIB) for n, pos in chunks
+    ]
+    chunk_gb, n, prompt_gb = max(sizes, default=(0.0, 0, 0.0))
+    return WorkEstimate(
+        prompts=sum(n for n, _ in chunks),
+        chunks=len(chunks),
+        prompts_per_chunk=n,
+        forward_passes=len(chunks) * passes_per_chunk,
+        passes=passes,
+        model_gb=model_gb,
+        chunk_gb=chunk_gb,
+        prompt_gb=prompt_gb,
+        holds=holds,
+        workers=workers,
+        chunk_knob=chunk_knob,
+    )
+
+
+def weights_gb(folder: str) -> float:
+    """A model's float32 weights, from its config alone: the model is built on the meta
+    device, so nothing is loaded or allocated (a dry run should cost no model load)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(folder)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    return sum(p.numel() for p in model.parameters()) * 4 / GIB
 
 
 def machine_memory_gb() -> float:

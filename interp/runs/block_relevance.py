@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from circuits.block_relevance import MEAN_HEAD, BlockRelevance, BlockRelevanceResult
 from interp.errors import IclscopeError
 from interp.models import load_model
+from interp.patching.executor import recorded
 from interp.runs.store import RunWriter
 from interp.tasks.suite import get_family
 
@@ -43,17 +44,22 @@ def run_block_relevance(
     seed: int = 0,
     log: Callable[[str], object] = print,
     backend: str = "transformer_lens",
+    chunk: int = 16,
+    executor=None,
 ) -> Path:
     """Run :class:`~circuits.block_relevance.BlockRelevance` and write a run directory under
     ``out``; return its path. Both backends read the same relevance (``circuits.
-    block_relevance.hook``): the scores on TransformerLens, the pattern on nnsight."""
+    block_relevance.hook``): the scores on TransformerLens, the pattern on nnsight. The chunks
+    of ``chunk`` prompts run on ``executor`` (default: the enclosing ``using`` block's, else
+    here; Ray workers load the model by its folder, a BlockRank folder too), and the manifest
+    records it."""
     fam = get_family(task)
     if fam.kind != "ranking":  # refuse before a run directory exists for nothing
         raise IclscopeError(
             f"block relevance runs on ranking families, not {task!r} ({fam.kind})",
             fix="use --task nl_ranking_lexical or --task nl_ranking_semantic",
         )
-    params = {"prompts": prompts, "docs": docs, "rows": rows, "backend": backend}
+    params = {"prompts": prompts, "docs": docs, "rows": rows, "backend": backend, "chunk": chunk}
     with RunWriter(
         out,
         kind="block-relevance",
@@ -64,8 +70,12 @@ def run_block_relevance(
         params=params,
     ) as run:
         m = load_model(model, backend=backend)
-        analysis = BlockRelevance(prompts=prompts, docs=docs, rows=rows, seed=seed)
-        result = analysis.run(m, task, log=log, trained_layer=trained_layer(m.path))
+        analysis = BlockRelevance(prompts=prompts, docs=docs, rows=rows, seed=seed, chunk=chunk)
+        # a failed run still records its retries and unfinished chunks
+        with recorded(executor, run.executor) as executor:
+            result = analysis.run(
+                m, task, log=log, trained_layer=trained_layer(m.path), executor=executor
+            )
         for name in TABLES:
             run.table(name, getattr(result, name))
         for name, fig in block_relevance_figures(result).items():
@@ -75,6 +85,51 @@ def run_block_relevance(
         run.report(block_relevance_report(result, summary, model, task, prompts))
     log(str(run.path))
     return run.path
+
+
+def block_relevance_estimate(
+    model: str,
+    task: str,
+    prompts: int,
+    docs: int,
+    seed: int,
+    chunk: int = 16,
+    workers: int = 1,
+):
+    """What :func:`run_block_relevance` will cost per worker (:class:`~interp.patching.memory.
+    WorkEstimate`), from the tokenizer, the config and the prompts alone: the chunks are the
+    analysis's own (:class:`~circuits.block_relevance.analysis.RelevanceChunks`), built as the
+    model's prompt builder builds them, each three forward passes."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from circuits.block_relevance.analysis import FORWARDS_PER_CHUNK, prompt_floats
+    from interp.models import resolve_spec
+    from interp.models.gguf_cache import prepend_bos
+    from interp.models.hooked import ModelConfig
+    from interp.patching.memory import estimate_work, weights_gb
+    from interp.prompts import PromptBuilder
+
+    folder, _ = resolve_spec(model)
+    cfg = ModelConfig.from_hf(model, AutoConfig.from_pretrained(folder))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    # the builder HookedModel.prompt_builder() makes, without loading the model
+    builder = PromptBuilder(tokenizer, n_ctx=cfg.n_ctx, prepend_bos=prepend_bos(folder))
+    analysis = BlockRelevance(prompts=prompts, docs=docs, seed=seed, chunk=chunk)
+    work = analysis.chunks(folder, "transformer_lens", task)
+    sizes = []
+    for index in range(work.count()):
+        batch, free = work.batches(builder, index)
+        sizes.append((len(batch), max(batch.tokens.shape[1], free.tokens.shape[1])))
+    return estimate_work(
+        sizes,
+        lambda n_pos: prompt_floats(cfg, n_pos),
+        FORWARDS_PER_CHUNK,
+        "per chunk: as it is, with a content-free query, under the block-sparse mask",
+        weights_gb(folder),
+        "one forward's activations: scores and pattern at batch x heads x pos^2, logits",
+        "--chunk (prompts per forward pass)",
+        workers,
+    )
 
 
 def block_relevance_figures(result: BlockRelevanceResult) -> dict[str, go.Figure]:

@@ -26,6 +26,7 @@ from circuits.eviction import METHODS, EvictionEval, EvictionResult, GateStack
 from circuits.eviction.evaluate import GATE, GATE_WINDOW
 from circuits.eviction.train import gate_examples, train_gate
 from interp.errors import IclscopeError, Interrupted
+from interp.patching.executor import recorded
 from interp.prompts import PromptBatch, PromptBuilder
 from interp.runs.store import RunWriter
 from interp.tasks.suite import get_family
@@ -193,9 +194,14 @@ def run_eviction(
     log: Callable[[str], object] = print,
     gate_epochs: int = 40,
     kv_keys: str = "words",
+    chunk: int = 8,
+    executor=None,
 ) -> Path:
     """Every method at every rate, plus the gate (loaded from ``gate``, or trained here with
-    ``objective`` and saved under the run's ``gate/`` when ``train``); write the run."""
+    ``objective`` and saved under the run's ``gate/`` when ``train``); write the run. The
+    evaluation's chunks of ``chunk`` prompts (fewer past 512 tokens) run on ``executor``
+    (default: the enclosing ``using`` block's, else here), and the manifest records it; the
+    gate is trained here either way."""
     params = dict(
         shots=shots,
         prompts=prompts,
@@ -207,6 +213,7 @@ def run_eviction(
         gate_prompts=gate_prompts,
         gate_epochs=gate_epochs,
         kv_keys=kv_keys,
+        chunk=chunk,
         eviction="after prefill: the query line's rows",
     )
     with RunWriter(
@@ -235,9 +242,11 @@ def run_eviction(
                 log=log,
                 loaded=loaded,
             )
-        result = EvictionEval(tuple(methods), tuple(rates)).run(
-            hf, settings, tokenizer, stack, log=log
-        )
+        # a failed run still records its retries and unfinished chunks
+        with recorded(executor, run.executor) as executor:
+            result = EvictionEval(tuple(methods), tuple(rates), chunk).run(
+                hf, settings, tokenizer, stack, log=log, executor=executor
+            )
         for name in ("curves", "by_head", "tokens"):
             run.table(name, getattr(result, name))
         for name, fig in eviction_figures(result).items():
@@ -247,6 +256,51 @@ def run_eviction(
         run.report(eviction_report(result, summary, model, task))
     log(str(run.path))
     return run.path
+
+
+def eviction_estimate(
+    model: str,
+    task: str,
+    shots: int,
+    prompts: int,
+    lengths: Sequence[int],
+    seed: int,
+    kv_keys: str,
+    methods: Sequence[str],
+    rates: Sequence[float],
+    gate: bool,
+    chunk: int = 8,
+    workers: int = 1,
+):
+    """What the evaluation of :func:`run_eviction` will cost per worker
+    (:class:`~interp.patching.memory.WorkEstimate`), from the tokenizer, the config and the
+    prompts alone: the chunks are the evaluation's own (:meth:`~circuits.eviction.evaluate.
+    EvictionChunks.spans`), each one prefill (two passes: the scores, the context's cache) and
+    one decode of the final rows per variant."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from circuits.eviction.evaluate import EvictionChunks, prompt_floats, variant_count
+    from interp.models import resolve_spec
+    from interp.models.hooked import ModelConfig
+    from interp.patching.memory import estimate_work, weights_gb
+
+    folder, _ = resolve_spec(model)
+    cfg = ModelConfig.from_hf(model, AutoConfig.from_pretrained(folder))
+    builder = eviction_builder(AutoTokenizer.from_pretrained(folder), folder, cfg.n_ctx)
+    settings = eviction_settings(builder, task, shots, prompts, lengths, seed, kv_keys)
+    spans = EvictionChunks(folder, settings, EvictionEval(chunk=chunk)).spans()
+    sizes = [(min(step, len(settings[s]) - i), settings[s].tokens.shape[1]) for s, i, step in spans]
+    variants = variant_count(methods, rates, gate)
+    return estimate_work(
+        sizes,
+        lambda n_pos: prompt_floats(cfg, n_pos, variants),
+        2 + variants,
+        f"per chunk: a prefill in two passes and {variants} decodes of the final rows",
+        weights_gb(folder),
+        "every layer's attention pattern, batch x heads x pos^2, and its keys and values",
+        "--chunk (prompts per prefill at 512 tokens; longer prompts take fewer)",
+        workers,
+    )
 
 
 def eviction_summary(result: EvictionResult, seconds: float, record: dict | None) -> dict:

@@ -39,8 +39,8 @@ from torch import Tensor, nn
 from circuits.block_relevance.mask import block_sparse_mask
 from circuits.block_relevance.relevance import doc_of_token, query_rows
 from interp.errors import IclscopeError, Interrupted
+from interp.io import atomic_write_text
 from interp.prompts import PromptBatch, PromptBuilder
-from interp.runs.store import atomic_write_text
 from interp.stops import deferred_stops, layer_modules, stop_points
 from interp.tasks.suite import get_family
 
@@ -351,7 +351,7 @@ def train_blockrank(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from interp.models.gguf_cache import prepend_bos
-    from interp.models.hooked import resolve_spec
+    from interp.models.loader import resolve_spec
 
     folder, _ = resolve_spec(model)
     tokenizer = AutoTokenizer.from_pretrained(folder)

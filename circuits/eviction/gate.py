@@ -123,7 +123,7 @@ class GateStack(nn.Module):
         """``gate.pt``, ``gate.json`` and the training record ``training.json``, each written
         atomically and the record last, while a stop signal waits: a folder never holds half
         a file, and one with a record holds the gate it describes."""
-        from interp.runs.store import atomic_write_bytes, atomic_write_text
+        from interp.io import atomic_write_bytes, atomic_write_text
         from interp.stops import deferred_stops
 
         folder = Path(folder)

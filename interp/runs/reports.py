@@ -21,6 +21,8 @@ from pathlib import Path
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from interp.io import atomic_write_text
+
 _STYLE = (
     "body{font-family:sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem}"
     "table{border-collapse:collapse;display:block;overflow-x:auto;max-width:100%}"
@@ -170,8 +172,6 @@ def export_static(
     Never fails the run: without Chromium, or when kaleido cannot drive it, it logs why and
     writes nothing. ``ICLSCOPE_STATIC_FIGURES=0`` skips it.
     """
-    from interp.runs.store import atomic_write_text  # store imports this module
-
     run_dir = Path(run_dir)
     if os.environ.get(STATIC_ENV, "1") == "0":
         return {}

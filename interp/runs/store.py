@@ -30,7 +30,6 @@ import secrets
 import shutil
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ import plotly.io as pio
 import pyarrow as pa
 
 from interp.errors import IclscopeError, Interrupted, write_error
+from interp.io import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-export)
 from interp.runs.reports import markdown_to_html, render_report_html  # noqa: F401 (re-export)
 
 UTC = timezone.utc
@@ -55,33 +55,6 @@ _SAFE_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _FIX = "re-run the command that made it, or delete the directory"
 _ID_ATTEMPTS = 50
 """Fresh suffixes tried when a generated run id is taken (runs started in the same second)."""
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers never see a partial file."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # persist the rename itself; not possible everywhere
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 @contextlib.contextmanager

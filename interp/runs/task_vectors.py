@@ -22,9 +22,10 @@ import torch
 
 from circuits.task_vectors import METHODS, TaskVectors, TaskVectorsResult
 from interp.errors import IclscopeError
+from interp.io import atomic_write_bytes
 from interp.models import HookedModel, load_model
 from interp.patching.executor import recorded
-from interp.runs.store import RunWriter, atomic_write_bytes
+from interp.runs.store import RunWriter
 from interp.tasks.suite import FUNCTION_FAMILIES, default_family, family_support, get_family
 
 HEADLINE = ("zero_shot", "icl", "fv", "tv", "soft_injection")

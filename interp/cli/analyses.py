@@ -15,6 +15,7 @@ from rich.table import Table
 
 from interp.cli import checks, options
 from interp.cli.app import app, console, next_steps, report_path, run_app
+from interp.analysis.runner import ExecutionOptions
 from interp.cli.options import Ablation, Component, Executor, Metric
 
 
@@ -243,6 +244,7 @@ def _dry_run_patch(
 
 
 @run_app.command("circuit")
+@options.execution_options()
 def run_circuit_command(
     model: str = options.model("organism"),
     task: str = typer.Option("sentiment_arbitrary", help="A classification task family."),
@@ -256,54 +258,44 @@ def run_circuit_command(
         "32 forward passes per prompt.",
     ),
     max_batch: int | None = options.max_batch(),
-    executor: Executor = options.executor(),
-    ray_address: str | None = options.ray_address(),
-    workers: int = options.workers(),
-    max_retries: int = options.max_retries(),
-    dry_run_: bool = options.dry_run(),
-    memory_budget: float | None = options.memory_budget(),
+    execution: ExecutionOptions = None,
+    estimate: options.DryRunOptions = None,
 ):
     """The ICL inference circuit (Cho et al.): summarize, semantics merge, retrieve and copy,
     and the attention-edge ablation table, written as a run directory. The ablation table is
     one engine plan (it runs on --executor); caching the prompts' states runs here."""
     _check_run(out, model, task, shots)
-    from interp.runs.circuit import make_circuit, run_circuit
+    from circuits.icl_circuit.analysis import CircuitConfig, IclCircuitAnalysis
+    from interp.analysis import run_analysis
 
-    if dry_run_ or memory_budget is not None:
+    config = CircuitConfig(seed, shots, prompts, ablation_prompts, max_batch)
+    if estimate.wanted:
         from interp.models import load_model
 
-        circuit = make_circuit(shots, prompts, seed, ablation_prompts, max_batch)
+        circuit = config.circuit()
         m = load_model(model)
         dry_run(
             m,
             circuit.engine_steps(m, task),
             max_batch,
-            workers if executor == "ray" else 1,
-            memory_budget,
-            show=dry_run_,
+            execution.parallel_workers,
+            estimate.memory_budget,
+            show=estimate.show,
             sources_knob="--ablation-prompts",
             notes=(
                 f"besides: {2 * prompts} prompts cached (correct and wrong labels) in "
                 f"{2 * -(-prompts // circuit.chunk)} forward passes, in this process",
             ),
         )
-        if dry_run_:
+        if estimate.show:
             return
-    runner = _executor(executor, ray_address, workers, max_retries)
-    try:
-        path = run_circuit(
-            out,
-            model,
-            task,
-            shots,
-            prompts,
-            seed,
-            log=console.print,
-            ablation_prompts=ablation_prompts,
-            executor=runner,
-            max_batch=max_batch,
-        )
-    finally:
-        if runner is not None:
-            runner.close()
+    path = run_analysis(
+        IclCircuitAnalysis(),
+        config,
+        out=out,
+        model=model,
+        task=task,
+        execution=execution,
+        log=console.print,
+    )
     report_path(path)

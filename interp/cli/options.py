@@ -13,6 +13,10 @@ lists agree.
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -120,3 +124,65 @@ def memory_budget() -> Any:
     return typer.Option(
         None, min=0.0, help="GiB one worker may use; a plan over it is refused [this machine's]."
     )
+
+
+@dataclass(frozen=True)
+class DryRunOptions:
+    """``--dry-run`` and ``--memory-budget``: print the cost instead of running, and refuse a
+    plan that one worker cannot hold."""
+
+    show: bool = False
+    memory_budget: float | None = None
+
+    @property
+    def wanted(self) -> bool:
+        """Whether the cost is estimated before (or instead of) the run."""
+        return self.show or self.memory_budget is not None
+
+
+def _group_parameters(dry_run_help: str) -> list[tuple[str, Any, Any]]:
+    """The shared run options: (parameter name, annotation, typer option)."""
+    return [
+        ("executor", Executor, executor()),
+        ("ray_address", str | None, ray_address()),
+        ("workers", int, workers()),
+        ("max_retries", int, max_retries()),
+        ("dry_run_", bool, dry_run(dry_run_help)),
+        ("memory_budget", float | None, memory_budget()),
+    ]
+
+
+def execution_options(dry_run_help: str = DRY_RUN_HELP) -> Callable[[Callable], Callable]:
+    """Give a command the shared run options (``--executor``, ``--ray-address``, ``--workers``,
+    ``--max-retries``, ``--dry-run``, ``--memory-budget``) as two arguments, ``execution`` (an
+    :class:`~interp.analysis.runner.ExecutionOptions`) and ``estimate`` (a
+    :class:`DryRunOptions`), so every command declares and reads them the same way."""
+    from interp.analysis.runner import ExecutionOptions
+
+    def decorate(command: Callable) -> Callable:
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.name not in ("execution", "estimate")]
+        added = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=ann)
+            for name, ann, opt in _group_parameters(dry_run_help)
+        ]
+
+        @functools.wraps(command)
+        def wrapper(*args, **kwargs):
+            execution = ExecutionOptions(
+                executor=kwargs.pop("executor"),
+                ray_address=kwargs.pop("ray_address"),
+                workers=kwargs.pop("workers"),
+                max_retries=kwargs.pop("max_retries"),
+            )
+            estimate = DryRunOptions(kwargs.pop("dry_run_"), kwargs.pop("memory_budget"))
+            return command(*args, execution=execution, estimate=estimate, **kwargs)
+
+        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + added
+        wrapper.__signature__ = signature.replace(parameters=params)
+        wrapper.__annotations__ = {
+            p.name: p.annotation for p in params if p.annotation is not inspect.Parameter.empty
+        }
+        return wrapper
+
+    return decorate

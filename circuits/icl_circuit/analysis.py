@@ -1,0 +1,58 @@
+"""The ICL circuit as a registered analysis (kind ``circuit``): its config and its run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from circuits.icl_circuit import EdgeAblation, IclCircuit
+from circuits.icl_circuit.report import CircuitRun
+from interp.analysis import Analysis, AnalysisConfig
+from interp.analysis.base import Log
+from interp.errors import IclscopeError
+
+
+@dataclass
+class CircuitConfig(AnalysisConfig):
+    """``shots`` demonstrations per prompt; ``prompts`` for the probes and the ablation table;
+    ``ablation_prompts``: the first N of them for the edge knockouts (all when None: up to 32
+    forward passes each); ``max_batch``: rows per forward pass of the ablation engine."""
+
+    shots: int = 4
+    prompts: int = 512
+    ablation_prompts: int | None = None
+    max_batch: int | None = None
+
+    def circuit(self) -> IclCircuit:
+        """The :class:`IclCircuit` this config describes (the run and its dry run share it)."""
+        return IclCircuit(
+            shots=self.shots,
+            prompts=self.prompts,
+            seed=self.seed,
+            ablation_prompts=self.ablation_prompts,
+            ablation=EdgeAblation(max_batch=self.max_batch),
+        )
+
+
+class IclCircuitAnalysis(Analysis):
+    """Summarize, semantics merge, retrieve and copy, and the attention-edge knockouts, on a
+    classification family (see the ICL circuit page of the docs)."""
+
+    kind = "circuit"
+    config_type = CircuitConfig
+
+    def check(self, model: str, task: str, config: CircuitConfig) -> None:
+        from interp.tasks.suite import get_family
+
+        family = get_family(task)
+        if family.kind != "classification":
+            raise IclscopeError(
+                f"the ICL circuit runs on classification families, not {task!r} ({family.kind})",
+                fix="use --task sentiment_semantic or --task sentiment_arbitrary",
+            )
+
+    def run(self, model, task: str, config: CircuitConfig, executor, *, log: Log = print):
+        circuit = config.circuit()
+        result = circuit.run(model, task, log=log)
+        return CircuitRun(
+            result, model.cfg.name, task, config.shots, config.prompts, circuit.summarize.m
+        )

@@ -1,0 +1,265 @@
+"""The ICL circuit's run directory: its tables, figures and report, written from the numbers.
+
+:class:`CircuitRun` is what :class:`~circuits.icl_circuit.analysis.IclCircuitAnalysis` returns;
+the demo reuses :func:`circuit_tables`, :func:`circuit_figures` and :func:`circuit_report` to put
+the circuit inside its own report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import plotly.express as px
+import plotly.graph_objects as go
+
+from circuits.icl_circuit import EDGE_NAMES, IclCircuitResult
+from interp.analysis import Result
+from interp.runs.reports import integer_axes
+
+
+CIRCUIT_TABLES = (
+    "step1",
+    "step2_layers",
+    "step2_heads",
+    "step2_labels",
+    "step3_heads",
+    "step3_vanilla",
+    "subspace",
+    "ablation",
+)
+
+
+def write_circuit(run, result: IclCircuitResult) -> None:
+    """The circuit's tables and figures into a run directory that is not the circuit's own
+    (the demo's, which writes its summary and report itself)."""
+    for name, table in circuit_tables(result).items():
+        run.table(name, table)
+    for name, fig in circuit_figures(result).items():
+        run.figure(name, fig)
+
+
+def circuit_tables(result: IclCircuitResult) -> dict:
+    """The result's tidy tables by name, as a run directory stores them."""
+    return {name: getattr(result, name) for name in CIRCUIT_TABLES}
+
+
+def circuit_figures(result: IclCircuitResult) -> dict[str, go.Figure]:
+    """One plotly figure per view of the circuit."""
+    figs: dict[str, go.Figure] = {}
+    s1 = result.step1.assign(view=result.step1.measure + " @ " + result.step1.position)
+    figs["step1_by_layer"] = px.line(
+        s1,
+        x="depth",
+        y="value",
+        color="view",
+        markers=True,
+        title="Step 1, summarize: query class read from each depth (0 = embeddings)",
+        labels={"value": "accuracy / alignment"},
+    )
+    s2 = result.step2_layers
+    fig = go.Figure(
+        [
+            go.Bar(x=s2.layer, y=s2.forerunner_heads, name="forerunner-token heads"),
+            go.Scatter(
+                x=s2.layer,
+                y=s2.copy_magnitude,
+                name="copy magnitude",
+                yaxis="y2",
+                mode="lines+markers",
+            ),
+        ]
+    )
+    fig.update_layout(
+        title="Step 2, semantics merge: heads where y attends to its forerunner",
+        xaxis_title="layer",
+        yaxis_title="heads",
+        barmode="group",
+        yaxis2={"title": "mean max_h A[y_q, s_q]", "overlaying": "y", "side": "right"},
+    )
+    figs["step2_heads"] = fig
+    figs["step2_label_states"] = px.line(
+        result.step2_labels,
+        x="depth",
+        y="centroid",
+        color="labels",
+        markers=True,
+        title="Step 2: input class from label-token states, correct vs wrong labels",
+    )
+    grid = result.step3_heads.pivot(index="layer", columns="head", values="label_acc")
+    figs["step3_retrieval_heads"] = px.imshow(
+        grid,
+        origin="lower",
+        aspect="auto",
+        zmin=0,
+        zmax=1,
+        color_continuous_scale="Viridis",
+        labels={"color": "label acc"},
+        title="Step 3: label assignment accuracy per head",
+    )
+    sub = result.subspace
+    figs["step3_subspace"] = px.scatter(
+        sub,
+        x="pc1",
+        y="pc2",
+        color="class",
+        hover_data=["label_word", "prompt", "demo"],
+        title=f"Retrieval subspace of head L{sub.layer.iloc[0]}H{sub['head'].iloc[0]}: "
+        "W_Qᵀ W_K label states, PCA",
+    )
+    abl = result.ablation.pivot(index="edge", columns="range", values="acc")
+    abl = abl.reindex([*EDGE_NAMES, "random", "none", "k=0"])
+    figs["ablation"] = px.imshow(
+        abl,
+        aspect="auto",
+        zmin=0,
+        zmax=1,
+        color_continuous_scale="RdBu",
+        text_auto=".2f",
+        labels={"color": "accuracy"},
+        title="Accuracy with attention edges knocked out",
+    )
+    return {name: integer_axes(fig) for name, fig in figs.items()}
+
+
+def band(depths: Sequence[int], values: Sequence[float], frac: float = 0.9) -> tuple[int, int]:
+    """First and last index whose value reaches ``frac`` of the way from the minimum to the
+    maximum: where a measure has (nearly) arrived, which is how the paper locates each step."""
+    lo, hi = min(values), max(values)
+    near = [d for d, v in zip(depths, values) if v >= lo + frac * (hi - lo)]
+    return min(near), max(near)
+
+
+def circuit_report(
+    result: IclCircuitResult,
+    summary: dict,
+    model: str,
+    task: str,
+    shots: int,
+    prompts: int,
+    m: int = 64,
+    level: int = 1,
+) -> str:
+    """The markdown report, every sentence written from the numbers; ``level`` 2 nests it
+    under another report's title (the demo's)."""
+    s1 = result.step1.query("position == 's_q' and measure == 'centroid'")
+    x1 = result.step1.query("position == 'x_q' and measure == 'centroid'")
+    a1 = result.step1.query("position == 's_q' and measure == 'align_text'")
+    r1 = result.step1.query("position == 's_q' and measure == 'align_random'")
+    b1 = band(s1.depth.tolist(), s1.value.tolist())
+    s2 = result.step2_layers
+    b2 = band(s2.layer.tolist(), s2.copy_magnitude.tolist())
+    labels = result.step2_labels.pivot(index="depth", columns="labels", values="centroid")
+    heads = result.step3_heads
+    per_layer = heads.groupby("layer").label_acc.max()
+    b3 = band(per_layer.index.tolist(), per_layer.tolist())
+    vanilla = result.step3_vanilla
+    best_l, best_h = summary["step3_best_head"]
+    best = heads.query("layer == @best_l and head == @best_h").iloc[0]
+    abl = result.ablation
+    none = float(abl.query("edge == 'none'").acc.iloc[0])
+    zero = float(abl.query("edge == 'k=0'").acc.iloc[0])
+    rand = summary["random_drop"]
+    lines = [
+        f"# ICL inference circuit: {model} on `{task}`",
+        "",
+        f"{prompts} prompts with {shots} shots ({summary['seconds']:.1f} s). Accuracy "
+        f"{none:.3f} with the demonstrations, {zero:.3f} 0-shot.",
+        "",
+        "## Step 1: summarize",
+        "",
+        f"The query's class is read from `h[s_q]` by nearest centroid best at depth "
+        f"{summary['step1_best_layer']} ({summary['step1_best_centroid_acc']:.3f}); it reaches "
+        f"90% of its rise at depths {b1[0]}-{b1[1]}. At the last input token the best is "
+        f"{x1.value.max():.3f} (depth {int(x1.loc[x1.value.idxmax()].depth)}). Kernel "
+        f"alignment with the text reference peaks at {a1.value.max():.3f} against "
+        f"{r1.value.mean():.3f} for the random control"
+        + (
+            f" (with {prompts} prompts, m = {m} neighbours is every other prompt, so both are "
+            "1 by construction: use more prompts)."
+            if m >= prompts - 1
+            else "."
+        ),
+        "",
+        "## Step 2: semantics merge",
+        "",
+        f"Forerunner-token heads per layer: {', '.join(map(str, s2.forerunner_heads))}. The "
+        f"copy magnitude peaks in layer {summary['step2_peak_layer']} "
+        f"({s2.copy_magnitude.max():.3f}; band layers {b2[0]}-{b2[1]}). Label-token states "
+        f"give the input class at best {labels['correct'].max():.3f} with correct labels and "
+        f"{labels['wrong'].max():.3f} with every label wrong.",
+        "",
+        "## Step 3: retrieve and copy",
+        "",
+        f"Best retrieval head L{best_l}H{best_h}: label assignment accuracy "
+        f"{best.label_acc:.3f}, p(gold) {best.p_gold:.3f} (mean over heads "
+        f"{heads.p_gold.mean():.3f}); {int(heads.correctness_head.sum())} heads pass the "
+        f"correctness threshold, best in layers {b3[0]}-{b3[1]}. From `s_q` it reads each "
+        f"gold-label token with {best.per_gold_label:.3f} and each other label token with "
+        f"{best.per_other_label:.3f} of its attention"
+        f" ({_selectivity(best.per_gold_label, best.per_other_label)}). The vanilla baseline "
+        f"cos(h[s_i], h[s_q]) reaches {vanilla.label_acc.max():.3f} (depth "
+        f"{int(vanilla.loc[vanilla.label_acc.idxmax()].depth)}).",
+        "",
+        "## Ablations",
+        "",
+        f"On {summary.get('ablation_prompts', prompts)} of the prompts. Largest accuracy drop "
+        f"of the random-edge control: {rand:.3f}.",
+        "",
+        "| edge | largest drop | in range | × random |",
+        "|---|---|---|---|",
+    ]
+    ranked = sorted(summary["ablation_drop"].items(), key=lambda kv: -kv[1])
+    for edge, drop in ranked:
+        rows = abl.query("edge == @edge")
+        where = rows.loc[rows["drop"].idxmax(), "range"]
+        ratio = f"{drop / rand:.1f}" if rand > 0 else ("inf" if drop > 0 else "-")
+        lines.append(f"| {edge} | {drop:.3f} | {where} | {ratio} |")
+    hurt = [e for e, d in ranked if d > rand]
+    lines += [
+        "",
+        (
+            f"Knockouts that hurt more than the random control: {', '.join(hurt)}."
+            if hurt
+            else "No knockout hurts more than the random control."
+        ),
+    ]
+    return _nest("\n".join(lines) + "\n", level)
+
+
+def _nest(markdown: str, level: int) -> str:
+    """Every heading moved ``level - 1`` levels down."""
+    extra = "#" * (level - 1)
+    return "\n".join(
+        extra + line if line.startswith("#") else line for line in markdown.split("\n")
+    )
+
+
+def _selectivity(gold: float, other: float) -> str:
+    """How a head's attention to gold labels compares with other labels, in words."""
+    if other <= 0:
+        return "only gold labels" if gold > 0 else "no label at all"
+    return f"{gold / other:.2f}x: " + ("selective" if gold >= 2 * other else "not selective")
+
+
+class CircuitRun(Result):
+    """The circuit's result as a run directory reads it (see :class:`~interp.analysis.Result`)."""
+
+    def __init__(
+        self, result: IclCircuitResult, model: str, task: str, shots: int, prompts: int, m: int
+    ) -> None:
+        self.result, self.model, self.task = result, model, task
+        self.shots, self.prompts, self.m = shots, prompts, m
+
+    def tables(self) -> dict:
+        return circuit_tables(self.result)
+
+    def figures(self) -> dict[str, go.Figure]:
+        return circuit_figures(self.result)
+
+    def summary(self) -> dict:
+        return self.result.summary()
+
+    def report(self, summary: dict) -> str:
+        return circuit_report(
+            self.result, summary, self.model, self.task, self.shots, self.prompts, self.m
+        )

@@ -1,0 +1,105 @@
+"""The shape every analysis has: a config, a ``run`` that returns a result, and a result that
+knows its own tables, figures, summary and report.
+
+An analysis is one package under ``circuits/`` that subclasses :class:`Analysis`. Everything a
+run shares (the run directory, the manifest, the executor, integer axes, static figures,
+interrupts, the closing hints) lives in one place, :func:`interp.analysis.runner.run_analysis`,
+so that a new method is a page of science plus a registry line, the way each kvpress press is a
+scorer behind one interface. The split mirrors the order a reader follows:
+``config → run → Result → (tables, figures, summary, report)``, each testable alone.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, is_dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:  # only for annotations: importing pandas/plotly/torch here would slow the CLI
+    import pandas as pd
+    import plotly.graph_objects as go
+
+Log = Callable[[str], object]
+"""Where an analysis reports its progress: ``print`` in scripts, the CLI's console in commands."""
+
+
+@dataclass
+class AnalysisConfig:
+    """The knobs of one analysis. Subclasses add their fields with the published defaults;
+    :meth:`params` is what the run's manifest records under ``params``."""
+
+    seed: int = 0
+
+    def params(self) -> dict[str, Any]:
+        """The manifest's ``params``: every field but the seed (the manifest keeps that on
+        its own)."""
+        values = asdict(self)
+        values.pop("seed", None)
+        return values
+
+
+class Result(ABC):
+    """What an analysis hands back: everything a run directory holds, computed on demand.
+
+    A result object wraps the analysis's own dataclass of tidy tables; these four methods are
+    how the runner, notebooks and the explorer read it without knowing the method.
+    """
+
+    @abstractmethod
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Tidy tables by name, one row per layer/head/position/condition."""
+
+    def figures(self) -> dict[str, go.Figure]:
+        """Plotly figures by name (the runner gives every one integer axes)."""
+        return {}
+
+    @abstractmethod
+    def summary(self) -> dict[str, Any]:
+        """The headline numbers, written as ``summary.json``."""
+
+    @abstractmethod
+    def report(self, summary: dict[str, Any]) -> str:
+        """The markdown report, every sentence written from the numbers in ``summary``."""
+
+    def artifacts(self) -> dict[str, str]:
+        """Extra text files for the run directory by file name (a plan, a gate's record)."""
+        return {}
+
+
+class Analysis(ABC):
+    """One method: its config type, how it loads a model, how it checks and runs.
+
+    Subclasses set :attr:`kind` (the run directory's kind, and the registry key),
+    :attr:`config_type`, and implement :meth:`run`.
+    """
+
+    kind: ClassVar[str]
+    config_type: ClassVar[type[AnalysisConfig]] = AnalysisConfig
+
+    def check(self, model: str, task: str, config: AnalysisConfig) -> None:
+        """Refuse what cannot run (a task of the wrong kind ...) before a run directory exists;
+        raise :class:`~interp.errors.IclscopeError` naming the problem and its fix."""
+
+    def load(self, model: str):
+        """The model this analysis runs on: a :class:`~interp.models.HookedModel` by default."""
+        from interp.models import load_model
+
+        return load_model(model)
+
+    @abstractmethod
+    def run(
+        self, model, task: str, config: AnalysisConfig, executor, *, log: Log = print
+    ) -> Result:
+        """Compute the analysis on a loaded ``model``. Engines made inside ``run`` already use
+        ``executor`` (the runner makes it current); work that is no engine plan (eviction's
+        prefills, block relevance's chunks) goes through ``executor.map``."""
+
+
+def config_from(config_type: type[AnalysisConfig], values: dict[str, Any]) -> AnalysisConfig:
+    """A config from a dict of option values, keeping only the names the config has: the CLI
+    builds configs this way, so one options dict can feed a config and the run's wrapper."""
+    if not is_dataclass(config_type):
+        raise TypeError(f"{config_type!r} is not a dataclass")
+    names = {f.name for f in fields(config_type)}
+    return config_type(**{k: v for k, v in values.items() if k in names})

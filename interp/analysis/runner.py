@@ -1,0 +1,123 @@
+"""One runner for every analysis: what each run shares, written once.
+
+:func:`run_analysis` checks the request, opens the run directory, loads the model, makes the
+executor current, runs the analysis, and writes what its :class:`~interp.analysis.base.Result`
+knows (tables, figures with whole-number axes, summary, report, static figures). Ctrl-C, a
+failure or a dead worker leave the manifest saying so, because the run directory is a context
+manager (:class:`~interp.runs.store.RunWriter`) and the executor's records are written in a
+``finally``. The command line, notebooks and tests all go through here, so no two analyses can
+drift apart in how they write a run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from interp.analysis.base import Analysis, AnalysisConfig, Log, Result
+from interp.analysis.registry import get
+
+
+@dataclass(frozen=True)
+class ExecutionOptions:
+    """Where a run's chunks go: this process, or the workers of a Ray cluster. The command
+    line's shared execution options (``--executor``, ``--ray-address``, ``--workers``,
+    ``--max-retries``) arrive as one of these."""
+
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
+    workers: int = 2
+    max_retries: int = 3
+
+    @property
+    def parallel_workers(self) -> int:
+        """Workers that hold a model at once (what a memory estimate multiplies by)."""
+        return self.workers if self.executor == "ray" else 1
+
+
+@contextlib.contextmanager
+def open_executor(options: ExecutionOptions | None) -> Iterator[Any]:
+    """The executor ``options`` name, closed when the block ends (``None`` for local: the
+    engine then makes its own, as it always has)."""
+    if options is None or options.executor == "local":
+        yield None
+        return
+    from interp.patching.executor import RayExecutor
+
+    executor = RayExecutor(
+        address=options.ray_address, workers=options.workers, max_retries=options.max_retries
+    )
+    try:
+        yield executor
+    finally:
+        executor.close()
+
+
+def write_result(run, result: Result) -> dict[str, Any]:
+    """A result's tables, figures, artifacts, summary and report into ``run`` (a
+    :class:`~interp.runs.store.RunWriter`); return the summary. Every figure gets whole-number
+    ticks on the axes that count layers, heads or positions."""
+    from interp.runs.reports import integer_axes
+
+    for name, table in result.tables().items():
+        run.table(name, table)
+    for name, fig in result.figures().items():
+        run.figure(name, integer_axes(fig))
+    for filename, text in result.artifacts().items():
+        run.artifact(filename, text)
+    summary = result.summary()
+    run.summary(summary)
+    run.report(result.report(summary))
+    return summary
+
+
+def run_analysis(
+    analysis: Analysis | str,
+    config: AnalysisConfig,
+    *,
+    out: str | Path,
+    model: str,
+    task: str,
+    execution: ExecutionOptions | None = None,
+    executor: Any = None,
+    log: Log = print,
+    command: Sequence[str] | str | None = None,
+    params: dict[str, Any] | None = None,
+) -> Path:
+    """Run ``analysis`` (an instance or a registered kind) on ``model`` and ``task`` with
+    ``config`` and write one run directory under ``out``; return its path.
+
+    ``execution`` names where its chunks run (an executor is opened and closed here);
+    ``executor`` passes one the caller already holds instead. ``params`` adds to the
+    manifest's ``params`` beside the config's own (a value the config does not hold).
+    """
+    from interp.patching.executor import recorded
+    from interp.runs.reports import export_static
+    from interp.runs.store import RunWriter
+
+    analysis = get(analysis) if isinstance(analysis, str) else analysis
+    analysis.check(model, task, config)  # refused before a run directory exists for nothing
+    manifest_params = {**config.params(), **(params or {})}
+    with contextlib.ExitStack() as stack:
+        if executor is None:
+            executor = stack.enter_context(open_executor(execution))
+        with RunWriter(
+            out,
+            kind=analysis.kind,
+            model=model,
+            task=task,
+            seed=config.seed,
+            command=sys.argv if command is None else command,
+            params=manifest_params,
+        ) as run:
+            loaded = analysis.load(model)
+            with recorded(executor, run.executor) as current:  # the manifest lists every run
+                result = analysis.run(loaded, task, config, current, log=log)
+            write_result(run, result)
+            export_static(run.path, log=log)
+    log(str(run.path))
+    return run.path

@@ -66,6 +66,11 @@ class Result(ABC):
         """Extra text files for the run directory by file name (a plan, a gate's record)."""
         return {}
 
+    def write_files(self, run_dir) -> None:
+        """Write anything that is neither a table, a figure nor text (tensors, a trained
+        gate's folder) into ``run_dir`` (a :class:`~pathlib.Path`), atomically
+        (:mod:`interp.io`). Most results have none."""
+
 
 class Analysis(ABC):
     """One method: its config type, how it loads a model, how it checks and runs.

@@ -69,6 +69,7 @@ def write_result(run, result: Result) -> dict[str, Any]:
         run.figure(name, integer_axes(fig))
     for filename, text in result.artifacts().items():
         run.artifact(filename, text)
+    result.write_files(run.path)
     summary = result.summary()
     run.summary(summary)
     run.report(result.report(summary))

@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.iclscope-installed
 
-.PHONY: setup demo test lint bench clean chromium
+.PHONY: setup demo test lint docs bench clean chromium
 
 setup: $(STAMP)
 
@@ -43,7 +43,12 @@ chromium:
 
 # ICLSCOPE_STATIC_FIGURES=0: runs made by tests skip their static SVG copies (a Chromium start
 # each); tests/test_app.py turns them back on to check them
-test: setup lint chromium
+# the documentation site, built strictly: a broken link, a missing page or a docstring griffe
+# cannot parse fails the build (build/ is git-ignored)
+docs: setup
+	$(PY) -m mkdocs build --strict --site-dir build/site
+
+test: setup lint docs chromium
 	ICLSCOPE_STATIC_FIGURES=0 HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 clean:

@@ -41,13 +41,13 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { echo "chromium is missing: run make test as root" \
 		"(it installs Debian's chromium) or install it yourself"; exit 1; }
 
-# ICLSCOPE_STATIC_FIGURES=0: runs made by tests skip their static SVG copies (a Chromium start
-# each); tests/test_app.py turns them back on to check them
 # the documentation site, built strictly: a broken link, a missing page or a docstring griffe
 # cannot parse fails the build (build/ is git-ignored)
 docs: setup
 	$(PY) -m mkdocs build --strict --site-dir build/site
 
+# ICLSCOPE_STATIC_FIGURES=0: runs made by tests skip their static SVG copies (a Chromium start
+# each); tests/test_app.py turns them back on to check them
 test: setup lint docs chromium
 	ICLSCOPE_STATIC_FIGURES=0 HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 

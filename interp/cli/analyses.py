@@ -13,10 +13,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from interp.analysis.runner import ExecutionOptions
 from interp.cli import checks, options
 from interp.cli.app import app, console, next_steps, report_path, run_app
-from interp.analysis.runner import ExecutionOptions
-from interp.cli.options import Ablation, Component, Executor, Metric
+from interp.cli.options import Ablation, Component, Metric
 
 
 @app.command("eval")
@@ -119,6 +119,7 @@ def _check_run(out: Path, model: str, task: str, shots: int) -> None:
 
 
 @run_app.command("patch")
+@options.execution_options()
 def run_patch_command(
     model: str = options.model("organism"),
     task: str = typer.Option("sentiment_semantic", help="A classification task family."),
@@ -131,55 +132,29 @@ def run_patch_command(
     max_batch: int | None = options.max_batch(),
     per_position: bool = typer.Option(False, help="Heads: patch each position separately."),
     out: Path = options.out_folder(),
-    executor: Executor = options.executor(),
-    ray_address: str | None = options.ray_address(),
-    workers: int = options.workers(),
-    max_retries: int = options.max_retries(),
-    dry_run_: bool = options.dry_run(),
-    memory_budget: float | None = options.memory_budget(),
+    execution: ExecutionOptions = None,
+    estimate: options.DryRunOptions = None,
 ):
     """Patch or ablate every component in batched forward passes; write heatmaps, the top
     components, the plan, summary.json and a report."""
     _check_run(out, model, task, shots)
-    from interp.runs.patch import run_patch
+    from circuits.activation_patching import ActivationPatching, PatchConfig
+    from interp.analysis import run_analysis
 
-    if dry_run_ or memory_budget is not None:
-        _dry_run_patch(
-            model,
-            task,
-            component,
-            ablation,
-            prompts,
-            shots,
-            seed,
-            max_batch,
-            per_position,
-            workers if executor == "ray" else 1,
-            memory_budget,
-            show=dry_run_,
-        )
-        if dry_run_:
+    config = PatchConfig(seed, component, metric, ablation, prompts, shots, max_batch, per_position)
+    if estimate.wanted:
+        _dry_run_patch(model, task, config, execution.parallel_workers, estimate)
+        if estimate.show:
             return
-    runner = _executor(executor, ray_address, workers, max_retries)
-    try:
-        path = run_patch(
-            out,
-            model,
-            task,
-            component,
-            metric,
-            ablation,
-            prompts,
-            shots,
-            seed,
-            max_batch,
-            per_position,
-            log=console.print,
-            executor=runner,
-        )
-    finally:
-        if runner is not None:
-            runner.close()
+    path = run_analysis(
+        ActivationPatching(),
+        config,
+        out=out,
+        model=model,
+        task=task,
+        execution=execution,
+        log=console.print,
+    )
     report_path(path)
 
 
@@ -187,7 +162,7 @@ def _executor(kind: str, address: str | None, workers: int, max_retries: int):
     """The executor the run options name (``None``: the engine's local default)."""
     if kind == "local":
         return None
-    from interp.patching.executor import RayExecutor
+    from interp.execution import RayExecutor
 
     return RayExecutor(address=address, workers=workers, max_retries=max_retries)
 
@@ -215,32 +190,27 @@ def dry_run(
     report(costs, budget, show, sources_knob, notes)
 
 
-def _dry_run_patch(
-    model,
-    task,
-    component,
-    ablation,
-    prompts,
-    shots,
-    seed,
-    max_batch,
-    per_position,
-    workers,
-    budget,
-    show=True,
-) -> None:
+def _dry_run_patch(model, task, config, workers: int, estimate) -> None:
     """``run patch``'s plan, with its baselines, through :func:`dry_run`."""
+    from circuits.activation_patching import build_plan
     from interp.models import load_model
     from interp.patching.sweeps import with_baselines
-    from interp.runs.patch import build_plan
     from interp.tasks.suite import build_pair_batches
 
     m = load_model(model)
-    clean, corrupted = build_pair_batches(m.prompt_builder(), task, prompts, shots, seed)
-    plan = with_baselines(
-        build_plan(component, m.cfg, clean, ablation, per_position), range(len(clean))
+    clean, corrupted = build_pair_batches(
+        m.prompt_builder(), task, config.prompts, config.shots, config.seed
     )
-    dry_run(m, [("patch", plan, clean, corrupted)], max_batch, workers, budget, show)
+    sweep = build_plan(config.component, m.cfg, clean, config.ablation, config.per_position)
+    plan = with_baselines(sweep, range(len(clean)))
+    dry_run(
+        m,
+        [("patch", plan, clean, corrupted)],
+        config.max_batch,
+        workers,
+        estimate.memory_budget,
+        estimate.show,
+    )
 
 
 @run_app.command("circuit")

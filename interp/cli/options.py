@@ -5,7 +5,7 @@ numbers carry their range (``min=``/``max=``, so ``--shots -3`` or ``--prompts 0
 error naming the option), and closed sets are ``Literal`` types (so ``--metric foo`` lists
 the choices). Nothing is loaded before these pass.
 
-The closed sets repeat the names the library defines (``interp.runs.patch.COMPONENTS``,
+The closed sets repeat the names the library defines (``circuits.activation_patching.COMPONENTS``,
 ``interp.patching.metrics.MetricName`` ...) because importing those modules imports torch, which
 would make every usage error take seconds; ``tests/test_cli_errors.py`` checks that the two
 lists agree.

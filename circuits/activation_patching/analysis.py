@@ -1,0 +1,79 @@
+"""Activation patching as a registered analysis (kind ``patch``): its config and its run."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from circuits.activation_patching.effects import Effects
+from circuits.activation_patching.plan import COMPONENTS, build_plan
+from circuits.activation_patching.report import PatchRun, attribution_table
+from interp.analysis import Analysis, AnalysisConfig
+from interp.analysis.base import Log
+from interp.errors import IclscopeError
+
+
+@dataclass
+class PatchConfig(AnalysisConfig):
+    """``component``: what each plan row patches (heads, resid, mlp or edges); ``metric``: read
+    at the query's last token; ``ablation``: mean, zero or resample instead of patching clean
+    into corrupted; ``prompts``: clean/corrupted pairs; ``per_position``: heads patched at
+    each position separately; ``max_batch``: rows per forward pass."""
+
+    component: str = "heads"
+    metric: str = "logit_diff"
+    ablation: str | None = None
+    prompts: int = 8
+    shots: int = 4
+    max_batch: int | None = None
+    per_position: bool = False
+
+
+class ActivationPatching(Analysis):
+    """Patch or ablate every component in batched forward passes and rank them by effect (see
+    the activation patching page of the docs)."""
+
+    kind = "patch"
+    config_type = PatchConfig
+
+    def check(self, model: str, task: str, config: PatchConfig) -> None:
+        if config.component not in COMPONENTS:
+            raise IclscopeError(
+                f"unknown component {config.component!r}", fix=f"use one of {COMPONENTS}"
+            )
+
+    def run(self, model, task: str, config: PatchConfig, executor, *, log: Log = print):
+        from interp.patching.attribution import attribute
+        from interp.patching.engine import Engine
+        from interp.patching.sweeps import with_baselines
+        from interp.tasks.suite import build_pair_batches
+
+        clean, corrupted = build_pair_batches(
+            model.prompt_builder(), task, config.prompts, config.shots, config.seed
+        )
+        sweep = build_plan(config.component, model.cfg, clean, config.ablation, config.per_position)
+        plan = with_baselines(sweep, range(len(clean)))
+        start = time.perf_counter()
+        engine = Engine(model, max_batch=config.max_batch, executor=executor)
+        log(f"plan: {plan!r}")
+        log(engine.estimate(plan, clean.tokens.shape[1]))
+        table = engine.run(plan, clean, corrupted, metric=config.metric)
+        effects = Effects.measure(table, plan, config.metric)
+        seconds = time.perf_counter() - start
+        for warning in effects.warnings():
+            log(f"warning: {warning}")
+        attribution = None
+        exact = config.component in ("heads", "resid") and config.ablation is None
+        if exact and not config.per_position and config.metric != "acc":  # acc: no gradient
+            approx = attribute(model, clean, corrupted, config.component, config.metric)
+            attribution = attribution_table(approx, effects)
+        return PatchRun(
+            effects,
+            plan,
+            seconds,
+            model.cfg.name,
+            task,
+            config.component,
+            config.ablation,
+            attribution,
+        )

@@ -62,6 +62,11 @@ class Result(ABC):
     def report(self, summary: dict[str, Any]) -> str:
         """The markdown report, every sentence written from the numbers in ``summary``."""
 
+    def params(self) -> dict[str, Any]:
+        """Params the run learns only from the loaded model (which suite its tokenizer
+        builds ...), added to the manifest's ``params``."""
+        return {}
+
     def artifacts(self) -> dict[str, str]:
         """Extra text files for the run directory by file name (a plan, a gate's record)."""
         return {}
@@ -70,6 +75,7 @@ class Result(ABC):
         """Write anything that is neither a table, a figure nor text (tensors, a trained
         gate's folder) into ``run_dir`` (a :class:`~pathlib.Path`), atomically
         (:mod:`interp.io`). Most results have none."""
+        return None
 
 
 class Analysis(ABC):
@@ -85,6 +91,7 @@ class Analysis(ABC):
     def check(self, model: str, task: str, config: AnalysisConfig) -> None:
         """Refuse what cannot run (a task of the wrong kind ...) before a run directory exists;
         raise :class:`~interp.errors.IclscopeError` naming the problem and its fix."""
+        return None
 
     def load(self, model: str):
         """The model this analysis runs on: a :class:`~interp.models.HookedModel` by default."""

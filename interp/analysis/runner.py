@@ -46,7 +46,7 @@ def open_executor(options: ExecutionOptions | None) -> Iterator[Any]:
     if options is None or options.executor == "local":
         yield None
         return
-    from interp.patching.executor import RayExecutor
+    from interp.execution import RayExecutor
 
     executor = RayExecutor(
         address=options.ray_address, workers=options.workers, max_retries=options.max_retries
@@ -63,6 +63,9 @@ def write_result(run, result: Result) -> dict[str, Any]:
     ticks on the axes that count layers, heads or positions."""
     from interp.runs.reports import integer_axes
 
+    learned = result.params()
+    if learned:
+        run.params(learned)
     for name, table in result.tables().items():
         run.table(name, table)
     for name, fig in result.figures().items():
@@ -96,7 +99,7 @@ def run_analysis(
     ``executor`` passes one the caller already holds instead. ``params`` adds to the
     manifest's ``params`` beside the config's own (a value the config does not hold).
     """
-    from interp.patching.executor import recorded
+    from interp.execution import recorded
     from interp.runs.reports import export_static
     from interp.runs.store import RunWriter
 
@@ -115,6 +118,7 @@ def run_analysis(
             command=sys.argv if command is None else command,
             params=manifest_params,
         ) as run:
+            log(f"loading {model} ...")
             loaded = analysis.load(model)
             with recorded(executor, run.executor) as current:  # the manifest lists every run
                 result = analysis.run(loaded, task, config, current, log=log)

@@ -94,17 +94,18 @@ def demo(
     take about 5 minutes on 2 CPU cores."""
     checks.output_folder(out)
     checks.model_folder(model)
-    from interp.runs.demo import run_demo
+    from circuits.demo.analysis import DemoAnalysis, DemoConfig
+    from interp.analysis import run_analysis
 
-    path = run_demo(
-        out,
-        model=model,
+    config = DemoConfig(
         seed=seed,
         n=n,
         circuit=pipeline,
         circuit_prompts=circuit_prompts,
         ablation_prompts=ablation_prompts,
-        log=console.print,
+    )
+    path = run_analysis(
+        DemoAnalysis(), config, out=out, model=model, task="demo", log=console.print
     )
     report_path(path)
 

@@ -2,7 +2,8 @@
 
 Valid inputs must round-trip (plans through ``to_json``/``from_json``) or build with
 consistent positions (prompts); invalid ones must raise :class:`IclscopeError` and nothing
-else, so that every mistake reaches the user as one clear message.
+else, whose problem text names what is wrong, so that every mistake reaches the user as one
+clear message.
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ from interp.prompts import CIRCUIT_TEMPLATE, FUNCTION_TEMPLATE, PromptBuilder, T
 FAST = settings(
     max_examples=50, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
+
+
+def assert_names_problem(err: IclscopeError, *words: str) -> None:
+    """The error says what is wrong: a non-empty problem that mentions one of ``words``."""
+    assert isinstance(err.problem, str) and err.problem.strip(), err
+    assert not words or any(w in err.problem for w in words), (words, err.problem)
+
 
 # -- the plan ---------------------------------------------------------------------------------
 index = st.integers(0, 64)
@@ -118,8 +126,9 @@ bad_edits = st.sampled_from(list(BAD_FIELDS)).flatmap(
 @given(bad_edits)
 def test_invalid_plan_parts_raise_iclscope_error_only(bad):
     cls, name, value = bad
-    with pytest.raises(IclscopeError):
+    with pytest.raises(IclscopeError) as err:
         cls(**{**GOOD[cls], name: value})
+    assert_names_problem(err.value, name, name.removesuffix("s"))  # "row label 'a': ..."
 
 
 bad_plans = st.one_of(
@@ -132,8 +141,10 @@ bad_plans = st.one_of(
 @given(bad_plans, st.none() | st.just([-1]) | st.just("ab"))
 def test_invalid_plans_raise_iclscope_error_only(bad, reference_prompts):
     base, plan_rows = bad
-    with pytest.raises(IclscopeError):
+    with pytest.raises(IclscopeError) as err:
         InterventionPlan(plan_rows, base=base, reference_prompts=reference_prompts)
+    # the base is checked first, then the rows (every drawn plan has one of the two wrong)
+    assert_names_problem(err.value, "base" if base not in ("clean", "corrupted") else "rows")
 
 
 json_values = st.recursive(
@@ -166,7 +177,8 @@ def damaged_plan_json(draw) -> str:
 def test_damaged_plan_json_raises_iclscope_error_only(text):
     try:
         InterventionPlan.from_json(text, tensors=TENSORS)
-    except IclscopeError:
+    except IclscopeError as err:
+        assert_names_problem(err)
         return
     # a damaged field can still be a valid plan (e.g. rows [] or another base): then it must
     # survive another round trip
@@ -227,16 +239,73 @@ def test_valid_episodes_build_with_consistent_positions(organism_tokenizer, temp
 bad_demo_texts = st.text(max_size=20) | st.sampled_from(
     ["{x} {y}", "{y} : {x}", "a {x} : {y} {y}", "{x}{y}", "sentence: {x}", "{x}  {y}\n"]
 )
+# pieces around the slots that the organism tokenizer isolates (":", "|", "[", newlines),
+# drops (spaces) or glues to a neighbouring word ("-", ".", letters): many formats build,
+# many others have a label or input that merges with the text beside it
+fragments = st.lists(
+    st.sampled_from([" ", ":", "|", "[", "\n", "-", ".", "A", "sentiment"]), max_size=4
+).map("".join)
+composed_demos = st.builds(lambda a, b, c: f"{a}{{x}}{b}{{y}}{c}", fragments, fragments, fragments)
+demo_texts = bad_demo_texts | composed_demos | templates().map(lambda t: t.demo)
+
+
+def render(demo: str, ep: Episode) -> tuple[str, list, list, tuple]:
+    """The prompt text the builder promises (each demo in order, then the query cut before
+    ``{y}`` with trailing spaces dropped) and the character spans of each x_i, y_i and x_q."""
+    head, tail = demo.split("{x}")
+    mid, after = tail.split("{y}")
+    text, xs, ys = "", [], []
+    for x, y in ep.demos:
+        text += head
+        xs.append((len(text), len(text) + len(x)))
+        text += x + mid
+        ys.append((len(text), len(text) + len(y)))
+        text += y + after
+    text += head
+    query = (len(text), len(text) + len(ep.query))
+    return text + ep.query + mid.rstrip(), xs, ys, query
 
 
 @FAST
-@given(bad_demo_texts, episodes())
+@given(demo_texts, episodes())
 def test_any_template_builds_or_raises_iclscope_error(organism_tokenizer, demo, ep):
+    tok = organism_tokenizer
     try:
         template = Template("random", demo, "classification")
-        PromptBuilder(organism_tokenizer).build(template, [ep])
-    except IclscopeError:
-        pass
+        batch = PromptBuilder(tok).build(template, [ep])
+    except IclscopeError as err:
+        assert_names_problem(err)
+        return
+    text, xs, ys, query = render(demo, ep)
+    assert batch.texts == [text]
+    enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = enc["input_ids"], enc["offset_mapping"]
+    o = 1  # the organism's BOS comes first
+    assert batch.tokens[0].tolist() == [tok.bos_token_id, *ids]
+    assert batch.attention_mask[0].tolist() == [1] * (len(ids) + o)
+
+    def covering(span):  # the padded positions of the tokens that overlap a character span
+        return [i + o for i, (a, b) in enumerate(offsets) if a < span[1] and b > span[0]]
+
+    (ann,) = batch.annotations
+    assert ann.length == len(ids) + o
+    assert len(ann.x) == len(ann.s) == len(ann.y) == len(ep.demos)
+    for i in range(len(ep.demos)):
+        assert list(range(*ann.x[i])) == covering(xs[i])  # x_i: exactly its input's tokens
+        assert [ann.y[i]] == covering(ys[i])  # y_i: the one token of its label
+        assert ann.s[i] == ann.y[i] - 1 >= ann.x[i][1]  # s_i: after the input, before y_i
+        if i:
+            assert ann.x[i][0] >= ann.y[i - 1]
+    assert list(range(*ann.x_q)) == covering(query)
+    assert ann.x_q[0] >= max(ann.y, default=o)
+    assert ann.s_q == len(ids) - 1 + o >= ann.x_q[1]  # the prompt ends on the forerunner
+    # the answer is the token that follows the prompt, and one of the candidate labels
+    assert len(batch.label_ids[0]) == len(ep.labels)
+    answer = int(batch.answer_ids[0])
+    assert answer == batch.label_ids[0][ep.labels.index(ep.answer)]
+    mid = demo.split("{x}")[1].split("{y}")[0]
+    full = tok(text + mid[len(mid.rstrip()) :] + ep.answer, add_special_tokens=False)
+    assert full["input_ids"] == [*ids, answer]
 
 
 EMPTY = st.sampled_from(["", " ", "  "])
@@ -259,10 +328,12 @@ def test_bad_labels_and_inputs_raise_iclscope_error_only(organism_tokenizer, ep,
     query = bad if where == "query" else ep.query
     answer = bad if where == "answer" else ep.answer
     broken = Episode(demos, query, answer, ep.labels)
-    with pytest.raises(IclscopeError):
+    with pytest.raises(IclscopeError) as err:
         PromptBuilder(organism_tokenizer).build(CIRCUIT_TEMPLATE, [broken])
+    assert_names_problem(err.value, "label" if where in ("demo label", "answer") else where)
 
 
 def test_no_episodes_raise_iclscope_error(organism_tokenizer):
-    with pytest.raises(IclscopeError):
+    with pytest.raises(IclscopeError) as err:
         PromptBuilder(organism_tokenizer).build(CIRCUIT_TEMPLATE, [])
+    assert_names_problem(err.value, "episodes")

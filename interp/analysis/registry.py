@@ -91,7 +91,7 @@ BUILTIN = (
         command="iclscope run circuit",
     ),
     AnalysisEntry(
-        kind="task_vectors",
+        kind="task-vectors",
         title="Task vectors",
         about="Function vectors, task vectors and soft injection: heads that carry the task "
         "and vectors that replace the demonstrations.",
@@ -109,7 +109,7 @@ BUILTIN = (
         command="iclscope run eviction",
     ),
     AnalysisEntry(
-        kind="block_relevance",
+        kind="block-relevance",
         title="Block relevance",
         about="Which heads' query-to-document attention reveals the relevant document.",
         analysis="circuits.block_relevance.analysis:BlockRelevanceAnalysis",

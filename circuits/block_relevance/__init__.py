@@ -14,12 +14,15 @@ the model is fine-tuned with an auxiliary contrastive loss on it, under a block-
   explicit 4-D mask;
 * :mod:`~circuits.block_relevance.hook`: the hook ``blocks.{l}.attn.hook_block_relevance``, on
   both backends (:func:`relevance_source`);
-* :mod:`~circuits.block_relevance.analysis`: :class:`BlockRelevance`, every layer and head on
+* :mod:`~circuits.block_relevance.compute`: :class:`BlockRelevance`, every layer and head on
   one ranking family;
+* :mod:`~circuits.block_relevance.analysis`: the registered analysis (kind ``block-relevance``:
+  its config, the run, the dry run's estimate), and :mod:`~circuits.block_relevance.report` its
+  figures and report;
 * :mod:`~circuits.block_relevance.train`: :class:`BlockRankTrainer`, the fine-tuning.
 """
 
-from circuits.block_relevance.analysis import (
+from circuits.block_relevance.compute import (
     MEAN_HEAD,
     VARIANTS,
     BlockRelevance,

@@ -1,20 +1,34 @@
 """``iclscope run block-relevance`` and ``iclscope train blockrank`` (METHODS.md section 5).
 
 Both check their inputs (output folder, model, a ranking family the tokenizer can build)
-before anything heavy loads, so a mistake leaves the runs folder as it was.
+before anything heavy loads, so a mistake leaves the runs folder as it was. Both declare the
+ranking family and the documents per prompt with the same option pieces, so their help and
+ranges cannot drift apart. The run builds its config from the options and hands it to the one
+runner (:func:`~interp.analysis.run_analysis`); the training is no analysis run: it writes a
+model folder, which the run then takes as --model.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
+from interp.analysis.runner import ExecutionOptions
 from interp.cli import checks, options
 from interp.cli.app import console, report_path, run_app, train_app
 from interp.cli.options import Backend
 
 RANKING_HELP = "A ranking family: nl_ranking_lexical or nl_ranking_semantic."
+
+
+def ranking_task() -> Any:
+    return typer.Option("nl_ranking_lexical", help=RANKING_HELP)
+
+
+def documents() -> Any:
+    return typer.Option(10, min=2, max=10, help="Documents per prompt.")
 
 
 def _check_ranking(out: Path, model: str, task: str, docs: int) -> str:
@@ -26,26 +40,23 @@ def _check_ranking(out: Path, model: str, task: str, docs: int) -> str:
 
 
 @run_app.command("block-relevance")
+@options.execution_options(options.DRY_RUN_CHUNKS_HELP)
 def run_block_relevance_command(
     model: str = options.model("smollm2"),
-    task: str = typer.Option("nl_ranking_lexical", help=RANKING_HELP),
+    task: str = ranking_task(),
     prompts: int = typer.Option(
         48,
         min=4,
         help="Prompts: the first half picks the best layer and head, the rest measure it.",
     ),
-    docs: int = typer.Option(10, min=2, max=10, help="Documents per prompt."),
+    docs: int = documents(),
     rows: int = typer.Option(2, min=1, max=4, help="Last query rows read ('[' and before)."),
     seed: int = options.seed(),
     out: Path = options.out_folder(),
     backend: Backend = typer.Option("transformer_lens", help="The hooked backend."),
     chunk: int = options.count(16, "Prompts per forward pass (three passes per chunk)."),
-    executor: options.Executor = options.executor(),
-    ray_address: str | None = options.ray_address(),
-    workers: int = options.workers(),
-    max_retries: int = options.max_retries(),
-    dry_run_: bool = options.dry_run(options.DRY_RUN_CHUNKS_HELP),
-    memory_budget: float | None = options.memory_budget(),
+    execution: ExecutionOptions = None,
+    estimate: options.DryRunOptions = None,
 ):
     """Rank the documents of each prompt by every layer's and head's attention (block
     relevance, raw and calibrated, and under the block-sparse mask) beside the decoded answer;
@@ -54,35 +65,28 @@ def run_block_relevance_command(
     With --executor ray, the chunks of prompts (three forward passes each) run on the Ray
     workers, each loading the model once by its folder (a BlockRank folder too)."""
     _check_ranking(out, model, task, docs)
-    from interp.cli.analyses import _executor
-    from interp.runs.block_relevance import block_relevance_estimate, run_block_relevance
+    from circuits.block_relevance.analysis import BlockRelevanceAnalysis, BlockRelevanceConfig
+    from interp.analysis import run_analysis
 
-    if dry_run_ or memory_budget is not None:
+    config = BlockRelevanceConfig(
+        seed=seed, prompts=prompts, docs=docs, rows=rows, backend=backend, chunk=chunk
+    )
+    if estimate.wanted:
         from interp.cli.dry_run import report
 
-        n = workers if executor == "ray" else 1
-        costs = block_relevance_estimate(model, task, prompts, docs, seed, chunk, n)
-        report(costs, memory_budget, show=dry_run_)
-        if dry_run_:
+        costs = config.estimate(model, task, execution.parallel_workers)
+        report(costs, estimate.memory_budget, show=estimate.show)
+        if estimate.show:
             return
-    runner = _executor(executor, ray_address, workers, max_retries)
-    try:
-        path = run_block_relevance(
-            out,
-            model,
-            task,
-            prompts,
-            docs,
-            rows,
-            seed,
-            log=console.print,
-            backend=backend,
-            chunk=chunk,
-            executor=runner,
-        )
-    finally:
-        if runner is not None:
-            runner.close()
+    path = run_analysis(
+        BlockRelevanceAnalysis(),
+        config,
+        out=out,
+        model=model,
+        task=task,
+        execution=execution,
+        log=console.print,
+    )
     report_path(path)
 
 
@@ -90,7 +94,7 @@ def run_block_relevance_command(
 def train_blockrank_command(
     out: Path = typer.Option(..., help="Folder to write the adapted model into."),
     model: str = options.model("smollm2"),
-    task: str = typer.Option("nl_ranking_lexical", help=RANKING_HELP),
+    task: str = ranking_task(),
     layer: int | None = typer.Option(None, min=0, help="Trained layer l* [60% of depth]."),
     cut: int | None = typer.Option(None, min=0, help="First adapted layer [layer - 4]."),
     rank: int = typer.Option(8, min=1, help="LoRA rank."),
@@ -101,17 +105,14 @@ def train_blockrank_command(
     ),
     lr: float = options.positive(2e-3, "Learning rate."),
     aux_weight: float = typer.Option(1.0, min=0.0, help="Weight of the contrastive loss."),
-    docs: int = typer.Option(10, min=2, max=10, help="Documents per prompt."),
+    docs: int = documents(),
     max_minutes: float | None = typer.Option(None, min=0.1, help="Stop after this long."),
     seed: int = options.seed(),
 ):
     """BlockRank fine-tuning: LoRA on the attention above a cut, trained with the answer loss
     and a contrastive loss on the middle layer's attention to the gold document, under the
     block-sparse mask; saves a model folder that --model loads."""
-    checks.output_folder(out, option="--out")
-    checks.task(task, kind="ranking")
-    folder = checks.model_folder(model)
-    checks.prompts(folder, model, [task], [docs], option="--docs")
+    _check_ranking(out, model, task, docs)
     from circuits.block_relevance.train import BlockRankTrainer, train_blockrank
 
     trainer = BlockRankTrainer(

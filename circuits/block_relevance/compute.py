@@ -1,0 +1,366 @@
+"""The block-relevance computation: every layer and head ranked against the gold document.
+
+Three forward passes per chunk of prompts, each reading every layer's relevance through
+``hook_block_relevance``: the prompts as they are, the same prompts with a content-free query
+(for the calibrated variant), and the prompts under the block-sparse mask (its effect on the
+decoded answer, and relevance under the structure BlockRank trains with). The best layer and
+head are picked on the first half of the prompts and measured on the second, so a head that
+wins by luck on few prompts does not report its luck.
+
+This module is the science alone and runs in a notebook on a loaded model;
+:mod:`~circuits.block_relevance.analysis` wraps it as the registered analysis (its config, the
+BlockRank folder's trained layer, the dry run's estimate) and
+:mod:`~circuits.block_relevance.report` turns its result into a run directory.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+import pandas as pd
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from circuits.block_relevance.hook import collect_relevance
+from circuits.block_relevance.metrics import positional_heads, ranking_metrics, top_position_share
+from circuits.block_relevance.relevance import calibrate
+from interp.errors import IclscopeError
+from interp.models import HookedModel
+from interp.tasks.suite import get_family, sample_episodes
+
+VARIANTS = ("raw", "calibrated", "block_sparse")
+"""raw: full attention; calibrated: raw minus the content-free query's relevance;
+block_sparse: relevance read under BlockRank's structured mask."""
+MEAN_HEAD = -1
+"""``head`` value of the relevance averaged over heads (METHODS.md's r_d)."""
+
+
+@dataclass
+class RelevanceData:
+    """What the forward passes give, for every prompt: relevance ``(batch, layer, head, doc)``
+    per variant, the gold document, and the decoded answers."""
+
+    relevance: dict[str, Float[Tensor, "batch layer head doc"]]
+    gold: Tensor
+    decoded: Tensor
+    decoded_sparse: Tensor
+    answer_ids: Tensor
+    label_ids: list[list[int]]
+    texts: list[str]
+    docs: list[list[tuple[str, str]]]
+    """Per prompt, its documents as (ID, content)."""
+
+
+@dataclass
+class BlockRelevanceResult:
+    heads: pd.DataFrame
+    """variant, split (select / test), layer, head (-1: mean over heads), p_at_1, mrr, ndcg10."""
+    position: pd.DataFrame
+    """variant, layer, head, position, share (how often that position is ranked first)."""
+    prompts: pd.DataFrame
+    """Test prompts at the best head: prompt, position, doc_id, relevance, calibrated, gold,
+    decoded (the model's answer), correct."""
+    best: dict
+    """variant -> [layer, head] picked on the selection prompts."""
+    decoded: dict
+    """p_at_1_decoded, p_at_1_block_sparse on the test prompts, and on all prompts."""
+    bias: dict
+    """Positional heads per variant (see ``positional_heads``)."""
+    trained_layer: int | None = None
+    seconds: float = 0.0
+
+    def metric(self, variant: str, layer: int, head: int, split: str = "test") -> pd.Series:
+        rows = self.heads.query(
+            "variant == @variant and split == @split and layer == @layer and head == @head"
+        )
+        return rows.iloc[0]
+
+    def summary(self) -> dict:
+        layer, head = self.best["raw"]
+        best = self.metric("raw", layer, head)
+        cal = self.metric("calibrated", *self.best["calibrated"])
+        out = {
+            "best_layer": int(layer),
+            "best_head": int(head),
+            "p_at_1_best": float(best.p_at_1),
+            "p_at_1_calibrated": float(cal.p_at_1),
+            "best_calibrated": [int(v) for v in self.best["calibrated"]],
+            "mrr_best": float(best.mrr),
+            "ndcg10_best": float(best.ndcg10),
+            "p_at_1_decoded": self.decoded["p_at_1_decoded"],
+            "p_at_1_block_sparse": self.decoded["p_at_1_block_sparse"],
+            "positional_heads": self.bias,
+            "seconds": round(self.seconds, 3),
+        }
+        sparse = self.metric("block_sparse", *self.best["block_sparse"])
+        out["p_at_1_block_sparse_relevance"] = float(sparse.p_at_1)
+        out["best_block_sparse"] = [int(v) for v in self.best["block_sparse"]]
+        if self.trained_layer is not None:
+            out["trained_layer"] = self.trained_layer
+            for variant in VARIANTS:
+                row = self.metric(variant, self.trained_layer, MEAN_HEAD)
+                out[f"p_at_1_trained_layer_{variant}"] = float(row.p_at_1)
+        return out
+
+
+@dataclass
+class BlockRelevance:
+    """Block relevance of every layer and head on one ranking family.
+
+    ``prompts`` [128]: the first half picks the best layer and head, the second half measures
+    it. ``docs`` [10] documents per prompt; ``rows`` [2] last query rows read (``[`` and the
+    token before it); ``content_free`` the query of the calibration prompts; ``chunk`` prompts
+    per forward pass.
+    """
+
+    prompts: int = 128
+    docs: int = 10
+    rows: int = 2
+    seed: int = 0
+    chunk: int = 16
+    content_free: str = "N/A"
+
+    def run(
+        self,
+        model: HookedModel,
+        family: str,
+        log=lambda _: None,
+        trained_layer: int | None = None,
+        executor=None,
+    ) -> BlockRelevanceResult:
+        """Every chunk of prompts through ``executor`` (default: the enclosing
+        :func:`~interp.patching.executor.using` block's, else here on ``model``); Ray workers
+        load the model themselves from ``model.path`` (a registry name's folder, or a BlockRank
+        folder with its LoRA merged) on ``model.backend``."""
+        fam = get_family(family)
+        if fam.kind != "ranking":
+            raise IclscopeError(
+                f"block relevance needs a ranking family, not {family!r} ({fam.kind})",
+                fix="use nl_ranking_lexical or nl_ranking_semantic",
+            )
+        if self.prompts < 4:
+            raise IclscopeError(f"{self.prompts} prompts are too few", fix="use at least 4")
+        start = time.perf_counter()
+        data = self.collect(model, family, log, executor)
+        half = self.prompts // 2
+        heads = heads_table(data, half)
+        best = {v: pick_best(heads, v) for v in VARIANTS}
+        test = slice(half, None)
+        decoded = {
+            "p_at_1_decoded": _acc(data.decoded[test], data.answer_ids[test]),
+            "p_at_1_block_sparse": _acc(data.decoded_sparse[test], data.answer_ids[test]),
+            "p_at_1_decoded_all": _acc(data.decoded, data.answer_ids),
+            "p_at_1_block_sparse_all": _acc(data.decoded_sparse, data.answer_ids),
+        }
+        position, bias = position_table(data)
+        prompts = prompts_table(data, best["raw"], half)
+        return BlockRelevanceResult(
+            heads,
+            position,
+            prompts,
+            best,
+            decoded,
+            bias,
+            trained_layer,
+            time.perf_counter() - start,
+        )
+
+    def chunks(self, model: str, backend: str, family: str) -> RelevanceChunks:
+        """This analysis's prompts as :class:`RelevanceChunks` of ``chunk`` prompts each, the
+        model named by its folder (what a worker loads)."""
+        episodes = sample_episodes(family, self.prompts, self.docs, self.seed)
+        return RelevanceChunks(
+            model, backend, family, episodes, self.rows, self.chunk, self.content_free
+        )
+
+    def collect(self, model: HookedModel, family: str, log, executor=None) -> RelevanceData:
+        """Each chunk's three forward passes on ``executor``; the chunks' relevance joined in
+        prompt order (the executor returns them in chunk order, so local and Ray agree)."""
+        from interp.execution import default_executor
+
+        executor = executor or default_executor()
+        work = self.chunks(model.path, model.backend, family)
+        n = len(work.episodes)
+
+        def done(index: int, _) -> None:
+            at = index * self.chunk
+            log(f"prompts {at}-{min(at + self.chunk, n)} of {n}")
+
+        parts = executor.map(work, work.count(), loaded=model, done=done)
+        joined = {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
+        batch_all = model.prompt_builder().build(get_family(family).template, work.episodes)
+        relevance = {
+            "raw": joined["raw"],
+            "calibrated": calibrate(joined["raw"], joined["free"]),
+            "block_sparse": joined["block_sparse"],
+        }
+        gold = torch.tensor([a.gold_block for a in batch_all.annotations])
+        return RelevanceData(
+            relevance,
+            gold,
+            joined["dec"],
+            joined["sp"],
+            batch_all.answer_ids,
+            batch_all.label_ids,
+            batch_all.texts,
+            [list(ep.docs) for ep in work.episodes],
+        )
+
+
+FORWARDS_PER_CHUNK = 3
+"""Each chunk's passes: as it is, with a content-free query, under the block-sparse mask."""
+
+
+def prompt_floats(cfg, n_pos: int) -> int:
+    """Floats one prompt of a chunk holds at the peak of its forward passes (they run one after
+    another): one forward's live activations (:func:`~interp.patching.engine.row_floats`: the
+    residual stream, the MLP, one layer's scores and pattern at heads x pos^2, the logits at
+    every position) plus the block-sparse mask (pos^2). The relevance kept per layer is a few
+    floats per document, left out."""
+    from interp.patching.engine import row_floats
+
+    return row_floats(cfg, n_pos) + n_pos * n_pos
+
+
+@dataclass
+class RelevanceChunks:
+    """:class:`BlockRelevance`'s chunks as :class:`~interp.patching.executor.Work`: chunk
+    ``index`` is ``chunk`` prompts' three forward passes (:data:`FORWARDS_PER_CHUNK`), each
+    chunk built and padded on its own, so a worker's batch is the local loop's. It carries the
+    sampled episodes, never the model: a worker loads that by ``model`` (a folder path)."""
+
+    model: str
+    backend: str
+    family: str
+    episodes: list
+    rows: int = 2
+    chunk: int = 16
+    content_free: str = "N/A"
+
+    @property
+    def key(self):
+        return ("hooked", self.model, self.backend)
+
+    def load(self) -> HookedModel:
+        from interp.models import load_model
+
+        return load_model(self.model, backend=self.backend)
+
+    def count(self) -> int:
+        return -(-len(self.episodes) // self.chunk)
+
+    def batches(self, builder, index: int) -> tuple:
+        """Chunk ``index``'s prompts and the same with the content-free query."""
+        template = get_family(self.family).template
+        episodes = self.episodes[index * self.chunk : (index + 1) * self.chunk]
+        free = [replace(ep, query=self.content_free) for ep in episodes]
+        return builder.build(template, episodes), builder.build(template, free)
+
+    @torch.no_grad()
+    def __call__(self, model: HookedModel, index: int) -> dict[str, Tensor]:
+        batch, cf = self.batches(model.prompt_builder(), index)
+        rel, logits = collect_relevance(model, batch, self.rows)
+        rel_sp, logits_sp = collect_relevance(model, batch, self.rows, block_sparse=True)
+        return {
+            "raw": rel,
+            "free": collect_relevance(model, cf, self.rows)[0],
+            "block_sparse": rel_sp,
+            "dec": logits.argmax(-1),
+            "sp": logits_sp.argmax(-1),
+        }
+
+
+def _acc(decoded: Tensor, answers: Tensor) -> float:
+    return float((decoded == answers).float().mean()) if len(answers) else float("nan")
+
+
+def with_head_mean(rel: Float[Tensor, "batch layer head doc"]) -> Tensor:
+    """Heads ``0..H-1`` then their mean as one more head (index ``-1`` in the tables)."""
+    return torch.cat([rel, rel.mean(2, keepdim=True)], 2)
+
+
+def heads_table(data: RelevanceData, half: int) -> pd.DataFrame:
+    rows = []
+    for variant, rel in data.relevance.items():
+        rel = with_head_mean(rel)
+        n_heads = rel.shape[2] - 1
+        for split, part in (("select", slice(0, half)), ("test", slice(half, None))):
+            m = ranking_metrics(rel[part], data.gold[part])
+            for layer in range(rel.shape[1]):
+                for h in range(rel.shape[2]):
+                    rows.append(
+                        {
+                            "variant": variant,
+                            "split": split,
+                            "layer": layer,
+                            "head": MEAN_HEAD if h == n_heads else h,
+                            **{k: float(v[layer, h]) for k, v in m.items()},
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+def pick_best(heads: pd.DataFrame, variant: str) -> list[int]:
+    """The single head with the highest precision@1 on the selection prompts (ties: MRR,
+    then nDCG@10, then the earliest layer and head)."""
+    sel = heads.query("variant == @variant and split == 'select' and head >= 0")
+    top = sel.sort_values(
+        ["p_at_1", "mrr", "ndcg10", "layer", "head"], ascending=[False, False, False, True, True]
+    ).iloc[0]
+    return [int(top.layer), int(top["head"])]
+
+
+def position_table(data: RelevanceData) -> tuple[pd.DataFrame, dict]:
+    rows, bias = [], {}
+    for variant, rel in data.relevance.items():
+        share = top_position_share(rel)  # (layer, head, doc)
+        bias[variant] = positional_heads(share)
+        for layer in range(share.shape[0]):
+            for head in range(share.shape[1]):
+                for pos in range(share.shape[2]):
+                    rows.append(
+                        {
+                            "variant": variant,
+                            "layer": layer,
+                            "head": head,
+                            "position": pos,
+                            "share": float(share[layer, head, pos]),
+                        }
+                    )
+    return pd.DataFrame(rows), bias
+
+
+def decoded_id(data: RelevanceData, b: int) -> str:
+    """The document ID prompt ``b`` decoded to, or ``other`` (a token that is no ID)."""
+    for (doc_id, _), token in zip(data.docs[b], data.label_ids[b]):
+        if token == int(data.decoded[b]):
+            return doc_id
+    return "other"
+
+
+def prompts_table(data: RelevanceData, best: list[int], half: int) -> pd.DataFrame:
+    """Every held-out prompt's documents with their relevance at the best head."""
+    layer, head = best
+    raw = data.relevance["raw"][:, layer, head]
+    cal = data.relevance["calibrated"][:, layer, head]
+    rows = []
+    for b in range(half, len(data.gold)):
+        decoded = decoded_id(data, b)
+        correct = bool(data.decoded[b] == data.answer_ids[b])
+        for d, (doc_id, content) in enumerate(data.docs[b]):
+            rows.append(
+                {
+                    "prompt": b,
+                    "position": d,
+                    "doc_id": doc_id,
+                    "content": content,
+                    "relevance": float(raw[b, d]),
+                    "calibrated": float(cal[b, d]),
+                    "gold": d == int(data.gold[b]),
+                    "decoded": decoded,
+                    "correct": correct,
+                }
+            )
+    return pd.DataFrame(rows)

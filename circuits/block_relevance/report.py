@@ -1,0 +1,126 @@
+"""Block relevance's run directory: its tables, figures and report, written from the numbers.
+
+:class:`BlockRelevanceRun` is what :class:`~circuits.block_relevance.analysis.
+BlockRelevanceAnalysis` returns. The figures are read on held-out prompts only (the best head
+is picked on the others), and the report states chance precision@1 before any measure, so a
+head that merely looks good on few documents can be told from one that beats chance.
+"""
+
+from __future__ import annotations
+
+import plotly.express as px
+import plotly.graph_objects as go
+
+from circuits.block_relevance.compute import MEAN_HEAD, BlockRelevanceResult
+from interp.analysis import Result
+from interp.runs.figures import heatmap
+
+TABLES = ("heads", "position", "prompts")
+
+
+def block_relevance_figures(result: BlockRelevanceResult) -> dict[str, go.Figure]:
+    """Precision@1 by layer and head (raw and calibrated), by layer for the head-averaged
+    relevance, the position bias, and one held-out prompt's documents at the best head."""
+    figs: dict[str, go.Figure] = {}
+    test = result.heads.query("split == 'test'")
+    for variant in ("raw", "calibrated"):
+        grid = test.query("variant == @variant and head >= 0").pivot(
+            index="layer", columns="head", values="p_at_1"
+        )
+        figs[f"p_at_1_{variant}"] = heatmap(
+            grid,
+            zmin=0,
+            zmax=1,
+            color="precision@1",
+            title=f"Precision@1 per layer and head ({variant}, held-out prompts)",
+        )
+    mean = test[test["head"] == MEAN_HEAD]
+    figs["by_layer"] = px.line(
+        mean,
+        x="layer",
+        y="p_at_1",
+        color="variant",
+        markers=True,
+        title="Precision@1 of the head-averaged relevance per layer (held-out prompts)",
+    )
+    pos = result.position.query("variant == 'raw'").groupby("position").share.mean()
+    figs["position_bias"] = px.bar(
+        x=pos.index,
+        y=pos.values,
+        labels={"x": "document position", "y": "share ranked first"},
+        title="How often each position is ranked first, mean over heads (raw)",
+    )
+    first = result.prompts.prompt.min() if len(result.prompts) else 0
+    one = result.prompts.query("prompt == @first")
+    if len(one):
+        figs["prompt_bars"] = px.bar(
+            one,
+            x="doc_id",
+            y="relevance",
+            color="gold",
+            title=f"Prompt {first}: relevance at the best head; decoded {one.decoded.iloc[0]}",
+        )
+    return figs
+
+
+def block_relevance_report(
+    result: BlockRelevanceResult, summary: dict, model: str, task: str, prompts: int
+) -> str:
+    """The markdown report, every sentence written from the numbers."""
+    half = prompts // 2
+    bias = summary["positional_heads"]
+    heads = result.heads
+    mean = heads[(heads.split == "test") & (heads.variant == "raw") & (heads["head"] == MEAN_HEAD)]
+    best_mean = mean.loc[mean.p_at_1.idxmax()]
+    lines = [
+        f"# Block relevance: {model} on `{task}`",
+        "",
+        f"{prompts} prompts: the best layer and head are picked on the first {half} and "
+        f"measured on the other {prompts - half} ({summary['seconds']:.1f} s). Chance "
+        f"precision@1 is {bias['raw']['chance']:.2f}.",
+        "",
+        "| measure | held-out value |",
+        "|---|---|",
+        f"| decoded answer, precision@1 | {summary['p_at_1_decoded']:.3f} |",
+        f"| decoded under the block-sparse mask | {summary['p_at_1_block_sparse']:.3f} |",
+        f"| best head L{summary['best_layer']}H{summary['best_head']}: precision@1 | "
+        f"{summary['p_at_1_best']:.3f} |",
+        f"| best head: MRR / nDCG@10 | {summary['mrr_best']:.3f} / {summary['ndcg10_best']:.3f} |",
+        f"| calibrated, best head L{summary['best_calibrated'][0]}"
+        f"H{summary['best_calibrated'][1]} | {summary['p_at_1_calibrated']:.3f} |",
+        f"| relevance under the block-sparse mask, best head | "
+        f"{summary['p_at_1_block_sparse_relevance']:.3f} |",
+        f"| head-averaged relevance, best layer {int(best_mean.layer)} | {best_mean.p_at_1:.3f} |",
+    ]
+    if "trained_layer" in summary:
+        lines.append(
+            f"| head-averaged at the trained layer {summary['trained_layer']} "
+            f"(block-sparse) | {summary['p_at_1_trained_layer_block_sparse']:.3f} |"
+        )
+    lines += ["", "## Position bias", ""]
+    for variant, b in bias.items():
+        lines.append(
+            f"- {variant}: {b['first']} of {b['heads']} heads rank the first document first on "
+            f"more than half of the prompts, {b['last']} the last one."
+        )
+    return "\n".join(lines) + "\n"
+
+
+class BlockRelevanceRun(Result):
+    """Block relevance's result as a run directory reads it (see
+    :class:`~interp.analysis.Result`); ``model`` is the name the run was asked for."""
+
+    def __init__(self, result: BlockRelevanceResult, model: str, task: str, prompts: int) -> None:
+        self.result, self.model, self.task, self.prompts = result, model, task, prompts
+
+    def tables(self) -> dict:
+        return {name: getattr(self.result, name) for name in TABLES}
+
+    def figures(self) -> dict[str, go.Figure]:
+        return block_relevance_figures(self.result)
+
+    def summary(self) -> dict:
+        return self.result.summary()
+
+    def report(self, summary: dict) -> str:
+        return block_relevance_report(self.result, summary, self.model, self.task, self.prompts)

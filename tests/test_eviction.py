@@ -282,7 +282,7 @@ def test_end_to_end_sends_gradient_through_the_frozen_model(gate_data):
 
 
 def _cfg(hf):
-    from interp.models.hooked import ModelConfig
+    from interp.models.interface import ModelConfig
 
     return ModelConfig.from_hf("tiny", hf.config)
 

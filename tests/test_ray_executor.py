@@ -268,7 +268,7 @@ def test_mlp_width_is_the_configs():
     """smollm2's MLP is 1536 wide, not 4 x 576: the estimate reads the config."""
     from transformers import GPT2Config, LlamaConfig
 
-    from interp.models.hooked import ModelConfig
+    from interp.models.interface import ModelConfig
     from interp.patching.engine import mlp_width, row_floats
     from interp.patching.memory import _hook_floats
 
@@ -289,7 +289,7 @@ def test_eviction_chunks_on_ray_equal_local(executor, tiny_dirs):
     import torch
 
     from circuits.eviction import EvictionEval, GateStack
-    from interp.models.hooked import ModelConfig
+    from interp.models.interface import ModelConfig
     from interp.runs.eviction import eviction_settings, load_eager
 
     hf, tokenizer, builder = load_eager(tiny_dirs["llama"])

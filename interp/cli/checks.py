@@ -116,7 +116,7 @@ def prompts(
     from transformers import AutoConfig, AutoTokenizer
 
     from interp.models.gguf_cache import prepend_bos
-    from interp.models.hooked import ModelConfig
+    from interp.models.interface import ModelConfig
     from interp.prompts import PromptBuilder
     from interp.tasks.suite import family_support, get_family
 

@@ -16,16 +16,22 @@ Hard flags are applied exactly (the score is set to the dtype's minimum). Flags 
 gradient (the attention gate's straight-through flags) are applied as ``scores + log(f + eps)``
 instead: the same forward up to ``eps``, and the gradient of a renormalised multiplicative mask
 (``A_j f_j / sum_k A_k f_k``), which reaches evicted keys too, so training can un-evict.
+
+It sits just above :mod:`interp.models.interface` (it names hooks with ``HookRef``; the
+``EvictFrom`` mixin lives there, beside ``HookedModel``) and below the backends that apply it.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
+
+from interp.errors import IclscopeError
+from interp.models.interface import EvictFrom as EvictFrom  # the mixin, defined with HookedModel
+from interp.models.interface import HookRef
 
 EVICT_HOOK = "attn.hook_evict_flags"
 SOFT_EPS = 1e-6
@@ -50,16 +56,12 @@ def call_flag_hooks(
     layer: int, fns: list[Callable], batch: int, n_heads: int, n_pos: int, device
 ) -> Float[Tensor, "batch head pos"]:
     """The flags after every hook function of ``layer`` (each sees the previous value)."""
-    from interp.models.hooked import HookRef
-
     flags = torch.ones(batch, n_heads, n_pos, device=device)
     ref = HookRef(f"blocks.{layer}.{EVICT_HOOK}")
     for fn in fns:
         out = fn(flags, ref)
         if out is not None:
             if tuple(out.shape) != (batch, n_heads, n_pos):
-                from interp.errors import IclscopeError
-
                 raise IclscopeError(
                     f"eviction flags of shape {tuple(out.shape)} at {ref.name}",
                     fix=f"return (batch, head, pos) = {(batch, n_heads, n_pos)} flags",
@@ -116,19 +118,3 @@ def flag_attention_mask(
     if offset:
         flags, start = flags[..., offset:], torch.as_tensor(start) - offset
     return apply_flags(mask.to(flags.dtype), flags, start)
-
-
-class EvictFrom:
-    """The mixin behind ``model.evict_from`` and ``model.evicting_from``."""
-
-    evict_from: int | Tensor = 0
-
-    @contextlib.contextmanager
-    def evicting_from(self, start: int | Tensor) -> Iterator[None]:
-        """Apply eviction flags only to query rows at or after ``start`` in this block."""
-        before = self.evict_from
-        self.evict_from = start
-        try:
-            yield
-        finally:
-            self.evict_from = before

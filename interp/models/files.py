@@ -7,6 +7,9 @@ silently). A short pass over the folder first turns every missing, empty, trunca
 file into one :class:`~interp.errors.IclscopeError` that names the file and says how to get a
 good copy back. It reads the JSON files and the safetensors headers only, never the weights,
 so it costs milliseconds next to the load it protects.
+
+It knows nothing of the registry or the backends (they import it); how to repair a registered
+model's folder is :func:`interp.models.registry.repair_hint`.
 """
 
 from __future__ import annotations
@@ -125,15 +128,3 @@ def _check_weights(folder: Path, fix: str) -> None:
     raise IclscopeError(
         f"{folder / 'model.safetensors'} is missing: the folder has no weights", fix=fix
     )
-
-
-def repair_hint(spec: str, folder: Path) -> str:
-    """How to get a good copy of a model folder back, by where the folder came from."""
-    from interp.models.registry import MODELS
-
-    kind = MODELS[spec].kind if spec in MODELS else None
-    if kind == "embedded":
-        return "reinstall iclscope (pip install --force-reinstall iclscope) to restore it"
-    if kind in ("gguf", "tiny"):
-        return f"delete {folder}: it is built again from its source on next use"
-    return "copy the model folder again, or re-save it with save_pretrained"

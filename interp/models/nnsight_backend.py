@@ -7,6 +7,9 @@ runs the body alongside the model and refuses to go back in time.
 
 ``hook_pattern`` is read from eager attention's weights; it can be cached but not edited here
 (editing attention needs the TransformerLens backend or the engine's score masks).
+
+Like the TransformerLens backend it builds on :mod:`interp.models.interface` and
+:mod:`interp.models.evict` only; :mod:`interp.models.loader` picks it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from torch import Tensor
 
 from interp.errors import IclscopeError
 from interp.models.evict import EVICT_HOOK, call_flag_hooks, flag_attention_mask
-from interp.models.hooked import (
+from interp.models.interface import (
     TASK_INJECT,
     Backend,
     HookedModel,

@@ -3,6 +3,9 @@
 A name is what a user types (``--model smollm2``); an entry says where its weights come from
 and what it is. Real models come first, because findings about ICL must come from them; the
 organism and the tiny random models stay for speed (tests, quick experiments).
+
+It sits below the loader: it imports the folder checks and the GGUF cache, never a backend or
+:mod:`interp.models.loader` (which resolves names through it).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from interp.errors import IclscopeError
+from interp.models.files import check_model_folder, safetensors_header
 from interp.models.gguf_cache import GgufSource, cache_root, convert, is_converted
 
 ORGANISM_DIR = Path(__file__).resolve().parent.parent / "organism" / "model"
@@ -142,10 +146,18 @@ def get_entry(name: str) -> ModelEntry:
     return MODELS[name]
 
 
+def repair_hint(spec: str, folder: Path) -> str:
+    """How to get a good copy of a model folder back, by where the folder came from."""
+    kind = MODELS[spec].kind if spec in MODELS else None
+    if kind == "embedded":
+        return "reinstall iclscope (pip install --force-reinstall iclscope) to restore it"
+    if kind in ("gguf", "tiny"):
+        return f"delete {folder}: it is built again from its source on next use"
+    return "copy the model folder again, or re-save it with save_pretrained"
+
+
 def _param_count(folder: Path) -> int | None:
     """Parameters from the safetensors header alone (no weights are read)."""
-    from interp.models.files import safetensors_header
-
     total = 0
     for path in sorted(folder.glob("*.safetensors")):
         header = safetensors_header(path, fix="")  # checked whole by describe() already
@@ -172,8 +184,7 @@ def describe(entry: ModelEntry) -> dict:
     if entry.ready():
         from transformers import AutoConfig
 
-        from interp.models.files import check_model_folder, repair_hint
-        from interp.models.hooked import ModelConfig
+        from interp.models.interface import ModelConfig  # torch: loaded only when needed
 
         check_model_folder(entry.folder(), fix=repair_hint(entry.name, entry.folder()))
         cfg = ModelConfig.from_hf(entry.name, AutoConfig.from_pretrained(entry.folder()))

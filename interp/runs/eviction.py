@@ -140,7 +140,7 @@ def train_gate_folder(
 ) -> tuple[GateStack, dict]:
     """Train a gate on prompts of its own seed (never the evaluation's) and save it in ``out``
     (``gate.pt``, ``gate.json``, ``training.json``)."""
-    from interp.models.hooked import ModelConfig
+    from interp.models.interface import ModelConfig
 
     t0 = time.perf_counter()
     hf, tokenizer, builder = loaded or load_eager(model)
@@ -281,7 +281,7 @@ def eviction_estimate(
 
     from circuits.eviction.evaluate import EvictionChunks, prompt_floats, variant_count
     from interp.models import resolve_spec
-    from interp.models.hooked import ModelConfig
+    from interp.models.interface import ModelConfig
     from interp.patching.memory import estimate_work, weights_gb
 
     folder, _ = resolve_spec(model)

@@ -8,13 +8,15 @@ run into one error line instead of an exception on the page.
 from __future__ import annotations
 
 import html
+import os
+from typing import Any
 
 import plotly.graph_objects as go
 import streamlit as st
 
 from app.format import integer_axes
 from interp.errors import IclscopeError
-from interp.runs.store import Run, load_run, resolve_run
+from interp.runs.store import Run, list_runs, load_run, resolve_run
 
 ROLE_COLOURS = {
     "x": "#9ecae1",
@@ -59,6 +61,47 @@ def open_run(root: str, name: str) -> Run | None:
     except IclscopeError as err:
         st.error(f"broken run {name!r}: {err}")
         return None
+
+
+def runs_stamp(root: str) -> tuple:
+    """What changes when a run under ``root`` changes: per run folder, its name and time, and
+    the time, size and inode of its manifest and summary (both are replaced whole on write)."""
+    try:
+        folders = sorted(
+            (d for d in os.scandir(root) if d.is_dir() and not d.name.startswith(".")),
+            key=lambda d: d.name,
+        )
+    except OSError:
+        return ()
+    stamp = []
+    for d in folders:
+        item: list[Any] = [d.name]
+        for path in (d.path, *(os.path.join(d.path, f) for f in ("manifest.json", "summary.json"))):
+            try:
+                info = os.stat(path)
+                item += [info.st_mtime_ns, info.st_size, info.st_ino]
+            except OSError:
+                item.append(None)
+        stamp.append(tuple(item))
+    return tuple(stamp)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _listed(root: str, stamp: tuple) -> list[dict[str, Any]]:
+    return list_runs(root)
+
+
+def listed_runs(root: str) -> list[dict[str, Any]]:
+    """:func:`interp.runs.store.list_runs`, read again only when a run folder, manifest or
+    summary changed (every rerun of a page lists the runs; most find nothing new).
+
+    A ``running`` run turns ``stale`` when its process dies, which changes no file: while any
+    run is running, the list is read afresh.
+    """
+    entries = _listed(str(root), runs_stamp(str(root)))
+    if any(e["status"] == "running" for e in entries):
+        return list_runs(root)
+    return entries
 
 
 def show_figures(run: Run, names: list[str], key: str) -> None:

@@ -5,6 +5,10 @@ below it), a run's figures, summary, report and tables, a prompt view with live 
 on the tokens and a grid of every head, and two runs compared on shared figures. The runs root
 comes from ``--runs`` (after ``--`` on the streamlit command line) or ``ICLSCOPE_RUNS``; the
 address may name a page and a run (``?page=Compare``, ``?run=<id>``).
+
+The first page imports only what it shows (Streamlit, pandas, the run store; never torch): the
+prompt view's model libraries and the compare view are imported when their page is first opened
+(see :mod:`app.views`), and the runs are listed again only when a run folder changed.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ circuitsvis is used through ``render_local``, which inlines its JavaScript bundl
 from __future__ import annotations
 
 import html
+import threading
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,27 @@ COUNT_LABELS = {
 }
 """What the prompt-size control sets, named per task kind."""
 FOLDER = "a model folder ..."
+_MODEL_IMPORTS = threading.Lock()
+
+
+def model_libraries() -> None:
+    """Import the model stack (torch, transformers, the bridge, the models and the tasks) once,
+    under a lock, before this page uses any of it.
+
+    The explorer opens on the runs list, which needs none of it, so the first visit here pays
+    for these imports. Streamlit reruns a page in threads, and two reruns importing transformers
+    at once can leave one with a half-initialised module ("cannot import name AutoConfig"): the
+    lock makes the first import whole before any other thread uses it; later calls find every
+    module imported and return at once.
+    """
+    with _MODEL_IMPORTS:
+        import transformers
+        from transformer_lens.model_bridge import TransformerBridge  # noqa: F401
+
+        import interp.models  # noqa: F401
+        import interp.tasks.suite  # noqa: F401
+
+        _ = (transformers.AutoConfig, transformers.AutoTokenizer, transformers.AutoModelForCausalLM)
 
 
 @st.cache_resource(max_entries=1)
@@ -193,9 +215,11 @@ def pick_model() -> str | None:
 
 
 def prompt_page() -> None:
+    st.header("Prompt view")
+    with st.spinner("importing torch, transformers and the models (once per server) ..."):
+        model_libraries()
     from interp.tasks.suite import TASK_FAMILIES
 
-    st.header("Prompt view")
     _apply_preset()
     top = st.columns([2, 3, 2, 1])
     with top[0]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.common import STATUS_NOTES, page_style, shift_headings, show_figures
+from app.common import STATUS_NOTES, listed_runs, page_style, shift_headings, show_figures
 from app.format import (
     human_time,
     model_name,
@@ -20,7 +20,7 @@ from app.format import (
     table_config,
     tidy_table,
 )
-from interp.runs.store import Run, list_runs
+from interp.runs.store import Run
 
 STEP_FIGURES = {
     "Step 1: summarize": ("step1",),
@@ -81,7 +81,7 @@ def figure_sections(run: Run) -> list[tuple[str | None, list[str]]]:
 def related_runs(root: str, run: Run) -> list[str]:
     """Runs this one produced: named in its ``params.produced``, or naming it as ``parent``."""
     produced = list((run.manifest.get("params") or {}).get("produced") or [])
-    for entry in list_runs(root):
+    for entry in listed_runs(root):
         if entry["run_id"] in produced or entry["run_id"] == run.path.name:
             continue
         params = _params(root, entry["run_id"])

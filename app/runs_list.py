@@ -8,9 +8,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app.common import page_style
+from app.common import listed_runs, page_style
 from app.format import headline, human_time, model_name, run_label, short_id
-from interp.runs.store import list_runs
 
 SHOWN = ["run", "status", "kind", "model", "task", "started", "headline", "reason"]
 """The columns of the list as a user reads it (the full id is the table's ``id`` column)."""
@@ -28,7 +27,7 @@ def runs_table(root: str) -> pd.DataFrame:
     """One row per run directory, newest first: broken runs included, with their reason."""
     prefix = str(Path(root).resolve()) + "/"
     rows = []
-    for order, r in enumerate(list_runs(root)):  # newest first; a broken run by its mtime
+    for order, r in enumerate(listed_runs(root)):  # newest first; a broken run by its mtime
         command = r.get("command")
         reason = r.get("reason") or ""
         rows.append(

@@ -6,20 +6,20 @@ Kept apart from ``explorer.py`` so that tests can drive one page at a time with
 own modules (:mod:`app.runs_list`, :mod:`app.run_view`, :mod:`app.prompt_view`,
 :mod:`app.compare_view`; formatting rules in :mod:`app.format`); this module holds the run page,
 where a run kind with a page of its own plugs in, and keeps the names it always exported.
+
+Importing this module stays light (Streamlit, pandas and the run store; never torch): the runs
+list and the run page are what the explorer opens on, so the prompt view (which loads models)
+and the compare view are imported when their page is first shown.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 import streamlit as st
 
-# Heavy imports happen once, here: Streamlit reruns the page in threads, and a lazy import that
-# races another rerun can see a half-initialised module ("cannot import name AutoConfig").
-import transformers  # noqa: E402
-from transformer_lens.model_bridge import TransformerBridge  # noqa: E402, F401
-
 from app.common import ROLE_COLOURS, STATUS_NOTES, coloured_tokens, open_run, show_figures
-from app.compare_view import compare_page
-from app.prompt_view import buildable_families, cached_model, prompt_page
 from app.run_view import (
     STEP_FIGURES,
     run_figures,
@@ -29,6 +29,9 @@ from app.run_view import (
     run_tables,
 )
 from app.runs_list import runs_page, runs_table
+
+if TYPE_CHECKING:
+    from app.prompt_view import buildable_families, cached_model
 
 __all__ = [
     "ROLE_COLOURS",
@@ -46,7 +49,29 @@ __all__ = [
     "show_figures",
 ]
 
-_LOADED = (transformers.AutoConfig, transformers.AutoTokenizer, transformers.AutoModelForCausalLM)
+_LAZY = {"buildable_families": "app.prompt_view", "cached_model": "app.prompt_view"}
+"""Names exported from the prompt view's module, imported on first use."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'app.views' has no attribute {name!r}")
+
+
+def prompt_page() -> None:
+    """The prompt view (see :mod:`app.prompt_view`): its module, and the model libraries it
+    needs, are imported on the first visit."""
+    from app.prompt_view import prompt_page as page
+
+    page()
+
+
+def compare_page(root: str) -> None:
+    """Two runs compared (see :mod:`app.compare_view`), imported on the first visit."""
+    from app.compare_view import compare_page as page
+
+    page(root)
 
 
 def run_page(root: str, name: str) -> None:

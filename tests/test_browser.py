@@ -161,7 +161,9 @@ def test_explorer_in_chromium(served, tmp_path):
         # prompt view: roles with their legend, attention shaded on the tokens, the head grid
         page.get_by_text("Prompt view", exact=True).click()
         page.get_by_role("heading", name="Prompt view").wait_for(timeout=60_000)
-        page.wait_for_selector("span.tok", timeout=120_000)  # organism, from the registry
+        # organism, from the registry; the first visit also imports torch and transformers,
+        # which the runs list never needs
+        page.wait_for_selector("span.tok", timeout=240_000)
         assert page.locator("span.tok[title='s_q']").count() == 1
         assert page.locator(".legend .role-chip").count() >= 5
         grid = None

@@ -1,7 +1,7 @@
 """iclscope probes: scikit-learn probes and representation geometry on cached activations.
 
 Everything here takes plain arrays or tensors of states and labels, so the same probe reads the
-output of any analysis (see DESIGN.md).
+output of any analysis (see the ICL circuit page of the docs, ``docs/analyses/icl-circuit.md``).
 """
 
 from probes.alignment import cosine_kernel, kernel_alignment, random_reference, reference_encoding

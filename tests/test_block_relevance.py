@@ -1,4 +1,4 @@
-"""Block relevance (METHODS.md section 5): relevance and metrics on hand-made scores, the
+"""Block relevance (docs/analyses/block-relevance.md): relevance, metrics on hand-made scores, the
 block-sparse mask against an eager forward with an explicit 4-D mask, the relevance hook
 against the cached scores, and BlockRank's LoRA training and saved folder on a tiny model."""
 

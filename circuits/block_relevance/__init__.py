@@ -1,7 +1,7 @@
-"""Block-relevance signals for in-context ranking (BlockRank; METHODS.md section 5).
+"""Block-relevance signals for in-context ranking (BlockRank; docs/analyses/block-relevance.md).
 
 Gupta et al., "Scalable In-context Ranking with Generative Models" (2025), restated in
-METHODS.md section 5. A ranking prompt is an instruction block with the query, M document
+``docs/analyses/block-relevance.md``. A ranking prompt is an instruction block with the query, M
 blocks ``ID: i | CONTENT: ... | END ID: i`` and a final block ending in ``Final Answer: [``.
 The paper's claims are that (1) the attention from the last query tokens to the documents, at
 a middle layer, ranks the documents without decoding, and (2) that signal becomes strong when

@@ -34,7 +34,7 @@ VARIANTS = ("raw", "calibrated", "block_sparse")
 """raw: full attention; calibrated: raw minus the content-free query's relevance;
 block_sparse: relevance read under BlockRank's structured mask."""
 MEAN_HEAD = -1
-"""``head`` value of the relevance averaged over heads (METHODS.md's r_d)."""
+"""``head`` value of the relevance averaged over heads (r_d, docs/analyses/block-relevance.md)."""
 
 
 @dataclass

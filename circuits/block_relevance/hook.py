@@ -2,7 +2,7 @@
 
 Its value is ``(batch, head, doc)``: layer ``l``'s relevance of every document block, per head,
 from the prompt's last query rows (:func:`~circuits.block_relevance.relevance.document_relevance`).
-It is a read of a hook point every backend already has, never a new edit point (STYLE.md, "one
+It is a read of a hook point every backend already has, never a new edit point ("one
 definition per hook"); a relevance hook function runs inside that hook and sees ``hook.name``
 ending in ``hook_block_relevance``. It is read-only: what a function returns is ignored, since
 relevance is a summary of the scores, not an activation the forward pass uses.

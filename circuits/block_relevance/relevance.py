@@ -1,4 +1,4 @@
-"""Block relevance from attention scores (METHODS.md section 5), as pure tensor functions.
+"""Block relevance from attention scores (docs/analyses/block-relevance.md), as tensor functions.
 
 BlockRank reads relevance without decoding: the last query rows' *pre-softmax* scores to the
 document tokens, softmaxed over document tokens only, summed per document block. Softmaxing
@@ -67,7 +67,7 @@ def document_relevance(
 
 
 def head_mean(relevance: Float[Tensor, "batch *layer head doc"]) -> Float[Tensor, "batch *l doc"]:
-    """METHODS.md's r_d: the relevance averaged over heads."""
+    """r_d (``docs/analyses/block-relevance.md``): the relevance averaged over heads."""
     return relevance.mean(-2)
 
 

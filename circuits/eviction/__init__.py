@@ -1,4 +1,4 @@
-"""KV-cache eviction flags: training-free baselines and the attention gate (METHODS.md §4).
+"""KV-cache eviction flags: training-free methods, the attention gate (docs/analyses/eviction.md).
 
 Every method produces the same flag tensor ``(layer, batch, head, pos)`` (``1`` kept, ``0``
 evicted) at a given eviction rate, so they compare on one footing:

@@ -1,5 +1,5 @@
 """The attention gate (Zeng et al. 2024, "In-context KV-Cache Eviction for LLMs via
-Attention-Gate"; no public code, built from METHODS.md section 4).
+Attention-Gate"; no public code; see the eviction page of the docs, ``docs/analyses/eviction.md``).
 
 One small gate per layer reads that layer's input ``h[l]`` (the whole context, causally) and
 emits a keep probability per token and head:

@@ -10,7 +10,7 @@ Budget: a row with ``n`` context tokens keeps ``round((1 - rate) * n)`` of them,
 included (when more are forced than the budget allows, the most recent forced ones win). Keys
 outside the context (padding, the final rows) are always flagged kept.
 
-The methods (METHODS.md section 4; kvpress was read for the conventions, nothing copied):
+The methods (docs/analyses/eviction.md; kvpress was read for the conventions, nothing copied):
 
 * :class:`StreamingLLM`: the first ``sinks`` tokens plus the most recent ones.
 * :class:`H2O`: attention accumulated over every query, plus a recent window.

@@ -1,7 +1,7 @@
 """The ICL inference circuit: summarize, semantics merge, retrieve and copy.
 
 Cho et al., "Revisiting In-context Learning Inference Circuit in Large Language Models" (ICLR
-2025), restated in METHODS.md section 1. The claim is a three-step circuit:
+2025), restated in ``docs/analyses/icl-circuit.md``. The claim is a three-step circuit:
 
 1. **Summarize**: each input ``x`` is encoded into a linear representation at its forerunner
    token ``s`` (the ``:`` before the label).

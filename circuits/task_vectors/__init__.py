@@ -1,7 +1,7 @@
 """Function vectors, task vectors and soft injection of task embeddings into attention heads.
 
 Three published ways to turn what k-shot prompts leave at their last token into something a
-0-shot prompt can be given (METHODS.md sections 2-3):
+0-shot prompt can be given (see the docs' task vectors page, ``docs/analyses/task-vectors.md``):
 
 * **function vectors** (Todd et al., ICLR 2024): rank heads by their average indirect effect
   on shuffled-label prompts (:mod:`.aie`), sum the top heads' mean outputs through the output

@@ -1,4 +1,4 @@
-"""``iclscope run block-relevance`` and ``iclscope train blockrank`` (METHODS.md section 5).
+"""``iclscope run block-relevance`` and ``train blockrank`` (``docs/analyses/block-relevance.md``).
 
 Both check their inputs (output folder, model, a ranking family the tokenizer can build)
 before anything heavy loads, so a mistake leaves the runs folder as it was. Both declare the

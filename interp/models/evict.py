@@ -4,7 +4,7 @@ A flag tensor ``(batch, head, pos)`` says, per query head, which keys stay in th
 (``1`` kept, ``0`` evicted). The hook's value is all ones (nothing evicted); a hook function
 returns the flags to apply, and the backend turns them into a key mask on that layer's
 attention: query ``i`` may attend to key ``j < i`` only where ``flags[j] = 1``, and a token
-always sees itself (METHODS.md section 4).
+always sees itself (see the eviction page of the docs, ``docs/analyses/eviction.md``).
 
 ``HookedModel.evict_from`` (set with ``model.evicting_from(start)``) restricts the mask to the
 query rows at or after ``start`` (one int, or one per batch row). ``0`` applies the flags to the

@@ -1,4 +1,4 @@
-"""``run_block_relevance``: block relevance (METHODS.md section 5) written as a run directory
+"""``run_block_relevance``: block relevance (docs/analyses/block-relevance.md) written as a run dir
 (kind ``block-relevance``).
 
 The analysis lives in :mod:`circuits.block_relevance` (:mod:`~circuits.block_relevance.compute`

@@ -1,4 +1,4 @@
-"""``run_eviction``: accuracy against KV-cache eviction rate (METHODS.md section 4) written as a
+"""``run_eviction``: accuracy against KV-cache eviction rate (docs/analyses/eviction.md) as a
 run directory; ``train_gate_folder``: the attention gate trained and saved with its record.
 
 The analysis lives in :mod:`circuits.eviction`; this module builds the prompts (ICL families

@@ -1,5 +1,5 @@
-"""``run_task_vectors``: function vectors, task vectors and soft injection (METHODS.md
-sections 2-3) written as a run directory of kind ``task-vectors``.
+"""``run_task_vectors``: function vectors, task vectors and soft injection (see the docs,
+``docs/analyses/task-vectors.md``) written as a run directory of kind ``task-vectors``.
 
 The analysis lives in :mod:`circuits.task_vectors`; this module turns its result into tables,
 figures (AIE and alpha heatmaps, layer sweeps), ``alpha.pt``, ``summary.json`` and a report,

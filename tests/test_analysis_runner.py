@@ -66,7 +66,7 @@ class CountAnalysis(Analysis):
         if config.rows > 100:
             raise IclscopeError("too many rows", fix="use --rows 100 or fewer")
 
-    def load(self, model):
+    def load(self, model, config):
         self.loads.append(model)
         return {"layers": 5}
 

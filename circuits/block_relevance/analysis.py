@@ -76,21 +76,17 @@ class BlockRelevanceAnalysis(Analysis):
                 fix="use --task nl_ranking_lexical or --task nl_ranking_semantic",
             )
 
-    def load(self, model: str):
-        """The model's name, unloaded: the backend it loads on is the config's, which ``load``
-        is not given, so :meth:`run` loads it."""
-        return model
+    def load(self, model: str, config: BlockRelevanceConfig):
+        """The model on the config's backend (a BlockRank folder loads like any other)."""
+        from interp.models import load_model
+
+        return load_model(model, backend=config.backend)
 
     def run(
         self, model, task: str, config: BlockRelevanceConfig, executor, *, log: Log = print
     ) -> BlockRelevanceRun:
         """Every chunk of prompts on ``executor`` (Ray workers load the model themselves from
-        its folder, a BlockRank folder too). ``model`` is a name or folder (loaded here on
-        ``config.backend``) or an already loaded :class:`~interp.models.HookedModel`."""
-        if isinstance(model, (str, Path)):
-            from interp.models import load_model
-
-            model = load_model(str(model), backend=config.backend)
+        its folder, a BlockRank folder too)."""
         result = config.relevance().run(
             model, task, log=log, trained_layer=trained_layer(model.path), executor=executor
         )

@@ -93,8 +93,10 @@ class Analysis(ABC):
         raise :class:`~interp.errors.IclscopeError` naming the problem and its fix."""
         return None
 
-    def load(self, model: str):
-        """The model this analysis runs on: a :class:`~interp.models.HookedModel` by default."""
+    def load(self, model: str, config: AnalysisConfig):
+        """The model this analysis runs on: a :class:`~interp.models.HookedModel` by default
+        (an analysis whose config picks a backend, or that needs eager attention, loads its
+        own way)."""
         from interp.models import load_model
 
         return load_model(model)

@@ -119,7 +119,7 @@ def run_analysis(
             params=manifest_params,
         ) as run:
             log(f"loading {model} ...")
-            loaded = analysis.load(model)
+            loaded = analysis.load(model, config)
             with recorded(executor, run.executor) as current:  # the manifest lists every run
                 result = analysis.run(loaded, task, config, current, log=log)
             write_result(run, result)

@@ -6,6 +6,9 @@ argmax over the whole vocabulary at the last prompt token against the answer's f
 Only items outside the test split appear in demonstrations, in the prompts that define the
 task embeddings, in the dev prompts that choose a layer and in soft injection's training
 prompts, so no test item is seen before it is scored.
+
+:func:`resolve_tasks` turns a run's ``--task`` (a list of families, or ``all``) into the
+families it covers, refusing any that is not a function task before anything is computed.
 """
 
 from __future__ import annotations
@@ -19,9 +22,41 @@ from interp.organism.language import Episode
 from interp.prompts import PromptBatch, PromptBuilder
 from interp.tasks.family import TaskFamily
 from interp.tasks.natural import FUNCTION_PAIRS
-from interp.tasks.suite import get_family
+from interp.tasks.suite import FUNCTION_FAMILIES, family_support, get_family
 
 Pair = tuple[str, str]
+
+
+def resolve_tasks(task: str, tokenizer=None) -> list[str]:
+    """A comma-separated list of function families, or ``all``: every natural function family
+    (the organism's when the tokenizer cannot build the natural ones)."""
+    if task != "all":
+        names = [t.strip() for t in task.split(",") if t.strip()]
+        for name in names:
+            fam = get_family(name)
+            if fam.kind != "function":
+                raise IclscopeError(
+                    f"task vectors need function tasks (Q: x / A: y), not {name!r} ({fam.kind})",
+                    fix="use e.g. --task nl_antonym, or --task all",
+                )
+        return names
+    natural = [n for n in FUNCTION_FAMILIES if n.startswith("nl_")]
+    if tokenizer is not None and family_support(get_family(natural[0]), tokenizer) is not None:
+        return [n for n in FUNCTION_FAMILIES if not n.startswith("nl_")]
+    return natural
+
+
+def tasks_for(model: str, task: str) -> list[str]:
+    """The families ``task`` names on ``model`` (a spec): ``all`` reads the model's tokenizer
+    (only the tokenizer, not the weights) to choose between the natural and organism suites,
+    so a run's manifest can list its tasks before the model is loaded."""
+    if task != "all":
+        return resolve_tasks(task)
+    from transformers import AutoTokenizer
+
+    from interp.models import resolve_spec
+
+    return resolve_tasks(task, AutoTokenizer.from_pretrained(resolve_spec(model)[0]))
 
 
 def task_pairs(family: TaskFamily, seed: int = 0, draw: int = 400) -> list[Pair]:

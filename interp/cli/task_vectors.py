@@ -1,7 +1,9 @@
 """``run task-vectors`` and ``bench aie``: function vectors, task vectors and soft injection.
 
 Inputs are checked (output folder, model, function tasks, prompt length) before the run
-directory exists, as for the other analyses.
+directory exists, as for the other analyses. ``run task-vectors`` turns its options into a
+:class:`~circuits.task_vectors.analysis.TaskVectorsConfig` and hands it to
+:func:`interp.analysis.run_analysis`, which opens and closes the executor.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from pathlib import Path
 
 import typer
 
+from interp.analysis.runner import ExecutionOptions
 from interp.cli import checks, options
 from interp.cli.app import bench_app, console, report_path, run_app
-from interp.cli.options import Executor
 from interp.errors import IclscopeError
 
 
 @run_app.command("task-vectors")
+@options.execution_options()
 def run_task_vectors_command(
     model: str = options.model("smollm2"),
     task: str = typer.Option(
@@ -57,12 +60,8 @@ def run_task_vectors_command(
     ),
     out: Path = options.out_folder(),
     max_batch: int | None = options.max_batch(),
-    executor: Executor = options.executor(),
-    ray_address: str | None = options.ray_address(),
-    workers: int = options.workers(),
-    max_retries: int = options.max_retries(),
-    dry_run_: bool = options.dry_run(),
-    memory_budget: float | None = options.memory_budget(),
+    execution: ExecutionOptions = None,
+    estimate: options.DryRunOptions = None,
 ):
     """Function vectors (Todd et al.), task vectors (Hendel et al.) and soft injection (Park &
     Rhee) on function tasks, scored 0-shot on held-out items against 0-shot and k-shot ICL.
@@ -86,9 +85,10 @@ def run_task_vectors_command(
     folder = checks.model_folder(model)
     import torch
 
-    from circuits.task_vectors import TaskVectors
-    from interp.cli.analyses import _executor, dry_run
-    from interp.runs.task_vectors import resolve_tasks, run_task_vectors
+    from circuits.task_vectors.analysis import TaskVectorsAnalysis, TaskVectorsConfig
+    from circuits.task_vectors.data import resolve_tasks, tasks_for
+    from interp.analysis import run_analysis
+    from interp.cli.analyses import dry_run
 
     if threads:
         torch.set_num_threads(threads)
@@ -97,7 +97,8 @@ def run_task_vectors_command(
         for name in resolve_tasks(task):
             checks.task(name, kind="function")
         checks.prompts(folder, model, resolve_tasks(task), [shots])
-    analysis = TaskVectors(
+    config = TaskVectorsConfig(
+        seed=seed,
         shots=shots,
         test_items=test_items,
         te_prompts=te_prompts,
@@ -107,42 +108,44 @@ def run_task_vectors_command(
         lr=lr,
         batch=batch,
         shared=shared,
-        seed=seed,
         max_batch=max_batch,
         stability_lrs=tuple(lrs),
         stability_seeds=tuple(seeds),
         init_std=init_std,
+        circuit_prompts=circuit_prompts,
+        tasks=tasks_for(model, task),
     )
-    if dry_run_ or memory_budget is not None:
+    if estimate.wanted:
         from interp.models import load_model
 
+        analysis = config.task_vectors()
         m = load_model(model)
-        tasks = resolve_tasks(task, m.tokenizer)
         dry_run(
             m,
-            analysis.engine_steps(m, tasks),
+            analysis.engine_steps(m, config.tasks),
             max_batch,
-            workers if executor == "ray" else 1,
-            memory_budget,
-            show=dry_run_,
-            sources_knob=tv_knobs(tasks),
+            execution.parallel_workers,
+            estimate.memory_budget,
+            show=estimate.show,
+            sources_knob=tv_knobs(config.tasks),
             notes=(
-                f"besides, in this process: {len(tasks)} tasks' embeddings and ICL accuracies "
-                f"(up to {te_prompts + 2 * test_items} prompts each), soft injection's "
-                f"{steps} training steps per task and fit ({len(analysis.fits())} fits per "
-                "alpha)",
+                f"besides, in this process: {len(config.tasks)} tasks' embeddings and ICL "
+                f"accuracies (up to {te_prompts + 2 * test_items} prompts each), soft "
+                f"injection's {steps} training steps per task and fit ({len(analysis.fits())} "
+                "fits per alpha)",
             ),
         )
-        if dry_run_:
+        if estimate.show:
             return
-    runner = _executor(executor, ray_address, workers, max_retries)
-    try:
-        path = run_task_vectors(
-            out, model, task, analysis, circuit_prompts, log=console.print, executor=runner
-        )
-    finally:
-        if runner is not None:
-            runner.close()
+    path = run_analysis(
+        TaskVectorsAnalysis(),
+        config,
+        out=out,
+        model=model,
+        task=task,
+        execution=execution,
+        log=console.print,
+    )
     report_path(path)
 
 

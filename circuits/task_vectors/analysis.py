@@ -1,0 +1,110 @@
+"""Task vectors as a registered analysis: its config and its run.
+
+The config holds every knob of ``iclscope run task-vectors``: those of :class:`TaskVectors`,
+how many prompts measure the ICL circuit's retrieval heads for the overlap, and the function
+families the run covers (``--task`` resolved, so the manifest lists them). The run is
+:meth:`TaskVectors.run` followed by that overlap; the run directory is
+:class:`~circuits.task_vectors.report.TaskVectorsRun`'s.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from circuits.task_vectors import TaskVectors
+from circuits.task_vectors.data import resolve_tasks
+from circuits.task_vectors.overlap import circuit_heads, overlap
+from circuits.task_vectors.report import TaskVectorsRun
+from interp.analysis import Analysis, AnalysisConfig
+from interp.analysis.base import Log
+
+
+@dataclass
+class TaskVectorsConfig(AnalysisConfig):
+    """The knobs of :class:`TaskVectors` (see there), plus two of the run's own.
+
+    ``circuit_prompts``: classification prompts that find the ICL circuit's step-3 heads to
+    compare with the top AIE heads (0 skips the comparison). ``tasks``: the function families
+    to run, as :func:`~circuits.task_vectors.data.tasks_for` resolves the task argument; None
+    resolves it with the loaded model's tokenizer (the result then adds them to the manifest)."""
+
+    shots: int = 8
+    test_items: int = 40
+    te_prompts: int = 50
+    trials: int = 25
+    top_k: int = 10
+    steps: int = 400
+    lr: float = 0.2
+    batch: int = 16
+    shared: bool = True
+    max_batch: int | None = None
+    stability_lrs: tuple[float, ...] = ()
+    stability_seeds: tuple[int, ...] = ()
+    init_std: float = 0.0
+    circuit_prompts: int = 64
+    tasks: list[str] | None = None
+
+    def task_vectors(self) -> TaskVectors:
+        """The :class:`TaskVectors` this config describes (the run and its dry run share it)."""
+        return TaskVectors(
+            shots=self.shots,
+            test_items=self.test_items,
+            te_prompts=self.te_prompts,
+            trials=self.trials,
+            top_k=self.top_k,
+            steps=self.steps,
+            lr=self.lr,
+            batch=self.batch,
+            shared=self.shared,
+            seed=self.seed,
+            max_batch=self.max_batch,
+            stability_lrs=tuple(self.stability_lrs),
+            stability_seeds=tuple(self.stability_seeds),
+            init_std=self.init_std,
+        )
+
+    def params(self) -> dict:
+        values = super().params()
+        values["stability_lrs"] = list(self.stability_lrs)
+        values["stability_seeds"] = list(self.stability_seeds)
+        return values
+
+
+class TaskVectorsAnalysis(Analysis):
+    """Function vectors, task vectors and soft injection on function tasks, scored 0-shot on
+    held-out items against 0-shot and k-shot ICL, and the top AIE heads against the ICL
+    circuit's retrieval heads.
+
+    Its engine plans (the AIE, the FV and TV layer sweeps, the soft-injection evaluation) run
+    on the executor; soft injection's training (gradient descent), the caches and the circuit's
+    heads stay in this process. The run directory's kind keeps its published spelling,
+    ``task-vectors`` (the explorer's page and existing runs folders know it by that name)."""
+
+    kind = "task-vectors"
+    config_type = TaskVectorsConfig
+
+    def check(self, model: str, task: str, config: TaskVectorsConfig) -> None:
+        # a family that is not a function task is refused before a run directory exists
+        if config.tasks is not None:
+            resolve_tasks(",".join(config.tasks))
+        elif task != "all":
+            resolve_tasks(task)
+
+    def run(
+        self, model, task: str, config: TaskVectorsConfig, executor, *, log: Log = print
+    ) -> TaskVectorsRun:
+        t0 = time.monotonic()
+        tasks = config.tasks if config.tasks is not None else resolve_tasks(task, model.tokenizer)
+        analysis = config.task_vectors()
+        result = analysis.run(model, tasks, log=log)
+        circuit = None
+        if config.circuit_prompts:
+            log(f"ICL circuit step-3 heads on {config.circuit_prompts} prompts")
+            circuit = overlap(
+                result.top_heads,
+                circuit_heads(model, config.circuit_prompts, config.top_k, config.seed),
+                model.cfg.n_layers * model.cfg.n_heads,
+            )
+        seconds = round(time.monotonic() - t0, 1)
+        return TaskVectorsRun(result, circuit, seconds, model.cfg.name, analysis, tasks)

@@ -18,9 +18,9 @@ import pytest
 import ray
 
 from interp.cli import main
+from interp.execution import ExecutorFailed, LocalExecutor, RayExecutor, using
 from interp.models import load_model
 from interp.patching.engine import Engine
-from interp.patching.executor import ExecutorFailed, LocalExecutor, RayExecutor, using
 from interp.patching.memory import estimate
 from interp.patching.sweeps import head_sweep, resid_sweep, with_baselines
 from interp.runs.patch import run_patch

@@ -15,30 +15,29 @@ Given an :class:`~interp.patching.plan.InterventionPlan`, the engine
 5. at each hook applies every row's edits with one kernel call (:mod:`kernels`).
 
 No Python loop over components calls the model: a sweep of N components costs about N / chunk
-forward passes of the layers after the earliest edit.
+forward passes of the layers after the earliest edit. The row stacking of step 5 is
+:mod:`~interp.patching.stacking`; the layout of step 2 and the job an executor ships are
+:mod:`~interp.patching.layout`.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-from collections import defaultdict
-from dataclasses import dataclass
-from functools import lru_cache
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
 
-import kernels
 from interp.errors import IclscopeError
-from interp.models import HookedModel, HookFn
+from interp.models import HookedModel
 from interp.models.native import NATIVE_ARCHITECTURES, LlamaNative, Recording
-from interp.patching.executor import Executor, default_executor
+from interp.patching.dispatch import PlanExecutor, current_executor
+from interp.patching.layout import Job, Layout, chunk_rows
 from interp.patching.metrics import Metric, build_metric
-from interp.patching.plan import InterventionPlan, Knockout, PlanRow
-from interp.patching.sources import SourceBank, build_banks
+from interp.patching.plan import InterventionPlan, Knockout
+from interp.patching.sources import build_banks
+from interp.patching.stacking import stacked_hooks
 from interp.prompts import PromptBatch, check_pair
 
 logger = logging.getLogger("iclscope")
@@ -64,9 +63,11 @@ class Engine:
     activations of one chunk fit in ``memory_gb``. ``fast`` uses the native Llama forward where
     it applies; ``min_rows`` is the smallest chunk worth a forward pass of its own when rows
     start at different positions. ``executor`` runs the chunks: here, one after another
-    (:class:`~interp.patching.executor.LocalExecutor`, the default), or on the workers of a Ray
-    cluster (:class:`~interp.patching.executor.RayExecutor`), or those of an enclosing
-    :func:`~interp.patching.executor.using` block; the table is the same.
+    (:class:`~interp.execution.LocalExecutor`, the default), or on the workers of a Ray
+    cluster (:class:`~interp.execution.RayExecutor`), or those of an enclosing
+    :func:`~interp.execution.using` block; the table is the same. The engine knows executors
+    only through :class:`~interp.patching.dispatch.PlanExecutor`: they call
+    :meth:`run_chunk`, never the other way round.
     """
 
     def __init__(
@@ -76,10 +77,10 @@ class Engine:
         memory_gb: float = 1.0,
         fast: bool = True,
         min_rows: int = 256,
-        executor: Executor | None = None,
+        executor: PlanExecutor | None = None,
     ):
         self.model = model
-        self.executor = executor if executor is not None else default_executor()
+        self.executor = executor if executor is not None else current_executor()
         self.max_batch = max_batch
         self.memory_gb = memory_gb
         self.fast = fast
@@ -156,70 +157,13 @@ class Engine:
         )
 
     # -- one chunk --------------------------------------------------------------------------
-    def _hooks_for(
-        self,
-        rows: list[PlanRow | None],
-        banks: dict[str, SourceBank],
-        n_pos: int,
-        shift: int | list[int] = 0,
-        width: int | None = None,
-    ) -> dict[str, HookFn]:
-        """One hook function per touched hook point, each a single kernel call for all rows.
-        ``shift``: the first computed position, for all rows or per row (activations then start
-        there); ``width``: how many positions the activations hold, edits outside dropped.
-        A ``None`` row takes no edits here."""
-        # per hook, one entry per edit: row, shift, source, alpha, then its (position, head) grid
-        patches: dict[str, list[tuple]] = defaultdict(list)
-        edges: dict[int, list] = defaultdict(list)
-        for i, row in enumerate(rows):
-            if row is None:
-                continue
-            at = shift if isinstance(shift, int) else shift[i]
-            for e in row.edits:
-                if isinstance(e, Knockout):
-                    self.model.check_layer(e.layer)
-                    for h in e.heads or (-1,):
-                        edges[e.layer] += [(i, h, q - at, k) for q in e.queries for k in e.keys]
-                    continue
-                src = banks[e.hook].index(e, row.prompt)
-                patches[e.hook].append((i, at, src, e.alpha, *_grid(e.positions, e.heads, n_pos)))
-        hooks: dict[str, HookFn] = {}
-        for hook_name, entries in patches.items():
-            row, at, src, alpha, pos, heads = zip(*entries)
-            counts = [len(p) for p in pos]
-            row, at, src, alpha = (np.repeat(np.asarray(c), counts) for c in (row, at, src, alpha))
-            pos, heads = np.concatenate(pos), np.concatenate(heads)
-            if width is not None:
-                keep = (pos >= at) & (pos < at + width)
-                row, at, src, alpha, pos, heads = (
-                    c[keep] for c in (row, at, src, alpha, pos, heads)
-                )
-            if len(pos) == 0:  # every edit at this hook fell outside the computed positions
-                continue
-            idx = [torch.from_numpy(c.astype(np.int64)) for c in (row, pos - at, heads, src, pos)]
-            weight = torch.from_numpy(alpha.astype(np.float32))
-            bank = banks[hook_name].values
-
-            def apply(act, hook, idx=idx, alpha=weight, bank=bank):
-                return kernels.patch_or_mix(act, bank.to(act.device), *idx, alpha)
-
-            hooks[hook_name] = apply
-        for layer, coo in edges.items():
-            cols = [torch.tensor(c, dtype=torch.long) for c in zip(*coo)]
-
-            def knock(scores, hook, cols=cols):
-                return kernels.mask_edges(scores, *cols)
-
-            hooks[f"blocks.{layer}.attn.hook_attn_scores"] = knock
-        return hooks
-
     def _tail_at(self, native, rows, prompt, layer, at: list[int], rec, banks, n_pos) -> Tensor:
         """``layer``'s output at one position per row (``at``) for rows whose edits all sit in
         that layer's tail: the tail needs only the base run's state and ``z`` there."""
         idx = torch.tensor(at)
         x = rec.resid_pre[layer][prompt, idx][:, None]
         z = rec.cache[f"blocks.{layer}.attn.hook_z"][prompt, idx][:, None]
-        hooks = self._hooks_for(rows, banks, n_pos, shift=at, width=1)
+        hooks = stacked_hooks(self.model, rows, banks, n_pos, shift=at, width=1)
         return native.tail(layer, x, z, hooks)[:, 0]
 
     def _tail_states(self, native, rows, prompt, layer, pos, base, rec, banks, n_pos) -> Tensor:
@@ -235,7 +179,7 @@ class Engine:
             return base
         x = rec.resid_pre[layer][prompt, pos:]
         z = rec.cache[f"blocks.{layer}.attn.hook_z"][prompt, pos:]
-        return native.tail(layer, x, z, self._hooks_for(rows, banks, n_pos, shift=pos))
+        return native.tail(layer, x, z, stacked_hooks(self.model, rows, banks, n_pos, shift=pos))
 
     def _joins(self, native, chunk, rows, prompt, pos, start, tails, rec, banks, n_pos):
         """``(layer, states)`` for each run of rows (sorted by start layer) joining the resumed
@@ -298,7 +242,7 @@ class Engine:
         # a pass joins rows in order of their start layer
         chunks += [
             ("pass", sorted(c, key=lambda j: start(j)[1]))
-            for c in _chunks(order, start, per, self.min_rows)
+            for c in chunk_rows(order, start, per, self.min_rows)
         ]
         return Layout(native, resume, tails, starts, chunks, resume_hooks)
 
@@ -371,7 +315,7 @@ class Engine:
         pos = min(start(j)[0] for j in chunk)
         # tail rows enter the resumed pass already edited, so the pass leaves them alone
         mixed = [None if j in tails else r for j, r in zip(chunk, rows)]
-        hooks = self._hooks_for(mixed, banks, n_pos, shift=pos)
+        hooks = stacked_hooks(self.model, mixed, banks, n_pos, shift=pos)
         if native is not None:
             joins = self._joins(
                 native, chunk, rows, prompt, pos, start, tails, base_rec, banks, n_pos
@@ -406,66 +350,3 @@ class Engine:
         table = pd.DataFrame([dict(r.labels) | {"prompt": r.prompt} for r in plan.rows])
         table["metric"] = values.numpy()
         return table
-
-
-@dataclass
-class Layout:
-    """How a plan runs: whether on the fast path and resumed, each row's start (position,
-    layer), the rows that start from a layer's tail, and the chunks, one forward pass each:
-    ``("last", rows)`` for rows edited only in the last layer's tail, ``("pass", rows)`` for a
-    resumed pass (rows in order of their start layer)."""
-
-    native: bool
-    resume: bool
-    tails: dict[int, int]
-    starts: list[tuple[int, int]]
-    chunks: list[tuple[str, list[int]]]
-    resume_hooks: list[str]
-
-
-@dataclass
-class Job:
-    """A plan with its source runs cached: everything a chunk's forward pass reads besides the
-    model's weights (plain tensors, the plan and the metric), so it can be shipped once to
-    other machines' engines, which then need only chunk numbers."""
-
-    plan: InterventionPlan
-    layout: Layout
-    banks: dict[str, SourceBank]
-    base_rec: Recording
-    base_tokens: Tensor  # (batch, pos)
-    base_mask: Tensor  # (batch, pos)
-    metric: Metric
-    s_q: Tensor  # (batch,)
-    n_pos: int
-
-
-@lru_cache(maxsize=4096)
-def _grid(
-    positions: tuple[int, ...] | None, heads: tuple[int, ...] | None, n_pos: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Every (position, head) an edit touches, as two flat arrays (head -1: no head axis).
-    Sweeps repeat the same few position/head sets, so each is built once."""
-    pos = np.arange(n_pos) if positions is None else np.asarray(positions)
-    heads_ = np.asarray(heads or (-1,))
-    return np.tile(pos, len(heads_)), np.repeat(heads_, len(pos))
-
-
-def _chunks(order: list[int], start, per: int, min_rows: int) -> list[list[int]]:
-    """Split rows (sorted by start position) into forward passes of at most ``per`` rows.
-    Rows starting at the same position go together; neighbouring positions are merged while a
-    chunk has fewer than ``min_rows`` rows, trading a little recomputation for fewer calls."""
-    groups = [list(g) for _, g in itertools.groupby(order, key=lambda j: start(j)[0])]
-    chunks: list[list[int]] = []
-    current: list[int] = []
-    for group in groups:
-        if current and (len(current) >= min_rows or len(current) + len(group) > per):
-            chunks.append(current)
-            current = []
-        current += group
-        while len(current) > per:
-            chunks.append(current[:per])
-            current = current[per:]
-    if current:
-        chunks.append(current)
-    return chunks

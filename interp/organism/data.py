@@ -1,4 +1,9 @@
-"""Task families of the organism's language and the batches it is trained and scored on."""
+"""The batches the organism is trained on.
+
+The organism's task families are :mod:`interp.organism.families`, one source of families that
+the suite (:mod:`interp.tasks.suite`) collects; they and the suite's lookups are named here too,
+where older code imported them from.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from interp.organism import language as lang
+from interp.organism.families import ORGANISM_FAMILIES  # noqa: F401  (re-exported)
 from interp.prompts import (
     CIRCUIT_TEMPLATE,
     FUNCTION_TEMPLATE,
@@ -17,80 +23,13 @@ from interp.prompts import (
     PromptBuilder,
 )
 from interp.tasks.family import Kind, TaskFamily  # noqa: F401  (re-exported)
-
-
-def _families() -> dict[str, TaskFamily]:
-    fams = [
-        TaskFamily(
-            "sentiment_semantic",
-            "classification",
-            CIRCUIT_TEMPLATE,
-            lang.CLASS_NAMES,
-            lambda rng, k: lang.sample_classification(rng, k, arbitrary=False),
-            "classify a multi-word input into its latent class, labels are the class names",
-        ),
-        TaskFamily(
-            "sentiment_arbitrary",
-            "classification",
-            CIRCUIT_TEMPLATE,
-            lang.ARBITRARY_LABELS,
-            lambda rng, k: lang.sample_classification(rng, k, arbitrary=True),
-            "as sentiment_semantic, but each prompt assigns random label words to its classes",
-        ),
-    ]
-    for op in lang.FUNCTION_OPS:
-        for pos in lang.FUNCTION_POSITIONS:
-            fams.append(
-                TaskFamily(
-                    f"fn_{op}_{pos}",
-                    "function",
-                    FUNCTION_TEMPLATE,
-                    (),
-                    lambda rng, k, op=op, pos=pos: lang.sample_function(rng, k, op, pos),
-                    f"answer the {op} of the {pos} of three words",
-                )
-            )
-    fams += [
-        TaskFamily(
-            "ranking",
-            "ranking",
-            RANKING_TEMPLATE,
-            lang.NUMBER_WORDS,
-            lambda rng, k: lang.sample_ranking(rng, k),
-            "name the ID of the one document that contains the query word",
-            default_k=10,
-        ),
-        TaskFamily(
-            "kv_retrieval",
-            "retrieval",
-            KV_TEMPLATE,
-            (),
-            lambda rng, k: lang.sample_kv(rng, k),
-            "recall the value of a key from a long list of key: value lines",
-            default_k=64,
-        ),
-    ]
-    return {f.name: f for f in fams}
-
-
-ORGANISM_FAMILIES: dict[str, TaskFamily] = _families()
-"""The organism language's families; :mod:`interp.tasks.suite` joins them with the rest."""
-
-
-def __getattr__(name: str):
-    # older imports (interp.organism.data.get_family ...) resolve through the whole suite
-    if name in (
-        "TASK_FAMILIES",
-        "FUNCTION_FAMILIES",
-        "get_family",
-        "build_family_batch",
-        "build_pair_batches",
-    ):
-        from interp.tasks import suite
-
-        return getattr(suite, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+from interp.tasks.suite import (  # noqa: F401  (re-exported: the older home of these names)
+    FUNCTION_FAMILIES,
+    TASK_FAMILIES,
+    build_family_batch,
+    build_pair_batches,
+    get_family,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Training batches: prompts with their answer appended, and per-token loss weights.

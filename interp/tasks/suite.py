@@ -2,8 +2,8 @@
 
 Two sources of families share one interface (:class:`TaskFamily`): the natural-language suite
 for real models (:mod:`interp.tasks.natural`) and the organism's synthetic language
-(:mod:`interp.organism.data`). A family builds annotated prompts for any tokenizer, or says why
-it cannot (a label of several tokens, a word the vocabulary lacks).
+(:mod:`interp.organism.families`). A family builds annotated prompts for any tokenizer, or says
+why it cannot (a label of several tokens, a word the vocabulary lacks).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from interp.errors import IclscopeError
 from interp.organism import language as lang
-from interp.organism.data import ORGANISM_FAMILIES
+from interp.organism.families import ORGANISM_FAMILIES
 from interp.prompts import PromptBatch, PromptBuilder
 from interp.tasks.family import TaskFamily
 from interp.tasks.natural import CLASS_ITEMS, NATURAL_FAMILIES

@@ -11,7 +11,9 @@ evicted) at a given eviction rate, so they compare on one footing:
   (attention distillation, and end to end);
 * :mod:`~circuits.eviction.apply`: eviction simulated after a prefill on the plain Hugging Face
   model (the fast path), the same masks as the hooked backends' ``hook_evict_flags``;
-* :mod:`~circuits.eviction.evaluate`: accuracy against eviction rate for every method.
+* :mod:`~circuits.eviction.evaluate`: accuracy against eviction rate for every method;
+* :mod:`~circuits.eviction.prompts`: the prompts it is measured on (ICL families, key-value
+  retrieval at a length) and the eager-attention model they are built for.
 """
 
 from circuits.eviction.apply import Prefill, attention_modules, decode, key_masks, prefill

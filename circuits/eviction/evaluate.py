@@ -88,12 +88,12 @@ class EvictionEval:
         executor=None,
         model: str | None = None,
     ) -> EvictionResult:
-        """Every chunk of prompts through ``executor`` (:meth:`~interp.patching.executor.
+        """Every chunk of prompts through ``executor`` (:meth:`~interp.execution.
         LocalExecutor.map`; default: the enclosing ``using`` block's, else here on ``hf``).
         Ray workers load the model themselves, by ``model`` (its registry name or folder;
         default: the folder ``hf`` came from); the results come back in chunk order, so the
         tables are the local ones."""
-        from interp.patching.executor import default_executor
+        from interp.execution import default_executor
 
         executor = executor or default_executor()
         # the folder ``hf`` was loaded from, where the caller does not name the model
@@ -156,7 +156,7 @@ class EvictionEval:
 
 def load_eager_model(model: str):
     """``(hf, tokenizer)`` as a Ray worker loads them for :class:`EvictionChunks`."""
-    from interp.runs.eviction import load_eager
+    from circuits.eviction.prompts import load_eager
 
     hf, tokenizer, _ = load_eager(model)
     return hf, tokenizer
@@ -164,7 +164,7 @@ def load_eager_model(model: str):
 
 @dataclass
 class EvictionChunks:
-    """:class:`EvictionEval`'s chunks of prompts as :class:`~interp.patching.executor.Work`:
+    """:class:`EvictionEval`'s chunks of prompts as :class:`~interp.execution.Work`:
     chunk ``index`` is one prefill and every (method, rate)'s decode of a slice of one
     setting's prompts; its result holds the hits, measured rates and per-head shares that
     :meth:`EvictionEval.run` adds up (and the first slice's token rows)."""

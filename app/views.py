@@ -77,28 +77,23 @@ def compare_page(root: str) -> None:
 def run_page(root: str, name: str) -> None:
     """One run: header and status, links, figures (left), summary and report (right), tables.
 
-    A run kind with a page of its own adds one ``elif`` below, in place of the generic figures.
+    A kind whose registry entry names a page of its own (:mod:`interp.analysis.registry`) gets
+    that page in place of the generic figures; importing it is the first time its analysis
+    package is imported in the explorer.
     """
+    from interp.analysis.registry import known_entry
+
     run = open_run(root, name)
     if run is None:
         return
-    m = run.manifest
     run_header(run, name)
     run_links(root, run)
+    entry = known_entry(str(run.manifest.get("kind")))
+    page = entry.page_function() if entry is not None else None
     left, right = st.columns([3, 2])
     with left:
-        if m.get("kind") == "eviction":
-            from app.eviction_page import eviction_view
-
-            eviction_view(run, name)
-        elif m.get("kind") == "block-relevance":
-            from app.block_relevance_page import block_relevance_view
-
-            block_relevance_view(run, name)
-        elif m.get("kind") == "task-vectors":
-            from app.task_vectors_page import task_vectors_view
-
-            task_vectors_view(run, name)
+        if page is not None:
+            page(run, name)
         else:
             run_figures(run, name)
     with right:

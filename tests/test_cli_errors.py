@@ -209,11 +209,11 @@ def test_bad_input_in_a_fresh_process(places, args, name):
 
 def test_closed_sets_match_the_library():
     """The option types repeat the library's names (to keep usage errors instant)."""
+    from circuits.activation_patching import COMPONENTS
     from interp.bench.kernels import SIZES
     from interp.models.interface import Backend
     from interp.patching.metrics import MetricName
     from interp.patching.plan import Source
-    from circuits.activation_patching import COMPONENTS
 
     assert get_args(options.Metric) == get_args(MetricName)
     assert get_args(options.Component) == COMPONENTS

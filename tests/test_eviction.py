@@ -430,7 +430,7 @@ def test_eviction_page_in_chromium(eviction_run):
 def test_digit_keys_are_distinct_three_digit_numbers_with_the_asked_value():
     import random
 
-    from interp.runs.eviction import sample_digit_kv
+    from circuits.eviction.prompts import sample_digit_kv
 
     ep = sample_digit_kv(random.Random(0), 50)
     keys = [k for k, _ in ep.docs]
@@ -454,7 +454,7 @@ def test_gemma_key_value_prompts_start_with_one_bos(gemma_tokenizer, kv_keys):
     """Gemma needs its BOS, and its tokenizer says ``add_bos_token=False`` yet adds one when
     called on text: the eviction prompts must start with exactly one ``<bos>``, at every
     length, and be the tokens the tokenizer itself gives the prompt's text."""
-    from interp.runs.eviction import eviction_builder, eviction_settings
+    from circuits.eviction.prompts import eviction_builder, eviction_settings
 
     tokenizer, folder = gemma_tokenizer
     builder = eviction_builder(tokenizer, folder)

@@ -18,12 +18,12 @@ import pandas as pd
 import pytest
 import torch
 
+from circuits.activation_patching import Effects
 from interp.cli import main
 from interp.models import load_model
 from interp.patching.metrics import MIN_GAP, normalized_effect
 from interp.patching.plan import InterventionPlan, Patch, PlanRow
 from interp.patching.sweeps import BASELINE, with_baselines
-from circuits.activation_patching import Effects
 from interp.runs.store import load_run
 from interp.tasks.suite import build_pair_batches
 

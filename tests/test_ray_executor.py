@@ -289,8 +289,8 @@ def test_eviction_chunks_on_ray_equal_local(executor, tiny_dirs):
     import torch
 
     from circuits.eviction import EvictionEval, GateStack
+    from circuits.eviction.prompts import eviction_settings, load_eager
     from interp.models.interface import ModelConfig
-    from interp.runs.eviction import eviction_settings, load_eager
 
     hf, tokenizer, builder = load_eager(tiny_dirs["llama"])
     settings = eviction_settings(builder, "sentiment_arbitrary", 4, 6, (512,), 0)
@@ -383,8 +383,8 @@ def test_eviction_manifest_lists_the_executor_runs(executor, tiny_dirs, tmp_path
 def chunked_estimate(command, model):
     """The estimate the dry runs below print (the commands' defaults, ``--chunk 2``)."""
     from circuits.eviction import METHODS
+    from circuits.eviction.analysis import eviction_estimate
     from interp.runs.block_relevance import block_relevance_estimate
-    from interp.runs.eviction import eviction_estimate
 
     if command == "eviction":
         args = ("sentiment_arbitrary", 4, 4, (512, 1024), 0, "words", list(METHODS))

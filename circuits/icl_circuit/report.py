@@ -16,7 +16,6 @@ from circuits.icl_circuit import EDGE_NAMES, IclCircuitResult
 from interp.analysis import Result
 from interp.runs.reports import integer_axes
 
-
 CIRCUIT_TABLES = (
     "step1",
     "step2_layers",

@@ -14,6 +14,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, is_dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:  # only for annotations: importing pandas/plotly/torch here would slow the CLI
@@ -87,6 +88,9 @@ class Analysis(ABC):
 
     kind: ClassVar[str]
     config_type: ClassVar[type[AnalysisConfig]] = AnalysisConfig
+    run_dir: Path | None = None
+    """The run directory being written, set by the runner before :meth:`run`: where an analysis
+    saves what it makes as it goes (a gate trained inside the run, kept if the run stops)."""
 
     def check(self, model: str, task: str, config: AnalysisConfig) -> None:
         """Refuse what cannot run (a task of the wrong kind ...) before a run directory exists;

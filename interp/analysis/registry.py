@@ -63,6 +63,12 @@ def entry(kind: str) -> AnalysisEntry:
         ) from None
 
 
+def known_entry(kind: str) -> AnalysisEntry | None:
+    """The entry of ``kind``, or None for a kind no registered analysis writes (a run made by
+    another version, or by a user's own script)."""
+    return _REGISTRY.get(kind)
+
+
 def entries() -> list[AnalysisEntry]:
     """Every registered analysis, in registration order."""
     return list(_REGISTRY.values())
@@ -96,7 +102,7 @@ BUILTIN = (
         about="Function vectors, task vectors and soft injection: heads that carry the task "
         "and vectors that replace the demonstrations.",
         analysis="circuits.task_vectors.analysis:TaskVectorsAnalysis",
-        page="app.task_vectors_page:task_vectors_view",
+        page="circuits.task_vectors.page:task_vectors_view",
         command="iclscope run task-vectors",
     ),
     AnalysisEntry(
@@ -105,7 +111,7 @@ BUILTIN = (
         about="Accuracy against KV-cache eviction rate for training-free methods and the "
         "attention gate.",
         analysis="circuits.eviction.analysis:EvictionAnalysis",
-        page="app.eviction_page:eviction_view",
+        page="circuits.eviction.page:eviction_view",
         command="iclscope run eviction",
     ),
     AnalysisEntry(
@@ -113,7 +119,7 @@ BUILTIN = (
         title="Block relevance",
         about="Which heads' query-to-document attention reveals the relevant document.",
         analysis="circuits.block_relevance.analysis:BlockRelevanceAnalysis",
-        page="app.block_relevance_page:block_relevance_view",
+        page="circuits.block_relevance.page:block_relevance_view",
         command="iclscope run block-relevance",
     ),
     AnalysisEntry(

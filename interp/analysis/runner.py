@@ -120,9 +120,24 @@ def run_analysis(
         ) as run:
             log(f"loading {model} ...")
             loaded = analysis.load(model, config)
+            analysis.run_dir = run.path
+            _seed_everything(config.seed)
             with recorded(executor, run.executor) as current:  # the manifest lists every run
                 result = analysis.run(loaded, task, config, current, log=log)
             write_result(run, result)
             export_static(run.path, log=log)
     log(str(run.path))
     return run.path
+
+
+def _seed_everything(seed: int) -> None:
+    """Seed the global generators an analysis might draw from without a generator of its own
+    (a layer's initial weights, a random control), so the same seed gives the same numbers."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from interp.analysis.runner import ExecutionOptions
 from interp.cli import checks, options
-from interp.cli.app import app, console, next_steps, report_path, run_app
+from interp.cli.app import app, console, next_steps, run_app, run_command
 from interp.cli.options import Ablation, Component, Metric
 
 
@@ -95,7 +95,6 @@ def demo(
     checks.output_folder(out)
     checks.model_folder(model)
     from circuits.demo.analysis import DemoAnalysis, DemoConfig
-    from interp.analysis import run_analysis
 
     config = DemoConfig(
         seed=seed,
@@ -104,10 +103,7 @@ def demo(
         circuit_prompts=circuit_prompts,
         ablation_prompts=ablation_prompts,
     )
-    path = run_analysis(
-        DemoAnalysis(), config, out=out, model=model, task="demo", log=console.print
-    )
-    report_path(path)
+    run_command(DemoAnalysis(), config, out=out, model=model, task="demo")
 
 
 def _check_run(out: Path, model: str, task: str, shots: int) -> None:
@@ -140,32 +136,13 @@ def run_patch_command(
     components, the plan, summary.json and a report."""
     _check_run(out, model, task, shots)
     from circuits.activation_patching import ActivationPatching, PatchConfig
-    from interp.analysis import run_analysis
 
     config = PatchConfig(seed, component, metric, ablation, prompts, shots, max_batch, per_position)
     if estimate.wanted:
         _dry_run_patch(model, task, config, execution.parallel_workers, estimate)
         if estimate.show:
             return
-    path = run_analysis(
-        ActivationPatching(),
-        config,
-        out=out,
-        model=model,
-        task=task,
-        execution=execution,
-        log=console.print,
-    )
-    report_path(path)
-
-
-def _executor(kind: str, address: str | None, workers: int, max_retries: int):
-    """The executor the run options name (``None``: the engine's local default)."""
-    if kind == "local":
-        return None
-    from interp.execution import RayExecutor
-
-    return RayExecutor(address=address, workers=workers, max_retries=max_retries)
+    run_command(ActivationPatching(), config, out=out, model=model, task=task, execution=execution)
 
 
 def dry_run(
@@ -237,7 +214,6 @@ def run_circuit_command(
     one engine plan (it runs on --executor); caching the prompts' states runs here."""
     _check_run(out, model, task, shots)
     from circuits.icl_circuit.analysis import CircuitConfig, IclCircuitAnalysis
-    from interp.analysis import run_analysis
 
     config = CircuitConfig(seed, shots, prompts, ablation_prompts, max_batch)
     if estimate.wanted:
@@ -260,13 +236,4 @@ def run_circuit_command(
         )
         if estimate.show:
             return
-    path = run_analysis(
-        IclCircuitAnalysis(),
-        config,
-        out=out,
-        model=model,
-        task=task,
-        execution=execution,
-        log=console.print,
-    )
-    report_path(path)
+    run_command(IclCircuitAnalysis(), config, out=out, model=model, task=task, execution=execution)

@@ -17,7 +17,7 @@ import typer
 
 from interp.analysis.runner import ExecutionOptions
 from interp.cli import checks, options
-from interp.cli.app import console, report_path, run_app, train_app
+from interp.cli.app import console, run_app, run_command, train_app
 from interp.cli.options import Backend
 
 RANKING_HELP = "A ranking family: nl_ranking_lexical or nl_ranking_semantic."
@@ -66,7 +66,6 @@ def run_block_relevance_command(
     workers, each loading the model once by its folder (a BlockRank folder too)."""
     _check_ranking(out, model, task, docs)
     from circuits.block_relevance.analysis import BlockRelevanceAnalysis, BlockRelevanceConfig
-    from interp.analysis import run_analysis
 
     config = BlockRelevanceConfig(
         seed=seed, prompts=prompts, docs=docs, rows=rows, backend=backend, chunk=chunk
@@ -78,16 +77,9 @@ def run_block_relevance_command(
         report(costs, estimate.memory_budget, show=estimate.show)
         if estimate.show:
             return
-    path = run_analysis(
-        BlockRelevanceAnalysis(),
-        config,
-        out=out,
-        model=model,
-        task=task,
-        execution=execution,
-        log=console.print,
+    run_command(
+        BlockRelevanceAnalysis(), config, out=out, model=model, task=task, execution=execution
     )
-    report_path(path)
 
 
 @train_app.command("blockrank")

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import typer
 
+from interp.analysis.runner import ExecutionOptions
 from interp.cli import checks, options
-from interp.cli.app import console, report_path, run_app, train_app
+from interp.cli.app import console, run_app, run_command, train_app
 from interp.errors import IclscopeError
 
 KINDS = ("classification", "function", "retrieval")
@@ -56,7 +57,7 @@ def _check(out: Path, model: str, task: str, shots: int, option: str = "--out") 
 
 
 def _kv_keys(text: str) -> str:
-    from interp.runs.eviction import KV_KEYS
+    from circuits.eviction.prompts import KV_KEYS
 
     if text not in KV_KEYS:
         raise IclscopeError(f"--kv-keys {text!r} is unknown", fix=f"use one of {KV_KEYS}")
@@ -64,6 +65,7 @@ def _kv_keys(text: str) -> str:
 
 
 @run_app.command("eviction")
+@options.execution_options(options.DRY_RUN_CHUNKS_HELP)
 def run_eviction_command(
     model: str = options.model("smollm2"),
     task: str = typer.Option("nl_capital", help="An ICL family, or nl_kv_words."),
@@ -79,13 +81,9 @@ def run_eviction_command(
     kv_keys: str = typer.Option("words", help="Key-value keys: words, or 3-digit digits."),
     seed: int = options.seed(),
     out: Path = options.out_folder(),
-    executor: options.Executor = options.executor(),
-    ray_address: str | None = options.ray_address(),
-    workers: int = options.workers(),
-    max_retries: int = options.max_retries(),
     chunk: int = options.count(8, "Prompts per prefill at 512 tokens (longer ones: fewer)."),
-    dry_run_: bool = options.dry_run(options.DRY_RUN_CHUNKS_HELP),
-    memory_budget: float | None = options.memory_budget(),
+    execution: ExecutionOptions = None,
+    estimate: options.DryRunOptions = None,
 ):
     """Accuracy against eviction rate for StreamingLLM, H2O, SnapKV, TOVA, random and the
     attention gate, eviction simulated after the prefill; curves, heatmaps, a token view.
@@ -100,14 +98,25 @@ def run_eviction_command(
         from circuits.eviction import GateStack
 
         GateStack.load(gate)  # refused now, not after the prefill
-    from interp.cli.analyses import _executor
-    from interp.runs.eviction import eviction_estimate, run_eviction
+    from circuits.eviction.analysis import EvictionAnalysis, EvictionConfig, eviction_estimate
 
-    kv = _kv_keys(kv_keys)
-    if dry_run_ or memory_budget is not None:
+    config = EvictionConfig(
+        seed=seed,
+        shots=shots,
+        prompts=prompts,
+        rates=tuple(rate_list),
+        methods=tuple(method_list),
+        lengths=tuple(length_list),
+        gate=str(gate) if gate else None,
+        train=train,
+        gate_prompts=gate_prompts,
+        gate_epochs=gate_epochs,
+        kv_keys=_kv_keys(kv_keys),
+        chunk=chunk,
+    )
+    if estimate.wanted:
         from interp.cli.dry_run import report
 
-        with_gate = gate is not None or train
         costs = eviction_estimate(
             model,
             task,
@@ -115,46 +124,21 @@ def run_eviction_command(
             prompts,
             length_list,
             seed,
-            kv,
+            config.kv_keys,
             method_list,
             rate_list,
-            with_gate,
+            gate is not None or train,
             chunk,
-            workers if executor == "ray" else 1,
+            execution.parallel_workers,
         )
         trained = f"{gate_prompts} prompts prefilled, {gate_epochs} epochs"
         notes = (
             (f"besides: the gate's training here ({trained})",) if gate is None and train else ()
         )
-        report(costs, memory_budget, show=dry_run_, notes=notes)
-        if dry_run_:
+        report(costs, estimate.memory_budget, show=estimate.show, notes=notes)
+        if estimate.show:
             return
-    runner = _executor(executor, ray_address, workers, max_retries)
-    try:
-        path = run_eviction(
-            out,
-            model,
-            task,
-            shots,
-            prompts,
-            rate_list,
-            method_list,
-            length_list,
-            gate,
-            train,
-            "distill",
-            gate_prompts,
-            seed,
-            log=console.print,
-            gate_epochs=gate_epochs,
-            kv_keys=kv,
-            chunk=chunk,
-            executor=runner,
-        )
-    finally:
-        if runner is not None:
-            runner.close()
-    report_path(path)
+    run_command(EvictionAnalysis(), config, out=out, model=model, task=task, execution=execution)
 
 
 @train_app.command("gate")
@@ -183,7 +167,7 @@ def train_gate_command(
     _rates(str(rate), "--rate")
     length_list = checks.int_list(lengths, "--lengths", minimum=16)
     _check(out, model, task, shots)
-    from interp.runs.eviction import train_gate_folder
+    from circuits.eviction.analysis import train_gate_folder
 
     _, record = train_gate_folder(
         out,

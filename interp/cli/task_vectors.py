@@ -16,7 +16,7 @@ import typer
 
 from interp.analysis.runner import ExecutionOptions
 from interp.cli import checks, options
-from interp.cli.app import bench_app, console, report_path, run_app
+from interp.cli.app import bench_app, console, run_app, run_command
 from interp.errors import IclscopeError
 
 
@@ -87,7 +87,6 @@ def run_task_vectors_command(
 
     from circuits.task_vectors.analysis import TaskVectorsAnalysis, TaskVectorsConfig
     from circuits.task_vectors.data import resolve_tasks, tasks_for
-    from interp.analysis import run_analysis
     from interp.cli.analyses import dry_run
 
     if threads:
@@ -137,16 +136,7 @@ def run_task_vectors_command(
         )
         if estimate.show:
             return
-    path = run_analysis(
-        TaskVectorsAnalysis(),
-        config,
-        out=out,
-        model=model,
-        task=task,
-        execution=execution,
-        log=console.print,
-    )
-    report_path(path)
+    run_command(TaskVectorsAnalysis(), config, out=out, model=model, task=task, execution=execution)
 
 
 def tv_knobs(tasks: list[str]) -> dict[str, str]:

@@ -1,0 +1,195 @@
+"""KV-cache eviction as a registered analysis (kind ``eviction``): its config, its run, the
+cost estimate of its evaluation, and the attention gate trained and saved with its record.
+
+Eviction is simulated after the prefill: the final rows (the query line, from the query's first
+token) are decoded against the cache with the evicted keys masked; every earlier row was
+computed with every key. The rate counts context tokens (real tokens before the final rows).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from circuits.eviction.evaluate import EvictionEval
+from circuits.eviction.gate import GateStack
+from circuits.eviction.methods import METHODS
+from circuits.eviction.prompts import eviction_builder, eviction_settings, load_eager
+from circuits.eviction.report import EvictionRun
+from circuits.eviction.train import gate_examples, train_gate
+from interp.analysis import Analysis, AnalysisConfig
+from interp.analysis.base import Log
+from interp.errors import Interrupted
+
+
+@dataclass
+class EvictionConfig(AnalysisConfig):
+    """``shots`` demonstrations, ``prompts`` evaluation prompts (key-value: at each of
+    ``lengths`` tokens, keys ``kv_keys``); every method of ``methods`` at every rate of
+    ``rates``; the gate loaded from ``gate``, or (``train``) trained here with ``objective`` on
+    ``gate_prompts`` prompts for ``gate_epochs`` epochs; ``chunk`` prompts per prefill."""
+
+    shots: int = 16
+    prompts: int = 32
+    rates: tuple[float, ...] = (0.25, 0.5, 0.75)
+    methods: tuple[str, ...] = tuple(METHODS)
+    lengths: tuple[int, ...] = (512, 1024)
+    gate: str | None = None
+    train: bool = True
+    objective: str = "distill"
+    gate_prompts: int = 48
+    gate_epochs: int = 40
+    kv_keys: str = "words"
+    chunk: int = 8
+
+
+class EvictionAnalysis(Analysis):
+    """Accuracy against eviction rate for StreamingLLM, H2O, SnapKV, TOVA, random and the
+    attention gate (see the eviction page of the docs). It runs on the eager Hugging Face
+    model, whose attention modules the eviction masks replace."""
+
+    kind = "eviction"
+    config_type = EvictionConfig
+
+    def load(self, model: str, config: EvictionConfig):
+        """The eager Hugging Face model, its tokenizer and prompt builder; the name is kept
+        for the report and the gate's record, which the loaded model does not carry."""
+        self.model_name = model
+        return load_eager(model)
+
+    def run(self, model, task: str, config: EvictionConfig, executor, *, log: Log = print):
+        t0 = time.perf_counter()
+        hf, tokenizer, builder = model
+        name = self.model_name
+        settings = eviction_settings(
+            builder, task, config.shots, config.prompts, config.lengths, config.seed, config.kv_keys
+        )
+        stack, record = None, None
+        if config.gate is not None:
+            stack = GateStack.load(config.gate)
+        elif config.train:
+            rates = config.rates
+            stack, record = train_gate_folder(
+                self.run_dir / "gate",
+                name,
+                task,
+                config.objective,
+                rates[len(rates) // 2],
+                config.shots,
+                config.gate_prompts,
+                config.lengths[:1],
+                config.gate_epochs,
+                seed=config.seed + 1,
+                kv_keys=config.kv_keys,
+                log=log,
+                loaded=model,
+            )
+        evaluation = EvictionEval(tuple(config.methods), tuple(config.rates), config.chunk)
+        result = evaluation.run(hf, settings, tokenizer, stack, log=log, executor=executor)
+        return EvictionRun(result, time.perf_counter() - t0, record, name, task)
+
+
+def train_gate_folder(
+    out: str | Path,
+    model: str = "smollm2",
+    task: str = "nl_capital",
+    objective: str = "distill",
+    rate: float = 0.5,
+    shots: int = 16,
+    prompts: int = 48,
+    lengths: Sequence[int] = (512,),
+    epochs: int = 40,
+    seed: int = 1,
+    log: Callable[[str], object] = print,
+    loaded=None,
+    max_seconds: float | None = 1500.0,
+    kv_keys: str = "words",
+) -> tuple[GateStack, dict]:
+    """Train a gate on prompts of its own seed (never the evaluation's) and save it in ``out``
+    (``gate.pt``, ``gate.json``, ``training.json``)."""
+    from interp.models.interface import ModelConfig
+
+    t0 = time.perf_counter()
+    hf, tokenizer, builder = loaded or load_eager(model)
+    settings = eviction_settings(builder, task, shots, prompts, lengths, seed, kv_keys)
+    examples = []
+    for name, batch in settings.items():
+        log(f"gate training data: prefill of {len(batch)} prompts ({name})")
+        examples += gate_examples(hf, batch, rate)
+    prefill_s = time.perf_counter() - t0
+    import torch
+
+    torch.manual_seed(seed)  # the gate's initial weights: the same seed gives the same gate
+    gate = GateStack.for_model(ModelConfig.from_hf(model, hf.config), target_rate=rate)
+    context = dict(model=model, task=task, shots=shots, settings=list(settings), command=sys.argv)
+    context.update(prefill_seconds=round(prefill_s, 2))
+    try:
+        record = train_gate(
+            hf,
+            gate,
+            examples,
+            objective,
+            epochs=epochs,
+            seed=seed,
+            log=log,
+            max_seconds=max_seconds,
+        )
+    except Interrupted as stop:  # keep the steps done, with a record saying where it stopped
+        if getattr(stop, "record", None) is not None:
+            record = {**stop.record, **context}
+            record.update(total_seconds=round(time.perf_counter() - t0, 2))
+            gate.save(out, record)
+            log(f"interrupted ({stop.name}) after {record['steps_done']} steps: saved in {out}")
+        raise
+    record.update(context, total_seconds=round(time.perf_counter() - t0, 2))
+    gate.save(out, record)
+    log(f"gate saved in {out} ({record['total_seconds']:.0f} s in all)")
+    return gate, record
+
+
+def eviction_estimate(
+    model: str,
+    task: str,
+    shots: int,
+    prompts: int,
+    lengths: Sequence[int],
+    seed: int,
+    kv_keys: str,
+    methods: Sequence[str],
+    rates: Sequence[float],
+    gate: bool,
+    chunk: int = 8,
+    workers: int = 1,
+):
+    """What the evaluation of :func:`run_eviction` will cost per worker
+    (:class:`~interp.patching.memory.WorkEstimate`), from the tokenizer, the config and the
+    prompts alone: the chunks are the evaluation's own (:meth:`~circuits.eviction.evaluate.
+    EvictionChunks.spans`), each one prefill (two passes: the scores, the context's cache) and
+    one decode of the final rows per variant."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from circuits.eviction.evaluate import EvictionChunks, prompt_floats, variant_count
+    from interp.models import resolve_spec
+    from interp.models.interface import ModelConfig
+    from interp.patching.memory import estimate_work, weights_gb
+
+    folder, _ = resolve_spec(model)
+    cfg = ModelConfig.from_hf(model, AutoConfig.from_pretrained(folder))
+    builder = eviction_builder(AutoTokenizer.from_pretrained(folder), folder, cfg.n_ctx)
+    settings = eviction_settings(builder, task, shots, prompts, lengths, seed, kv_keys)
+    spans = EvictionChunks(folder, settings, EvictionEval(chunk=chunk)).spans()
+    sizes = [(min(step, len(settings[s]) - i), settings[s].tokens.shape[1]) for s, i, step in spans]
+    variants = variant_count(methods, rates, gate)
+    return estimate_work(
+        sizes,
+        lambda n_pos: prompt_floats(cfg, n_pos, variants),
+        2 + variants,
+        f"per chunk: a prefill in two passes and {variants} decodes of the final rows",
+        weights_gb(folder),
+        "every layer's attention pattern, batch x heads x pos^2, and its keys and values",
+        "--chunk (prompts per prefill at 512 tokens; longer prompts take fewer)",
+        workers,
+    )

@@ -1,0 +1,210 @@
+"""Eviction's run directory: accuracy curves, per-head heatmaps, the token view, the summary
+and a report that says where the gate stands against full attention and the training-free
+methods, as measured."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import plotly.graph_objects as go
+
+from circuits.eviction.evaluate import GATE, GATE_WINDOW, EvictionResult
+from interp.analysis import Result
+from interp.runs.figures import layer_head_heatmap
+
+
+def eviction_summary(result: EvictionResult, seconds: float, record: dict | None) -> dict:
+    """The summary keys: ``accuracy_full``, ``by_method`` (method -> rate -> accuracy), pooled
+    over settings by prompt; ``gate_rate``/``gate_accuracy`` at the gate's own threshold."""
+    c = result.curves
+    pooled = c.assign(hits=c.accuracy * c.prompts).groupby(["method", "rate"])
+    acc = (pooled.hits.sum() / pooled.prompts.sum()).reset_index(name="acc")
+    full = acc.query("method == 'full'").acc
+    by_method: dict = {}
+    for row in acc.query("method != 'full'").itertuples():
+        by_method.setdefault(row.method, {})[str(row.rate)] = round(float(row.acc), 4)
+    g = result.gate
+    n = {s: int(c.query("setting == @s and method == 'full'").prompts.iloc[0]) for s in g}
+    pool = lambda key: sum(g[s][key] * n[s] for s in g) / sum(n.values()) if g else None  # noqa: E731
+    by_setting = {
+        s: {
+            m: {str(r): round(float(a), 4) for r, a in zip(d.rate, d.accuracy)}
+            for m, d in c.query("setting == @s").groupby("method")
+        }
+        for s in c.setting.unique()
+    }
+    return dict(
+        accuracy_full=round(float(full.iloc[0]), 4),
+        by_method=by_method,
+        gate_rate=None if not g else round(pool("rate"), 4),
+        gate_accuracy=None if not g else round(pool("accuracy"), 4),
+        by_setting=by_setting,
+        gate_by_setting=g or None,
+        gate_training=None
+        if record is None
+        else {
+            k: record[k]
+            for k in (
+                "objective",
+                "target_rate",
+                "epochs_run",
+                "prompts",
+                "seconds",
+                "total_seconds",
+            )
+        },
+        seconds=round(seconds, 1),
+    )
+
+
+def eviction_figures(result: EvictionResult) -> dict[str, go.Figure]:
+    """The accuracy curves, the per-head heatmaps at the middle rate, the token view."""
+    figs: dict[str, go.Figure] = {}
+    c = result.curves
+    curves = c.query("method != 'full'")
+    figs["accuracy_vs_rate"] = px.line(
+        curves,
+        x="rate",
+        y="accuracy",
+        color="method",
+        facet_col="setting",
+        markers=True,
+        title="Accuracy against eviction rate (dashed: every key kept)",
+        range_y=[0, 1.02],
+    )
+    for row in c.query("method == 'full'").itertuples():
+        col = list(c.setting.unique()).index(row.setting) + 1
+        figs["accuracy_vs_rate"].add_hline(y=row.accuracy, line_dash="dash", col=col, row=1)
+    heads = result.by_head
+    mid = sorted(r for r in heads.rate.dropna().unique())
+    mid = mid[len(mid) // 2] if mid else None
+    first = heads.setting.iloc[0] if len(heads) else None
+    for method, d in heads[(heads.setting == first) & (heads.rate == mid)].groupby("method"):
+        figs[f"heads_{method}"] = layer_head_heatmap(
+            d,
+            "attention_lost",
+            title=f"{method} at rate {mid}: share of the final rows' attention on evicted keys",
+            color="attention_lost",
+            scale="Reds",
+            zmin=0,
+            zmax=1,
+        )
+    gate = heads[(heads.method == GATE) & heads.rate.isna() & (heads.setting == first)]
+    if len(gate):
+        figs["heads_gate_evicted"] = layer_head_heatmap(
+            gate,
+            "evicted",
+            title="Gate at its threshold: share of context evicted per layer and head",
+            scale="Blues",
+            zmin=0,
+            zmax=1,
+        )
+    t = result.tokens
+    if len(t):
+        t = t.query("setting == @t.setting.iloc[0]")
+        grid = t.pivot(index="method", columns="pos", values="kept")
+        words = t.pivot(index="method", columns="pos", values="token")
+        figs["tokens_kept"] = go.Figure(
+            go.Heatmap(
+                z=grid.values,
+                x=[repr(w) for w in words.iloc[0]],
+                y=grid.index,
+                zmin=0,
+                zmax=1,
+                text=words.values,
+                hovertemplate="%{y} %{text}: kept by %{z:.2f} of heads",
+                colorscale="Greens",
+            )
+        )
+        figs["tokens_kept"].update_layout(
+            title="First prompt: share of (layer, head) keeping each token, at the middle rate"
+        )
+    return figs
+
+
+def eviction_report(result: EvictionResult, summary: dict, model: str, task: str) -> str:
+    """The markdown report: every setting's table, then the gate's verdict."""
+    c = result.curves
+    rates = sorted(r for r in c.rate.unique() if r > 0)
+    lines = [
+        f"# KV-cache eviction: {model} on `{task}`",
+        "",
+        f"Eviction simulated after the prefill: the query line's rows lose the evicted "
+        f"keys, every earlier row saw every key. {summary['seconds']:.0f} s.",
+        "",
+    ]
+    for setting, d in c.groupby("setting", sort=False):
+        full = float(d.query("method == 'full'").accuracy.iloc[0])
+        n = int(d.prompts.iloc[0])
+        lines += [
+            f"## {setting} ({n} prompts)",
+            "",
+            f"Every key kept: {full:.3f}.",
+            "",
+            "| method | " + " | ".join(f"evict {r:g}" for r in rates) + " |",
+            "|---" * (len(rates) + 1) + "|",
+        ]
+        for method, m in d.query("method != 'full'").groupby("method"):
+            acc = dict(zip(m.rate, m.accuracy))
+            lines.append(
+                f"| {method} | "
+                + " | ".join(f"{acc.get(r, float('nan')):.3f}" for r in rates)
+                + " |"
+            )
+        g = result.gate.get(setting)
+        if g:
+            lines += [
+                "",
+                f"Gate at its threshold: evicts {g['rate']:.3f} of the context, "
+                f"accuracy {g['accuracy']:.3f}.",
+            ]
+        lines.append("")
+    lines += _verdict(summary)
+    return "\n".join(lines) + "\n"
+
+
+def _verdict(summary: dict) -> list[str]:
+    """Where each gate variant stands against full attention and the best training-free
+    method at each rate, as measured; nothing is claimed that the numbers do not show."""
+    by = summary["by_method"]
+    gates = [g for g in (GATE, GATE_WINDOW) if g in by]
+    if not gates:
+        return ["No gate in this run."]
+    out = ["## The gate against the baselines", ""]
+    free = {m: v for m, v in by.items() if m not in gates}
+    for gate in gates:
+        for rate, acc in sorted(by[gate].items()):
+            others = {m: v[rate] for m, v in free.items() if rate in v}
+            best = max(others, key=others.get)
+            verdict = "ahead or level" if acc >= others[best] else "behind"
+            out.append(
+                f"- {gate}, evict {rate}: {acc:.3f} (full minus it "
+                f"{summary['accuracy_full'] - acc:+.3f}); best training-free {best} "
+                f"{others[best]:.3f}: the gate is {verdict}"
+            )
+    return out
+
+
+class EvictionRun(Result):
+    """An eviction evaluation as a run directory reads it; ``record``: the training record of
+    the gate trained inside the run (None for a loaded gate or none)."""
+
+    TABLES = ("curves", "by_head", "tokens")
+
+    def __init__(self, result: EvictionResult, seconds: float, record, model: str, task: str):
+        self.result, self.seconds, self.record = result, seconds, record
+        self.model, self.task = model, task
+
+    def params(self) -> dict:
+        return {"eviction": "after prefill: the query line's rows"}
+
+    def tables(self) -> dict:
+        return {name: getattr(self.result, name) for name in self.TABLES}
+
+    def figures(self) -> dict[str, go.Figure]:
+        return eviction_figures(self.result)
+
+    def summary(self) -> dict:
+        return eviction_summary(self.result, self.seconds, self.record)
+
+    def report(self, summary: dict) -> str:
+        return eviction_report(self.result, summary, self.model, self.task)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from circuits.activation_patching.effects import Effects
 from circuits.activation_patching.plan import COMPONENTS, build_plan
 from circuits.activation_patching.report import PatchRun, attribution_table
-from interp.analysis import Analysis, AnalysisConfig
-from interp.analysis.base import Log
+from interp.analysis import Analysis, AnalysisConfig, CostEstimate
+from interp.analysis.base import Log, engine_costs
 from interp.errors import IclscopeError
 
 
@@ -42,9 +42,17 @@ class ActivationPatching(Analysis):
                 f"unknown component {config.component!r}", fix=f"use one of {COMPONENTS}"
             )
 
-    def run(self, model, task: str, config: PatchConfig, executor, *, log: Log = print):
-        from interp.patching.attribution import attribute
-        from interp.patching.engine import Engine
+    def estimate(self, model, task, config: PatchConfig, workers=1, loaded=None):
+        from interp.models import load_model
+
+        m = loaded if loaded is not None else load_model(model)
+        clean, corrupted, plan = self._plan(m, task, config)
+        costs = engine_costs(m, [("patch", plan, clean, corrupted)], config.max_batch, workers)
+        return CostEstimate(costs)
+
+    @staticmethod
+    def _plan(model, task: str, config: PatchConfig):
+        """The prompt pairs and the sweep's plan, with the clean and corrupted runs."""
         from interp.patching.sweeps import with_baselines
         from interp.tasks.suite import build_pair_batches
 
@@ -52,7 +60,13 @@ class ActivationPatching(Analysis):
             model.prompt_builder(), task, config.prompts, config.shots, config.seed
         )
         sweep = build_plan(config.component, model.cfg, clean, config.ablation, config.per_position)
-        plan = with_baselines(sweep, range(len(clean)))
+        return clean, corrupted, with_baselines(sweep, range(len(clean)))
+
+    def run(self, model, task: str, config: PatchConfig, executor, *, log: Log = print):
+        from interp.patching.attribution import attribute
+        from interp.patching.engine import Engine
+
+        clean, corrupted, plan = self._plan(model, task, config)
         start = time.perf_counter()
         engine = Engine(model, max_batch=config.max_batch, executor=executor)
         log(f"plan: {plan!r}")

@@ -18,7 +18,7 @@ from pathlib import Path
 from circuits.block_relevance.compute import BlockRelevance
 from circuits.block_relevance.report import BlockRelevanceRun
 from circuits.block_relevance.train import RECORD as BLOCKRANK_RECORD
-from interp.analysis import Analysis, AnalysisConfig
+from interp.analysis import Analysis, AnalysisConfig, CostEstimate
 from interp.analysis.base import Log
 from interp.errors import IclscopeError
 
@@ -75,6 +75,9 @@ class BlockRelevanceAnalysis(Analysis):
                 f"block relevance runs on ranking families, not {task!r} ({family.kind})",
                 fix="use --task nl_ranking_lexical or --task nl_ranking_semantic",
             )
+
+    def estimate(self, model, task, config: BlockRelevanceConfig, workers=1, loaded=None):
+        return CostEstimate(config.estimate(model, task, workers), "")
 
     def load(self, model: str, config: BlockRelevanceConfig):
         """The model on the config's backend (a BlockRank folder loads like any other)."""

@@ -20,7 +20,7 @@ from circuits.eviction.methods import METHODS
 from circuits.eviction.prompts import eviction_builder, eviction_settings, load_eager
 from circuits.eviction.report import EvictionRun
 from circuits.eviction.train import gate_examples, train_gate
-from interp.analysis import Analysis, AnalysisConfig
+from interp.analysis import Analysis, AnalysisConfig, CostEstimate
 from interp.analysis.base import Log
 from interp.errors import Interrupted
 
@@ -59,6 +59,28 @@ class EvictionAnalysis(Analysis):
         for the report and the gate's record, which the loaded model does not carry."""
         self.model_name = model
         return load_eager(model)
+
+    def estimate(self, model, task, config: EvictionConfig, workers=1, loaded=None):
+        with_gate = config.gate is not None or config.train
+        costs = eviction_estimate(
+            model,
+            task,
+            config.shots,
+            config.prompts,
+            config.lengths,
+            config.seed,
+            config.kv_keys,
+            config.methods,
+            config.rates,
+            with_gate,
+            config.chunk,
+            workers,
+        )
+        notes = ()
+        if config.gate is None and config.train:
+            trained = f"{config.gate_prompts} prompts prefilled, {config.gate_epochs} epochs"
+            notes = (f"besides: the gate's training here ({trained})",)
+        return CostEstimate(costs, "", notes)
 
     def run(self, model, task: str, config: EvictionConfig, executor, *, log: Log = print):
         t0 = time.perf_counter()

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from circuits.icl_circuit import EdgeAblation, IclCircuit
 from circuits.icl_circuit.report import CircuitRun
-from interp.analysis import Analysis, AnalysisConfig
-from interp.analysis.base import Log
+from interp.analysis import Analysis, AnalysisConfig, CostEstimate
+from interp.analysis.base import Log, engine_costs
 from interp.errors import IclscopeError
 
 
@@ -49,6 +49,18 @@ class IclCircuitAnalysis(Analysis):
                 f"the ICL circuit runs on classification families, not {task!r} ({family.kind})",
                 fix="use --task sentiment_semantic or --task sentiment_arbitrary",
             )
+
+    def estimate(self, model, task, config: CircuitConfig, workers=1, loaded=None):
+        from interp.models import load_model
+
+        m = loaded if loaded is not None else load_model(model)
+        circuit = config.circuit()
+        costs = engine_costs(m, circuit.engine_steps(m, task), config.max_batch, workers)
+        besides = (
+            f"besides: {2 * config.prompts} prompts cached (correct and wrong labels) in "
+            f"{2 * -(-config.prompts // circuit.chunk)} forward passes, in this process"
+        )
+        return CostEstimate(costs, "--ablation-prompts", (besides,))
 
     def run(self, model, task: str, config: CircuitConfig, executor, *, log: Log = print):
         circuit = config.circuit()

@@ -16,8 +16,8 @@ from circuits.task_vectors import TaskVectors
 from circuits.task_vectors.data import resolve_tasks
 from circuits.task_vectors.overlap import circuit_heads, overlap
 from circuits.task_vectors.report import TaskVectorsRun
-from interp.analysis import Analysis, AnalysisConfig
-from interp.analysis.base import Log
+from interp.analysis import Analysis, AnalysisConfig, CostEstimate
+from interp.analysis.base import Log, engine_costs
 
 
 @dataclass
@@ -91,6 +91,22 @@ class TaskVectorsAnalysis(Analysis):
         elif task != "all":
             resolve_tasks(task)
 
+    def estimate(self, model, task, config: TaskVectorsConfig, workers=1, loaded=None):
+        from circuits.task_vectors.data import tasks_for
+        from interp.models import load_model
+
+        m = loaded if loaded is not None else load_model(model)
+        tasks = config.tasks or tasks_for(model, task)
+        analysis = config.task_vectors()
+        costs = engine_costs(m, analysis.engine_steps(m, tasks), config.max_batch, workers)
+        besides = (
+            f"besides, in this process: {len(tasks)} tasks' embeddings and ICL accuracies (up "
+            f"to {config.te_prompts + 2 * config.test_items} prompts each), soft injection's "
+            f"{config.steps} training steps per task and fit ({len(analysis.fits())} fits per "
+            "alpha)"
+        )
+        return CostEstimate(costs, memory_knobs(tasks), (besides,))
+
     def run(
         self, model, task: str, config: TaskVectorsConfig, executor, *, log: Log = print
     ) -> TaskVectorsRun:
@@ -108,3 +124,18 @@ class TaskVectorsAnalysis(Analysis):
             )
         seconds = round(time.monotonic() - t0, 1)
         return TaskVectorsRun(result, circuit, seconds, model.cfg.name, analysis, tasks)
+
+
+def memory_knobs(tasks: list[str]) -> dict[str, str]:
+    """What shrinks each task-vector plan's cached sources: the AIE's prompts are --trials,
+    the test sweeps' --test-items; the dev sweeps read every train item of the task, which no
+    option caps (more --test-items leave fewer, but that is not a knob to turn for memory)."""
+    knobs = {"": "--test-items"}
+    for task in tasks:
+        knobs[f"{task} AIE"] = "--trials"
+        for dev in ("FV dev", "TV dev"):
+            knobs[f"{task} {dev}"] = (
+                "tasks (its dev sweeps cache every train item: drop this task from --task, or "
+                "run on a machine with more memory)"
+            )
+    return knobs

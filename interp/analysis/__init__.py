@@ -12,7 +12,7 @@ A notebook runs any analysis the way the command line does::
                         model="organism", task="sentiment_arbitrary")
 """
 
-from interp.analysis.base import Analysis, AnalysisConfig, Result, config_from
+from interp.analysis.base import Analysis, AnalysisConfig, CostEstimate, Result, config_from
 from interp.analysis.registry import AnalysisEntry, entries, entry, get, register
 from interp.analysis.runner import ExecutionOptions, open_executor, run_analysis, write_result
 
@@ -20,6 +20,7 @@ __all__ = [
     "Analysis",
     "AnalysisConfig",
     "AnalysisEntry",
+    "CostEstimate",
     "ExecutionOptions",
     "Result",
     "config_from",

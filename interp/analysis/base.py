@@ -40,6 +40,29 @@ class AnalysisConfig:
         return values
 
 
+@dataclass
+class CostEstimate:
+    """What a run will cost before it starts: ``costs`` (engine plans'
+    :class:`~interp.patching.memory.Costs`, or chunks' :class:`~interp.patching.memory.
+    WorkEstimate`: both say their ``lines()`` and ``check(budget, knob)``), the option that
+    shrinks it (``knob``) and what the run does besides (``notes``)."""
+
+    costs: Any
+    knob: str | dict[str, str] = "--prompts"
+    notes: tuple[str, ...] = ()
+
+    def lines(self) -> list[str]:
+        return [*self.costs.lines(), *self.notes]
+
+
+def engine_costs(model, steps, max_batch: int | None, workers: int):
+    """The :class:`~interp.patching.memory.Costs` of engine ``steps`` on a loaded model."""
+    from interp.patching.engine import Engine
+    from interp.patching.memory import estimate_steps
+
+    return estimate_steps(Engine(model, max_batch=max_batch), steps, workers=workers)
+
+
 class Result(ABC):
     """What an analysis hands back: everything a run directory holds, computed on demand.
 
@@ -104,6 +127,14 @@ class Analysis(ABC):
         from interp.models import load_model
 
         return load_model(model)
+
+    def estimate(
+        self, model: str, task: str, config: AnalysisConfig, workers: int = 1, loaded=None
+    ) -> CostEstimate | None:
+        """What a run will cost (forward passes, memory per worker), printed by ``--dry-run``
+        and logged when a run starts; ``loaded``: the model :meth:`load` gave, where the
+        caller has it. None where the analysis cannot say."""
+        return None
 
     @abstractmethod
     def run(

@@ -121,6 +121,10 @@ def run_analysis(
             log(f"loading {model} ...")
             loaded = analysis.load(model, config)
             analysis.run_dir = run.path
+            workers = execution.parallel_workers if execution is not None else 1
+            cost = analysis.estimate(model, task, config, workers, loaded=loaded)
+            for line in cost.lines() if cost is not None else ():
+                log(f"estimate: {line}")
             _seed_everything(config.seed)
             with recorded(executor, run.executor) as current:  # the manifest lists every run
                 result = analysis.run(loaded, task, config, current, log=log)

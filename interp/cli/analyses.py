@@ -16,6 +16,7 @@ from rich.table import Table
 from interp.analysis.runner import ExecutionOptions
 from interp.cli import checks, options
 from interp.cli.app import app, console, next_steps, run_app, run_command
+from interp.cli.dry_run import dry_run_first
 from interp.cli.options import Ablation, Component, Metric
 
 
@@ -138,57 +139,9 @@ def run_patch_command(
     from circuits.activation_patching import ActivationPatching, PatchConfig
 
     config = PatchConfig(seed, component, metric, ablation, prompts, shots, max_batch, per_position)
-    if estimate.wanted:
-        _dry_run_patch(model, task, config, execution.parallel_workers, estimate)
-        if estimate.show:
-            return
+    if dry_run_first(ActivationPatching(), config, model, task, execution, estimate):
+        return
     run_command(ActivationPatching(), config, out=out, model=model, task=task, execution=execution)
-
-
-def dry_run(
-    model,
-    steps,
-    max_batch: int | None,
-    workers: int,
-    budget: float | None,
-    show: bool = True,
-    sources_knob: str | dict[str, str] = "--prompts",
-    notes: tuple[str, ...] = (),
-) -> None:
-    """What a command's engine runs (``steps``, see :func:`interp.patching.memory.
-    estimate_steps`) would cost on ``model`` (a :class:`~interp.models.HookedModel`), printed
-    when ``show``, and refused when one worker's peak exceeds ``budget`` GiB (default: this
-    machine's memory), naming ``--max-batch`` or ``sources_knob``. Every command's
-    ``--dry-run`` and ``--memory-budget`` come here; ``notes`` say what it runs besides."""
-    from interp.cli.dry_run import report
-    from interp.patching.engine import Engine
-    from interp.patching.memory import estimate_steps
-
-    costs = estimate_steps(Engine(model, max_batch=max_batch), steps, workers=workers)
-    report(costs, budget, show, sources_knob, notes)
-
-
-def _dry_run_patch(model, task, config, workers: int, estimate) -> None:
-    """``run patch``'s plan, with its baselines, through :func:`dry_run`."""
-    from circuits.activation_patching import build_plan
-    from interp.models import load_model
-    from interp.patching.sweeps import with_baselines
-    from interp.tasks.suite import build_pair_batches
-
-    m = load_model(model)
-    clean, corrupted = build_pair_batches(
-        m.prompt_builder(), task, config.prompts, config.shots, config.seed
-    )
-    sweep = build_plan(config.component, m.cfg, clean, config.ablation, config.per_position)
-    plan = with_baselines(sweep, range(len(clean)))
-    dry_run(
-        m,
-        [("patch", plan, clean, corrupted)],
-        config.max_batch,
-        workers,
-        estimate.memory_budget,
-        estimate.show,
-    )
 
 
 @run_app.command("circuit")
@@ -216,24 +169,6 @@ def run_circuit_command(
     from circuits.icl_circuit.analysis import CircuitConfig, IclCircuitAnalysis
 
     config = CircuitConfig(seed, shots, prompts, ablation_prompts, max_batch)
-    if estimate.wanted:
-        from interp.models import load_model
-
-        circuit = config.circuit()
-        m = load_model(model)
-        dry_run(
-            m,
-            circuit.engine_steps(m, task),
-            max_batch,
-            execution.parallel_workers,
-            estimate.memory_budget,
-            show=estimate.show,
-            sources_knob="--ablation-prompts",
-            notes=(
-                f"besides: {2 * prompts} prompts cached (correct and wrong labels) in "
-                f"{2 * -(-prompts // circuit.chunk)} forward passes, in this process",
-            ),
-        )
-        if estimate.show:
-            return
+    if dry_run_first(IclCircuitAnalysis(), config, model, task, execution, estimate):
+        return
     run_command(IclCircuitAnalysis(), config, out=out, model=model, task=task, execution=execution)

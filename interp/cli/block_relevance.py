@@ -18,6 +18,7 @@ import typer
 from interp.analysis.runner import ExecutionOptions
 from interp.cli import checks, options
 from interp.cli.app import console, run_app, run_command, train_app
+from interp.cli.dry_run import dry_run_first
 from interp.cli.options import Backend
 
 RANKING_HELP = "A ranking family: nl_ranking_lexical or nl_ranking_semantic."
@@ -70,13 +71,8 @@ def run_block_relevance_command(
     config = BlockRelevanceConfig(
         seed=seed, prompts=prompts, docs=docs, rows=rows, backend=backend, chunk=chunk
     )
-    if estimate.wanted:
-        from interp.cli.dry_run import report
-
-        costs = config.estimate(model, task, execution.parallel_workers)
-        report(costs, estimate.memory_budget, show=estimate.show)
-        if estimate.show:
-            return
+    if dry_run_first(BlockRelevanceAnalysis(), config, model, task, execution, estimate):
+        return
     run_command(
         BlockRelevanceAnalysis(), config, out=out, model=model, task=task, execution=execution
     )

@@ -31,3 +31,14 @@ def report(
     costs.check(budget, sources_knob)
     if show:
         console.print("fits the budget")
+
+
+def dry_run_first(analysis, config, model: str, task: str, execution, estimate) -> bool:
+    """``--dry-run`` and ``--memory-budget`` for any registered analysis: print its
+    :meth:`~interp.analysis.Analysis.estimate` (with ``--dry-run``) and refuse a run over the
+    budget. True when the command stops here (a dry run)."""
+    if not estimate.wanted:
+        return False
+    cost = analysis.estimate(model, task, config, execution.parallel_workers)
+    report(cost.costs, estimate.memory_budget, estimate.show, cost.knob, cost.notes)
+    return estimate.show

@@ -13,6 +13,7 @@ import typer
 from interp.analysis.runner import ExecutionOptions
 from interp.cli import checks, options
 from interp.cli.app import console, run_app, run_command, train_app
+from interp.cli.dry_run import dry_run_first
 from interp.errors import IclscopeError
 
 KINDS = ("classification", "function", "retrieval")
@@ -98,7 +99,7 @@ def run_eviction_command(
         from circuits.eviction import GateStack
 
         GateStack.load(gate)  # refused now, not after the prefill
-    from circuits.eviction.analysis import EvictionAnalysis, EvictionConfig, eviction_estimate
+    from circuits.eviction.analysis import EvictionAnalysis, EvictionConfig
 
     config = EvictionConfig(
         seed=seed,
@@ -114,30 +115,8 @@ def run_eviction_command(
         kv_keys=_kv_keys(kv_keys),
         chunk=chunk,
     )
-    if estimate.wanted:
-        from interp.cli.dry_run import report
-
-        costs = eviction_estimate(
-            model,
-            task,
-            shots,
-            prompts,
-            length_list,
-            seed,
-            config.kv_keys,
-            method_list,
-            rate_list,
-            gate is not None or train,
-            chunk,
-            execution.parallel_workers,
-        )
-        trained = f"{gate_prompts} prompts prefilled, {gate_epochs} epochs"
-        notes = (
-            (f"besides: the gate's training here ({trained})",) if gate is None and train else ()
-        )
-        report(costs, estimate.memory_budget, show=estimate.show, notes=notes)
-        if estimate.show:
-            return
+    if dry_run_first(EvictionAnalysis(), config, model, task, execution, estimate):
+        return
     run_command(EvictionAnalysis(), config, out=out, model=model, task=task, execution=execution)
 
 

@@ -17,6 +17,7 @@ import typer
 from interp.analysis.runner import ExecutionOptions
 from interp.cli import checks, options
 from interp.cli.app import bench_app, console, run_app, run_command
+from interp.cli.dry_run import dry_run_first
 from interp.errors import IclscopeError
 
 
@@ -87,7 +88,6 @@ def run_task_vectors_command(
 
     from circuits.task_vectors.analysis import TaskVectorsAnalysis, TaskVectorsConfig
     from circuits.task_vectors.data import resolve_tasks, tasks_for
-    from interp.cli.analyses import dry_run
 
     if threads:
         torch.set_num_threads(threads)
@@ -114,44 +114,9 @@ def run_task_vectors_command(
         circuit_prompts=circuit_prompts,
         tasks=tasks_for(model, task),
     )
-    if estimate.wanted:
-        from interp.models import load_model
-
-        analysis = config.task_vectors()
-        m = load_model(model)
-        dry_run(
-            m,
-            analysis.engine_steps(m, config.tasks),
-            max_batch,
-            execution.parallel_workers,
-            estimate.memory_budget,
-            show=estimate.show,
-            sources_knob=tv_knobs(config.tasks),
-            notes=(
-                f"besides, in this process: {len(config.tasks)} tasks' embeddings and ICL "
-                f"accuracies (up to {te_prompts + 2 * test_items} prompts each), soft "
-                f"injection's {steps} training steps per task and fit ({len(analysis.fits())} "
-                "fits per alpha)",
-            ),
-        )
-        if estimate.show:
-            return
+    if dry_run_first(TaskVectorsAnalysis(), config, model, task, execution, estimate):
+        return
     run_command(TaskVectorsAnalysis(), config, out=out, model=model, task=task, execution=execution)
-
-
-def tv_knobs(tasks: list[str]) -> dict[str, str]:
-    """What shrinks each task-vector plan's cached sources: the AIE's prompts are --trials,
-    the test sweeps' --test-items; the dev sweeps read every train item of the task, which no
-    option caps (more --test-items leave fewer, but that is not a knob to turn for memory)."""
-    knobs = {"": "--test-items"}
-    for task in tasks:
-        knobs[f"{task} AIE"] = "--trials"
-        for dev in ("FV dev", "TV dev"):
-            knobs[f"{task} {dev}"] = (
-                "tasks (its dev sweeps cache every train item: drop this task from --task, or "
-                "run on a machine with more memory)"
-            )
-    return knobs
 
 
 @bench_app.command("aie")

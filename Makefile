@@ -44,7 +44,7 @@ chromium:
 # the documentation site, built strictly: a broken link, a missing page or a docstring griffe
 # cannot parse fails the build (build/ is git-ignored)
 docs: setup
-	$(PY) -m mkdocs build --strict --site-dir build/site
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir build/site
 
 # ICLSCOPE_STATIC_FIGURES=0: runs made by tests skip their static SVG copies (a Chromium start
 # each); tests/test_app.py turns them back on to check them

@@ -24,6 +24,7 @@ import streamlit as st
 from app.common import ROLE_COLOURS, ROLE_NAMES, coloured_tokens, role_kind, role_legend
 from app.format import integer_axes
 from interp.errors import IclscopeError
+from interp.runs.figures import heatmap
 
 COUNT_LABELS = {
     "classification": "shots",
@@ -124,17 +125,18 @@ def head_grid(patterns: np.ndarray, query: int, targets: list[int]) -> np.ndarra
 
 def grid_figure(grid: np.ndarray, what: str, query_label: str) -> go.Figure:
     layers, heads = grid.shape
-    fig = px.imshow(
+    table = pd.DataFrame(
         grid,
-        origin="lower",
-        aspect="auto",
+        index=pd.Index(range(layers), name="layer"),
+        columns=pd.Index(range(heads), name="head"),
+    )
+    fig = heatmap(
+        table,
+        title=f"Every head: attention from {query_label} to the {what} (sum)",
+        color="attention",
+        scale="Blues",
         zmin=0,
         zmax=max(1e-9, float(grid.max())),
-        color_continuous_scale="Blues",
-        labels={"x": "head", "y": "layer", "color": "attention"},
-        x=list(range(heads)),
-        y=list(range(layers)),
-        title=f"Every head: attention from {query_label} to the {what} (sum)",
     )
     fig.update_traces(hovertemplate="L%{y}H%{x}: %{z:.3f}<extra></extra>")
     fig.update_layout(height=max(340, 160 + 24 * layers))

@@ -20,7 +20,6 @@ from circuits.block_relevance.report import BlockRelevanceRun
 from circuits.block_relevance.train import RECORD as BLOCKRANK_RECORD
 from interp.analysis import Analysis, AnalysisConfig, CostEstimate
 from interp.analysis.base import Log
-from interp.errors import IclscopeError
 
 
 @dataclass
@@ -67,14 +66,14 @@ class BlockRelevanceAnalysis(Analysis):
     config_type = BlockRelevanceConfig
 
     def check(self, model: str, task: str, config: BlockRelevanceConfig) -> None:
-        from interp.tasks.suite import get_family
+        from interp.tasks.suite import require_kind
 
-        family = get_family(task)
-        if family.kind != "ranking":
-            raise IclscopeError(
-                f"block relevance runs on ranking families, not {task!r} ({family.kind})",
-                fix="use --task nl_ranking_lexical or --task nl_ranking_semantic",
-            )
+        require_kind(
+            task,
+            "ranking",
+            "block relevance",
+            fix="use --task nl_ranking_lexical or --task nl_ranking_semantic",
+        )
 
     def estimate(self, model, task, config: BlockRelevanceConfig, workers=1, loaded=None):
         return CostEstimate(config.estimate(model, task, workers), "")

@@ -8,7 +8,6 @@ from circuits.icl_circuit import EdgeAblation, IclCircuit
 from circuits.icl_circuit.report import CircuitRun
 from interp.analysis import Analysis, AnalysisConfig, CostEstimate
 from interp.analysis.base import Log, engine_costs
-from interp.errors import IclscopeError
 
 
 @dataclass
@@ -41,14 +40,14 @@ class IclCircuitAnalysis(Analysis):
     config_type = CircuitConfig
 
     def check(self, model: str, task: str, config: CircuitConfig) -> None:
-        from interp.tasks.suite import get_family
+        from interp.tasks.suite import require_kind
 
-        family = get_family(task)
-        if family.kind != "classification":
-            raise IclscopeError(
-                f"the ICL circuit runs on classification families, not {task!r} ({family.kind})",
-                fix="use --task sentiment_semantic or --task sentiment_arbitrary",
-            )
+        require_kind(
+            task,
+            "classification",
+            "the ICL circuit",
+            fix="use --task sentiment_semantic or --task sentiment_arbitrary",
+        )
 
     def estimate(self, model, task, config: CircuitConfig, workers=1, loaded=None):
         from interp.models import load_model

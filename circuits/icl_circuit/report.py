@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 
 from circuits.icl_circuit import EDGE_NAMES, IclCircuitResult
 from interp.analysis import Result
+from interp.runs.figures import heatmap, layer_head_heatmap
 from interp.runs.reports import integer_axes
 
 CIRCUIT_TABLES = (
@@ -84,16 +85,13 @@ def circuit_figures(result: IclCircuitResult) -> dict[str, go.Figure]:
         markers=True,
         title="Step 2: input class from label-token states, correct vs wrong labels",
     )
-    grid = result.step3_heads.pivot(index="layer", columns="head", values="label_acc")
-    figs["step3_retrieval_heads"] = px.imshow(
-        grid,
-        origin="lower",
-        aspect="auto",
+    figs["step3_retrieval_heads"] = layer_head_heatmap(
+        result.step3_heads,
+        "label_acc",
+        title="Step 3: label assignment accuracy per head",
+        color="label acc",
         zmin=0,
         zmax=1,
-        color_continuous_scale="Viridis",
-        labels={"color": "label acc"},
-        title="Step 3: label assignment accuracy per head",
     )
     sub = result.subspace
     figs["step3_subspace"] = px.scatter(
@@ -107,15 +105,15 @@ def circuit_figures(result: IclCircuitResult) -> dict[str, go.Figure]:
     )
     abl = result.ablation.pivot(index="edge", columns="range", values="acc")
     abl = abl.reindex([*EDGE_NAMES, "random", "none", "k=0"])
-    figs["ablation"] = px.imshow(
+    figs["ablation"] = heatmap(
         abl,
-        aspect="auto",
+        title="Accuracy with attention edges knocked out",
+        color="accuracy",
+        scale="RdBu",
         zmin=0,
         zmax=1,
-        color_continuous_scale="RdBu",
-        text_auto=".2f",
-        labels={"color": "accuracy"},
-        title="Accuracy with attention edges knocked out",
+        origin=None,
+        text=".2f",
     )
     return {name: integer_axes(fig) for name, fig in figs.items()}
 

@@ -12,9 +12,9 @@ Reads only the run's tables (``accuracy``, ``aie``, ``alpha``, ``alpha_stability
 from __future__ import annotations
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
+from interp.runs.figures import layer_head_heatmap
 from interp.runs.store import Run
 
 
@@ -63,29 +63,14 @@ def task_vectors_view(run: Run, name: str) -> None:
         st.subheader("Average indirect effect per head")
         tasks = ["mean", *[t for t in aie.task.unique() if t != "mean"]]
         task = st.selectbox("AIE of", tasks, key="tv_aie_task")
-        grid = aie[aie.task == task].pivot(index="layer", columns="head", values="aie")
-        fig = px.imshow(
-            grid,
-            origin="lower",
-            aspect="auto",
-            color_continuous_scale="RdBu_r",
-            color_continuous_midpoint=0.0,
-            labels={"color": "AIE"},
+        fig = layer_head_heatmap(
+            aie[aie.task == task], "aie", title="", color="AIE", scale="RdBu_r", midpoint=0.0
         )
         st.plotly_chart(fig, width="stretch", key=f"{name}-aie-{task}")
     if alpha is not None and len(alpha):
         st.subheader("Soft injection: learned alpha")
         which = st.selectbox("alpha of", list(alpha.task.unique()), key="tv_alpha_task")
-        grid = alpha[alpha.task == which].pivot(index="layer", columns="head", values="alpha")
-        fig = px.imshow(
-            grid,
-            origin="lower",
-            aspect="auto",
-            zmin=0,
-            zmax=1,
-            color_continuous_scale="Viridis",
-            labels={"color": "alpha"},
-        )
+        fig = layer_head_heatmap(alpha[alpha.task == which], "alpha", title="", zmin=0, zmax=1)
         st.plotly_chart(fig, width="stretch", key=f"{name}-alpha-{which}")
     stability = run.tables.get("alpha_stability")
     if stability is not None and stability.groupby("task").size().max() > 1:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from interp.analysis.base import Analysis, AnalysisConfig, Log, Result
+from interp.analysis.base import Analysis, AnalysisConfig, Log, Result, config_from
 from interp.analysis.registry import get
 
 
@@ -145,3 +145,19 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def run_with_arguments(analysis: Analysis, arguments: dict[str, Any]) -> Path:
+    """Run ``analysis`` from one function's arguments (``locals()`` of an older ``run_*``
+    call): ``out``, ``model``, ``task``, ``executor`` and ``log`` go to the runner, the rest
+    into the analysis's config."""
+    config = config_from(analysis.config_type, arguments)
+    return run_analysis(
+        analysis,
+        config,
+        out=arguments["out"],
+        model=arguments["model"],
+        task=arguments.get("task", analysis.kind),
+        executor=arguments.get("executor"),
+        log=arguments.get("log", print),
+    )

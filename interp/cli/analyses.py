@@ -15,9 +15,9 @@ from rich.table import Table
 
 from interp.analysis.runner import ExecutionOptions
 from interp.cli import checks, options
-from interp.cli.app import app, console, next_steps, run_app, run_command
-from interp.cli.dry_run import dry_run_first
+from interp.cli.app import app, console, next_steps, run_app
 from interp.cli.options import Ablation, Component, Metric
+from interp.cli.running import run_command
 
 
 @app.command("eval")
@@ -139,9 +139,15 @@ def run_patch_command(
     from circuits.activation_patching import ActivationPatching, PatchConfig
 
     config = PatchConfig(seed, component, metric, ablation, prompts, shots, max_batch, per_position)
-    if dry_run_first(ActivationPatching(), config, model, task, execution, estimate):
-        return
-    run_command(ActivationPatching(), config, out=out, model=model, task=task, execution=execution)
+    run_command(
+        ActivationPatching(),
+        config,
+        out=out,
+        model=model,
+        task=task,
+        execution=execution,
+        estimate=estimate,
+    )
 
 
 @run_app.command("circuit")
@@ -169,6 +175,12 @@ def run_circuit_command(
     from circuits.icl_circuit.analysis import CircuitConfig, IclCircuitAnalysis
 
     config = CircuitConfig(seed, shots, prompts, ablation_prompts, max_batch)
-    if dry_run_first(IclCircuitAnalysis(), config, model, task, execution, estimate):
-        return
-    run_command(IclCircuitAnalysis(), config, out=out, model=model, task=task, execution=execution)
+    run_command(
+        IclCircuitAnalysis(),
+        config,
+        out=out,
+        model=model,
+        task=task,
+        execution=execution,
+        estimate=estimate,
+    )

@@ -46,21 +46,3 @@ def next_steps(*commands: str) -> None:
     """What a user runs next, as the command's last lines (stderr: stdout stays data)."""
     for command in commands:
         err_console.print(f"[bold]next:[/] {command}")
-
-
-def run_command(analysis, config, *, out, model: str, task: str, execution=None) -> None:
-    """What every analysis command does once its options are checked and its config built:
-    run it through :func:`~interp.analysis.runner.run_analysis`, progress on the console,
-    then :func:`report_path`."""
-    from interp.analysis import run_analysis
-
-    path = run_analysis(
-        analysis,
-        config,
-        out=out,
-        model=model,
-        task=task,
-        execution=execution,
-        log=console.print,
-    )
-    report_path(path)

@@ -17,9 +17,9 @@ import typer
 
 from interp.analysis.runner import ExecutionOptions
 from interp.cli import checks, options
-from interp.cli.app import console, run_app, run_command, train_app
-from interp.cli.dry_run import dry_run_first
+from interp.cli.app import console, run_app, train_app
 from interp.cli.options import Backend
+from interp.cli.running import run_command
 
 RANKING_HELP = "A ranking family: nl_ranking_lexical or nl_ranking_semantic."
 
@@ -71,10 +71,14 @@ def run_block_relevance_command(
     config = BlockRelevanceConfig(
         seed=seed, prompts=prompts, docs=docs, rows=rows, backend=backend, chunk=chunk
     )
-    if dry_run_first(BlockRelevanceAnalysis(), config, model, task, execution, estimate):
-        return
     run_command(
-        BlockRelevanceAnalysis(), config, out=out, model=model, task=task, execution=execution
+        BlockRelevanceAnalysis(),
+        config,
+        out=out,
+        model=model,
+        task=task,
+        execution=execution,
+        estimate=estimate,
     )
 
 

@@ -12,8 +12,8 @@ import typer
 
 from interp.analysis.runner import ExecutionOptions
 from interp.cli import checks, options
-from interp.cli.app import console, run_app, run_command, train_app
-from interp.cli.dry_run import dry_run_first
+from interp.cli.app import console, run_app, train_app
+from interp.cli.running import run_command
 from interp.errors import IclscopeError
 
 KINDS = ("classification", "function", "retrieval")
@@ -115,9 +115,15 @@ def run_eviction_command(
         kv_keys=_kv_keys(kv_keys),
         chunk=chunk,
     )
-    if dry_run_first(EvictionAnalysis(), config, model, task, execution, estimate):
-        return
-    run_command(EvictionAnalysis(), config, out=out, model=model, task=task, execution=execution)
+    run_command(
+        EvictionAnalysis(),
+        config,
+        out=out,
+        model=model,
+        task=task,
+        execution=execution,
+        estimate=estimate,
+    )
 
 
 @train_app.command("gate")

@@ -24,7 +24,7 @@ def streamlit_command(runs: Path, port: int, address: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "streamlit",
+        "app.server",  # Streamlit's command line, with the first page's imports done
         "run",
         str(EXPLORER),
         "--server.headless",

@@ -16,8 +16,8 @@ import typer
 
 from interp.analysis.runner import ExecutionOptions
 from interp.cli import checks, options
-from interp.cli.app import bench_app, console, run_app, run_command
-from interp.cli.dry_run import dry_run_first
+from interp.cli.app import bench_app, console, run_app
+from interp.cli.running import run_command
 from interp.errors import IclscopeError
 
 
@@ -114,9 +114,15 @@ def run_task_vectors_command(
         circuit_prompts=circuit_prompts,
         tasks=tasks_for(model, task),
     )
-    if dry_run_first(TaskVectorsAnalysis(), config, model, task, execution, estimate):
-        return
-    run_command(TaskVectorsAnalysis(), config, out=out, model=model, task=task, execution=execution)
+    run_command(
+        TaskVectorsAnalysis(),
+        config,
+        out=out,
+        model=model,
+        task=task,
+        execution=execution,
+        estimate=estimate,
+    )
 
 
 @bench_app.command("aie")

@@ -30,7 +30,7 @@ from circuits.block_relevance.report import (  # noqa: F401 (re-exported)
     block_relevance_figures,
     block_relevance_report,
 )
-from interp.analysis import run_analysis
+from interp.analysis.runner import run_with_arguments
 
 
 def run_block_relevance(
@@ -49,15 +49,4 @@ def run_block_relevance(
     """Run block relevance and write a run directory under ``out``; return its path. The
     chunks of ``chunk`` prompts run on ``executor`` (default: the enclosing ``using`` block's,
     else here), and the manifest records it."""
-    config = BlockRelevanceConfig(
-        seed=seed, prompts=prompts, docs=docs, rows=rows, backend=backend, chunk=chunk
-    )
-    return run_analysis(
-        BlockRelevanceAnalysis(),
-        config,
-        out=out,
-        model=model,
-        task=task,
-        executor=executor,
-        log=log,
-    )
+    return run_with_arguments(BlockRelevanceAnalysis(), locals())

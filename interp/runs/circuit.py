@@ -21,7 +21,7 @@ from circuits.icl_circuit.report import (  # noqa: F401 (re-exported)
     circuit_tables,
     write_circuit,
 )
-from interp.analysis import run_analysis
+from interp.analysis.runner import run_with_arguments
 
 
 def run_circuit(
@@ -37,16 +37,7 @@ def run_circuit(
     max_batch: int | None = None,
 ) -> Path:
     """Run the ICL circuit and write a run directory under ``out``; return its path."""
-    config = CircuitConfig(
-        seed=seed,
-        shots=shots,
-        prompts=prompts,
-        ablation_prompts=ablation_prompts,
-        max_batch=max_batch,
-    )
-    return run_analysis(
-        IclCircuitAnalysis(), config, out=out, model=model, task=task, executor=executor, log=log
-    )
+    return run_with_arguments(IclCircuitAnalysis(), locals())
 
 
 def make_circuit(

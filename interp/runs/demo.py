@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from circuits.demo.analysis import DemoAnalysis, DemoConfig
+from circuits.demo.analysis import DemoAnalysis
 from circuits.demo.look import (  # noqa: F401 (re-exported)
     CIRCUIT_TASK,
     DEMO_FAMILIES,
@@ -16,7 +16,7 @@ from circuits.demo.look import (  # noqa: F401 (re-exported)
     demo_suite,
     first_look,
 )
-from interp.analysis import run_analysis
+from interp.analysis.runner import run_with_arguments
 
 
 def run_demo(
@@ -30,11 +30,4 @@ def run_demo(
     log=print,
 ) -> Path:
     """Evaluate, look inside one prompt and (with ``circuit``) run the ICL circuit."""
-    config = DemoConfig(
-        seed=seed,
-        n=n,
-        circuit=circuit,
-        circuit_prompts=circuit_prompts,
-        ablation_prompts=ablation_prompts,
-    )
-    return run_analysis(DemoAnalysis(), config, out=out, model=model, task="demo", log=log)
+    return run_with_arguments(DemoAnalysis(), {**locals(), "task": "demo"})

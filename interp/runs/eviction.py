@@ -32,7 +32,7 @@ from circuits.eviction.report import (  # noqa: F401
     eviction_report,
     eviction_summary,
 )
-from interp.analysis import run_analysis
+from interp.analysis.runner import run_with_arguments
 
 
 def run_eviction(
@@ -57,21 +57,5 @@ def run_eviction(
 ) -> Path:
     """Every method at every rate, plus the gate (loaded from ``gate``, or trained here and
     saved under the run's ``gate/``); write the run under ``out`` and return its path."""
-    config = EvictionConfig(
-        seed=seed,
-        shots=shots,
-        prompts=prompts,
-        rates=tuple(rates),
-        methods=tuple(methods),
-        lengths=tuple(lengths),
-        gate=str(gate) if gate else None,
-        train=train,
-        objective=objective,
-        gate_prompts=gate_prompts,
-        gate_epochs=gate_epochs,
-        kv_keys=kv_keys,
-        chunk=chunk,
-    )
-    return run_analysis(
-        EvictionAnalysis(), config, out=out, model=model, task=task, executor=executor, log=log
-    )
+    gate = str(gate) if gate else None  # the manifest records the folder as text
+    return run_with_arguments(EvictionAnalysis(), locals())

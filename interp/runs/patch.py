@@ -26,7 +26,7 @@ from circuits.activation_patching.report import (  # noqa: F401
     describe,
     summary,
 )
-from interp.analysis import run_analysis
+from interp.analysis.runner import run_with_arguments
 
 
 def run_patch(
@@ -46,16 +46,4 @@ def run_patch(
 ) -> Path:
     """Run the sweep and write a run directory under ``out``; return its path. ``executor``:
     where the plan's chunks run (local by default); the manifest records it."""
-    config = PatchConfig(
-        seed=seed,
-        component=component,
-        metric=metric,
-        ablation=ablation,
-        prompts=prompts,
-        shots=shots,
-        max_batch=max_batch,
-        per_position=per_position,
-    )
-    return run_analysis(
-        ActivationPatching(), config, out=out, model=model, task=task, executor=executor, log=log
-    )
+    return run_with_arguments(ActivationPatching(), locals())

@@ -47,6 +47,17 @@ def get_family(name: str) -> TaskFamily:
     return TASK_FAMILIES[name]
 
 
+def require_kind(task: str, kind: str, analysis: str, fix: str) -> TaskFamily:
+    """The family ``task``, refused unless it is of ``kind``: an analysis names itself
+    (``analysis``) and the families to use instead (``fix``)."""
+    family = get_family(task)
+    if family.kind != kind:
+        raise IclscopeError(
+            f"{analysis} runs on {kind} families, not {task!r} ({family.kind})", fix=fix
+        )
+    return family
+
+
 def sample_episodes(family: str, n: int, k: int | None = None, seed: int = 0) -> list:
     """``n`` episodes of one family with ``k`` shots (documents, pairs), reproducibly."""
     fam = get_family(family)

@@ -1,0 +1,29 @@
+"""What every analysis command does once its options are checked and its config is built."""
+
+from __future__ import annotations
+
+from interp.cli.app import console, report_path
+from interp.cli.dry_run import dry_run_first
+
+
+def run_command(
+    analysis, config, *, out, model: str, task: str, execution=None, estimate=None
+) -> None:
+    """With ``--dry-run`` print what the run would cost and stop; with ``--memory-budget``
+    refuse a run over it; otherwise run it through
+    :func:`~interp.analysis.runner.run_analysis` (progress on the console) and end with
+    :func:`~interp.cli.app.report_path`."""
+    if estimate is not None and dry_run_first(analysis, config, model, task, execution, estimate):
+        return
+    from interp.analysis import run_analysis
+
+    path = run_analysis(
+        analysis,
+        config,
+        out=out,
+        model=model,
+        task=task,
+        execution=execution,
+        log=console.print,
+    )
+    report_path(path)

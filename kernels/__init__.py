@@ -21,9 +21,9 @@ variable ``ICLSCOPE_KERNELS``:
 The ``*_torch`` and ``*_triton`` variants are exported for tests and benchmarks.
 """
 
+from kernels.blend import patch_or_mix, patch_or_mix_torch, patch_or_mix_triton
 from kernels.dispatch import use_triton
 from kernels.edge_mask import mask_edges, mask_edges_torch, mask_edges_triton
-from kernels.patch import patch_or_mix, patch_or_mix_torch, patch_or_mix_triton
 
 __all__ = [
     "mask_edges",

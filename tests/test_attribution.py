@@ -9,12 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from interp.engine.attribution import attribute, rank_agreement
+from interp.engine.batched import Engine
+from interp.engine.plan import InterventionPlan, PlanRow
+from interp.engine.sweeps import head_sweep, resid_sweep
 from interp.errors import IclscopeError
 from interp.models import load_model
-from interp.patching.attribution import attribute, rank_agreement
-from interp.patching.engine import Engine
-from interp.patching.plan import InterventionPlan, PlanRow
-from interp.patching.sweeps import head_sweep, resid_sweep
 from interp.tasks.suite import build_pair_batches
 
 

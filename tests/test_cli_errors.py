@@ -211,9 +211,9 @@ def test_closed_sets_match_the_library():
     """The option types repeat the library's names (to keep usage errors instant)."""
     from circuits.activation_patching import COMPONENTS
     from interp.bench.kernels import SIZES
+    from interp.engine.metrics import MetricName
+    from interp.engine.plan import Source
     from interp.models.interface import Backend
-    from interp.patching.metrics import MetricName
-    from interp.patching.plan import Source
 
     assert get_args(options.Metric) == get_args(MetricName)
     assert get_args(options.Component) == COMPONENTS

@@ -6,11 +6,11 @@ import pytest
 import torch
 from transformer_lens import patching
 
+from interp.engine.batched import Engine
+from interp.engine.plan import InterventionPlan, Knockout, Patch, PlanRow
+from interp.engine.sweeps import head_sweep, resid_sweep
 from interp.errors import IclscopeError
 from interp.models import load_model
-from interp.patching.engine import Engine
-from interp.patching.plan import InterventionPlan, Knockout, Patch, PlanRow
-from interp.patching.sweeps import head_sweep, resid_sweep
 from interp.tasks.suite import build_pair_batches
 
 TOL = 1e-5

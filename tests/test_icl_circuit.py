@@ -20,10 +20,10 @@ from circuits.icl_circuit import (
     retrieval_scores,
     wrong_labels,
 )
+from interp.engine.batched import Engine
+from interp.engine.plan import InterventionPlan, Knockout
 from interp.errors import IclscopeError
 from interp.models import load_model
-from interp.patching.engine import Engine
-from interp.patching.plan import InterventionPlan, Knockout
 from interp.prompts import Annotation
 from interp.tasks.suite import build_family_batch, get_family
 
@@ -242,7 +242,7 @@ def test_all_layer_knockout_equals_one_4d_mask(tiny):
     ann = batch.annotations[0]
     layers = range(model.cfg.n_layers)
     knocks = tuple(Knockout(lay, (ann.s_q,), tuple(ann.y)) for lay in layers)
-    from interp.patching.plan import PlanRow
+    from interp.engine.plan import PlanRow
 
     plan = InterventionPlan([PlanRow(0, knocks)], base="clean")
     ours = Engine(model).run(plan, batch, metric="prob", progress=False).metric.iloc[0]

@@ -19,7 +19,7 @@ import torch  # noqa: E402
 
 import kernels  # noqa: E402
 from interp.errors import IclscopeError  # noqa: E402
-from kernels import dispatch, edge_mask, patch  # noqa: E402
+from kernels import blend, dispatch, edge_mask  # noqa: E402
 
 DEVICE = os.environ.get("ICLSCOPE_TEST_DEVICE", "cpu")
 TOL = {torch.float32: dict(rtol=1e-6, atol=1e-6), torch.bfloat16: dict(rtol=1e-2, atol=1e-6)}
@@ -99,7 +99,7 @@ def test_patch_triton_matches_twin_and_oracle(monkeypatch, dims, dtype, layout):
     )
     d = (8, 24, 40)[seed % 3]
     if layout == "slice":  # 16-element blocks: the kernel's head and d loops and tail masks run
-        monkeypatch.setattr(patch, "_BLOCK_ELEMS", 16)
+        monkeypatch.setattr(blend, "_BLOCK_ELEMS", 16)
         h, d = h + 2, 40
     tail = (h, d) if dims == 4 else (d,)
     buf, view = make_buffer((b, p, *tail), dtype, layout, gen)
@@ -199,7 +199,7 @@ def _spy(monkeypatch, module, name):
 @pytest.mark.parametrize("mode", ["torch", "auto"])
 def test_torch_and_cpu_auto_use_the_twin(monkeypatch, mode):
     monkeypatch.setenv("ICLSCOPE_KERNELS", mode)
-    _spy(monkeypatch, patch, "patch_or_mix_triton")
+    _spy(monkeypatch, blend, "patch_or_mix_triton")
     _spy(monkeypatch, edge_mask, "mask_edges_triton")
     assert not dispatch.use_triton(torch.zeros(1))
     act, i = torch.zeros(1, 2, 3), torch.tensor([0])
@@ -212,7 +212,7 @@ def test_torch_and_cpu_auto_use_the_twin(monkeypatch, mode):
 
 def test_forced_triton_uses_kernel_and_explains_when_it_cannot(monkeypatch):
     monkeypatch.setenv("ICLSCOPE_KERNELS", "triton")
-    _spy(monkeypatch, patch, "patch_or_mix_torch")
+    _spy(monkeypatch, blend, "patch_or_mix_torch")
     act, i = torch.zeros(1, 2, 3), torch.tensor([0])
     kernels.patch_or_mix(act, torch.ones(1, 1, 3), i, i, i, i, i, torch.ones(1))
     assert act[0, 0].eq(1).all()

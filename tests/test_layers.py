@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("prompts", ("interp.organism.language", "interp.organism.tokenizer", "interp.prompts")),
     ("models", ("interp.models",)),
     ("tasks", ("interp.tasks", "interp.organism")),
-    ("engine and executors", ("interp.patching", "interp.execution", "probes")),
+    ("engine and executors", ("interp.engine", "interp.patching", "interp.execution", "probes")),
     ("run directories and the analysis shape", ("interp.runs", "interp.analysis")),
     ("analyses", ("circuits",)),
     (

@@ -20,10 +20,10 @@ import torch
 
 from circuits.activation_patching import Effects
 from interp.cli import main
+from interp.engine.metrics import MIN_GAP, normalized_effect
+from interp.engine.plan import InterventionPlan, Patch, PlanRow
+from interp.engine.sweeps import BASELINE, with_baselines
 from interp.models import load_model
-from interp.patching.metrics import MIN_GAP, normalized_effect
-from interp.patching.plan import InterventionPlan, Patch, PlanRow
-from interp.patching.sweeps import BASELINE, with_baselines
 from interp.runs.store import load_run
 from interp.tasks.suite import build_pair_batches
 

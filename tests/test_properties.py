@@ -15,10 +15,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from interp.engine.plan import TAIL_HOOKS, InterventionPlan, Knockout, Patch, PlanRow
 from interp.errors import IclscopeError
 from interp.organism import language as lang
 from interp.organism.language import Episode
-from interp.patching.plan import TAIL_HOOKS, InterventionPlan, Knockout, Patch, PlanRow
 from interp.prompts import CIRCUIT_TEMPLATE, FUNCTION_TEMPLATE, PromptBuilder, Template
 
 FAST = settings(

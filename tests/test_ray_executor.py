@@ -18,11 +18,11 @@ import pytest
 import ray
 
 from interp.cli import main
+from interp.engine.batched import Engine
+from interp.engine.memory import estimate
+from interp.engine.sweeps import head_sweep, resid_sweep, with_baselines
 from interp.execution import ExecutorFailed, LocalExecutor, RayExecutor, using
 from interp.models import load_model
-from interp.patching.engine import Engine
-from interp.patching.memory import estimate
-from interp.patching.sweeps import head_sweep, resid_sweep, with_baselines
 from interp.runs.patch import run_patch
 from interp.tasks.suite import build_pair_batches
 
@@ -268,9 +268,9 @@ def test_mlp_width_is_the_configs():
     """smollm2's MLP is 1536 wide, not 4 x 576: the estimate reads the config."""
     from transformers import GPT2Config, LlamaConfig
 
+    from interp.engine.batched import mlp_width, row_floats
+    from interp.engine.memory import _hook_floats
     from interp.models.interface import ModelConfig
-    from interp.patching.engine import mlp_width, row_floats
-    from interp.patching.memory import _hook_floats
 
     llama = LlamaConfig(
         hidden_size=576, intermediate_size=1536, num_attention_heads=9, num_key_value_heads=3

@@ -13,13 +13,13 @@ import pytest
 import torch
 from transformer_lens import patching
 
+from interp.engine.batched import Engine
+from interp.engine.plan import InterventionPlan, Patch, PlanRow
+from interp.engine.sweeps import head_sweep
 from interp.errors import IclscopeError
 from interp.models import load_model
 from interp.models.gguf_cache import GgufSource, convert, is_converted, prepend_bos
 from interp.models.registry import MODELS, REAL_MODELS, describe, get_entry
-from interp.patching.engine import Engine
-from interp.patching.plan import InterventionPlan, Patch, PlanRow
-from interp.patching.sweeps import head_sweep
 from interp.tasks.suite import build_pair_batches
 
 TOL = 1e-4

@@ -31,9 +31,9 @@ from circuits.task_vectors import (
     wilson,
 )
 from circuits.task_vectors.function_vector import out_proj
+from interp.engine.batched import Engine
 from interp.errors import IclscopeError
 from interp.models import load_model
-from interp.patching.engine import Engine
 
 TASK = "fn_copy_first"
 

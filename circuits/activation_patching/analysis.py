@@ -53,7 +53,7 @@ class ActivationPatching(Analysis):
     @staticmethod
     def _plan(model, task: str, config: PatchConfig):
         """The prompt pairs and the sweep's plan, with the clean and corrupted runs."""
-        from interp.patching.sweeps import with_baselines
+        from interp.engine.sweeps import with_baselines
         from interp.tasks.suite import build_pair_batches
 
         clean, corrupted = build_pair_batches(
@@ -63,8 +63,8 @@ class ActivationPatching(Analysis):
         return clean, corrupted, with_baselines(sweep, range(len(clean)))
 
     def run(self, model, task: str, config: PatchConfig, executor, *, log: Log = print):
-        from interp.patching.attribution import attribute
-        from interp.patching.engine import Engine
+        from interp.engine.attribution import attribute
+        from interp.engine.batched import Engine
 
         clean, corrupted, plan = self._plan(model, task, config)
         start = time.perf_counter()

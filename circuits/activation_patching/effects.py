@@ -2,8 +2,8 @@
 
 A patched metric means nothing without the two runs it sits between, so the sweep's plan also
 holds the clean and the corrupted run of every prompt
-(:func:`~interp.patching.sweeps.with_baselines`) and every table carries them. Components are
-read and ranked by their *effect* on the metric (see :mod:`interp.patching.metrics`):
+(:func:`~interp.engine.sweeps.with_baselines`) and every table carries them. Components are
+read and ranked by their *effect* on the metric (see :mod:`interp.engine.metrics`):
 
 * **denoising** (patching clean into corrupted, the default): the plan runs on the corrupted
   prompts, ``effect = patched - corrupted``, and components are ranked by how far they restore
@@ -14,7 +14,7 @@ read and ranked by their *effect* on the metric (see :mod:`interp.patching.metri
 
 Which way is "towards clean" is read from the baselines (down for ``kl``, whose clean run is
 0; down for ``logit_diff`` too on a model that gets the clean prompts wrong), and from the
-metric's convention only where they coincide (:func:`interp.patching.metrics.towards_clean`), so the
+metric's convention only where they coincide (:func:`interp.engine.metrics.towards_clean`), so the
 ranking always agrees with the normalised effect. The figures show the normalised effect
 (1 = the component carries the whole answer), coloured around 0. Where the clean and corrupted
 runs coincide the normalised effect is NaN, never ``inf``; the report and the log say so.
@@ -27,9 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from interp.patching.metrics import baselines_equal, normalized_effect, ranking_score, towards_clean
-from interp.patching.plan import InterventionPlan
-from interp.patching.sweeps import BASELINE
+from interp.engine.metrics import baselines_equal, normalized_effect, ranking_score, towards_clean
+from interp.engine.plan import InterventionPlan
+from interp.engine.sweeps import BASELINE
 
 MEASURES = ["metric", "clean_baseline", "corrupted_baseline", "effect", "normalized_effect"]
 """The value columns of every effect table, after the component's labels."""
@@ -52,7 +52,7 @@ class Effects:
     @classmethod
     def measure(cls, table: pd.DataFrame, plan: InterventionPlan, metric: str) -> Effects:
         """Read the engine's table of a plan made by
-        :func:`~interp.patching.sweeps.with_baselines`."""
+        :func:`~interp.engine.sweeps.with_baselines`."""
         rows, baselines = split_baselines(table, plan)
         noising = plan.base == "clean"
         results = _with_effects(
@@ -86,7 +86,7 @@ class Effects:
     def ranked(self) -> pd.DataFrame:
         """Components by effect, the one that matters most first: the largest move towards
         clean when denoising (restoration), away from clean when noising (damage); see
-        :func:`interp.patching.metrics.ranking_score`."""
+        :func:`interp.engine.metrics.ranking_score`."""
         score = ranking_score(self.by_component.effect, self.direction, self.noising)
         return self.by_component.iloc[np.argsort(-score, kind="stable")].reset_index(drop=True)
 

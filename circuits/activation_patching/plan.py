@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from interp.engine.plan import InterventionPlan, Knockout, Patch, PlanRow, Source
+from interp.engine.sweeps import head_sweep, resid_sweep
 from interp.errors import IclscopeError
-from interp.patching.plan import InterventionPlan, Knockout, Patch, PlanRow, Source
-from interp.patching.sweeps import head_sweep, resid_sweep
 from interp.prompts import Annotation
 
 COMPONENTS = ("heads", "resid", "mlp", "edges")

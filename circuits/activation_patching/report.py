@@ -8,8 +8,8 @@ import pandas as pd
 
 from circuits.activation_patching.effects import Effects
 from interp.analysis import Result
-from interp.patching.attribution import rank_agreement
-from interp.patching.metrics import normalized_effect
+from interp.engine.attribution import rank_agreement
+from interp.engine.metrics import normalized_effect
 from interp.runs.figures import heatmap
 
 TOP = 10

@@ -104,16 +104,16 @@ def block_relevance_estimate(
     chunk: int = 16,
     workers: int = 1,
 ):
-    """What a block-relevance run will cost per worker (:class:`~interp.patching.memory.
+    """What a block-relevance run will cost per worker (:class:`~interp.engine.memory.
     WorkEstimate`), from the tokenizer, the config and the prompts alone: the chunks are the
     analysis's own (:class:`~circuits.block_relevance.compute.RelevanceChunks`), built as the
     model's prompt builder builds them, each three forward passes."""
     from transformers import AutoConfig, AutoTokenizer
 
     from circuits.block_relevance.compute import FORWARDS_PER_CHUNK, prompt_floats
+    from interp.engine.memory import estimate_work, weights_gb
     from interp.models import ModelConfig, resolve_spec
     from interp.models.gguf_cache import prepend_bos
-    from interp.patching.memory import estimate_work, weights_gb
     from interp.prompts import PromptBuilder
 
     folder, _ = resolve_spec(model)

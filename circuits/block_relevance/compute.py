@@ -131,7 +131,7 @@ class BlockRelevance:
         executor=None,
     ) -> BlockRelevanceResult:
         """Every chunk of prompts through ``executor`` (default: the enclosing
-        :func:`~interp.patching.executor.using` block's, else here on ``model``); Ray workers
+        :func:`~interp.execution.using` block's, else here on ``model``); Ray workers
         load the model themselves from ``model.path`` (a registry name's folder, or a BlockRank
         folder with its LoRA merged) on ``model.backend``."""
         fam = get_family(family)
@@ -215,18 +215,18 @@ FORWARDS_PER_CHUNK = 3
 
 def prompt_floats(cfg, n_pos: int) -> int:
     """Floats one prompt of a chunk holds at the peak of its forward passes (they run one after
-    another): one forward's live activations (:func:`~interp.patching.engine.row_floats`: the
+    another): one forward's live activations (:func:`~interp.engine.batched.row_floats`: the
     residual stream, the MLP, one layer's scores and pattern at heads x pos^2, the logits at
     every position) plus the block-sparse mask (pos^2). The relevance kept per layer is a few
     floats per document, left out."""
-    from interp.patching.engine import row_floats
+    from interp.engine.batched import row_floats
 
     return row_floats(cfg, n_pos) + n_pos * n_pos
 
 
 @dataclass
 class RelevanceChunks:
-    """:class:`BlockRelevance`'s chunks as :class:`~interp.patching.executor.Work`: chunk
+    """:class:`BlockRelevance`'s chunks as :class:`~interp.execution.Work`: chunk
     ``index`` is ``chunk`` prompts' three forward passes (:data:`FORWARDS_PER_CHUNK`), each
     chunk built and padded on its own, so a worker's batch is the local loop's. It carries the
     sampled episodes, never the model: a worker loads that by ``model`` (a folder path)."""

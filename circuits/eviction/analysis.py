@@ -187,16 +187,16 @@ def eviction_estimate(
     workers: int = 1,
 ):
     """What the evaluation of :func:`run_eviction` will cost per worker
-    (:class:`~interp.patching.memory.WorkEstimate`), from the tokenizer, the config and the
+    (:class:`~interp.engine.memory.WorkEstimate`), from the tokenizer, the config and the
     prompts alone: the chunks are the evaluation's own (:meth:`~circuits.eviction.evaluate.
     EvictionChunks.spans`), each one prefill (two passes: the scores, the context's cache) and
     one decode of the final rows per variant."""
     from transformers import AutoConfig, AutoTokenizer
 
     from circuits.eviction.evaluate import EvictionChunks, prompt_floats, variant_count
+    from interp.engine.memory import estimate_work, weights_gb
     from interp.models import resolve_spec
     from interp.models.interface import ModelConfig
-    from interp.patching.memory import estimate_work, weights_gb
 
     folder, _ = resolve_spec(model)
     cfg = ModelConfig.from_hf(model, AutoConfig.from_pretrained(folder))

@@ -236,9 +236,9 @@ def prompt_floats(cfg, n_pos: int, variants: int) -> int:
     the prefill keeps every layer's attention pattern (layers x heads x pos^2, the big one,
     kept for the methods) and input (layers x pos x d_model), the context's keys and values
     twice (the cache and one decode's copy), every variant's flags (layers x heads x pos
-    each), on top of one layer's live activations (:func:`~interp.patching.engine.
+    each), on top of one layer's live activations (:func:`~interp.engine.batched.
     row_floats`, at most: the prefill reads out the last position only)."""
-    from interp.patching.engine import row_floats
+    from interp.engine.batched import row_floats
 
     kv = 2 * cfg.n_layers * n_pos * cfg.n_kv_heads * cfg.d_head
     kept = cfg.n_layers * (cfg.n_heads * n_pos * n_pos + n_pos * cfg.d_model)

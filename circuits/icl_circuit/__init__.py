@@ -13,7 +13,7 @@ Cho et al., "Revisiting In-context Learning Inference Circuit in Large Language 
 Each step is one small dataclass here (its hyper-parameters are its fields, with the paper's
 defaults), reading from :class:`CircuitStates`: everything the three steps look at, gathered
 from *one* ``run_with_cache`` per batch of prompts. The ablation table (attention-edge
-knockouts in layer ranges) is one :class:`~interp.patching.plan.InterventionPlan` that the
+knockouts in layer ranges) is one :class:`~interp.engine.plan.InterventionPlan` that the
 engine runs once; no step loops over components calling the model.
 
 The pure computations (head counting, retrieval scores, label assignment) take tensors and are
@@ -160,7 +160,7 @@ class IclCircuit:
 
     def engine_steps(self, model: HookedModel, family: str) -> list:
         """The engine runs of :meth:`run` (only the ablation table), as the dry run estimates
-        them (:func:`interp.patching.memory.estimate_steps`): built from prompts alone."""
+        them (:func:`interp.engine.memory.estimate_steps`): built from prompts alone."""
         fam = get_family(family)
         both, n_shot = self.ablation_batch(
             model.prompt_builder(), fam, self.episodes(fam, self.shots)

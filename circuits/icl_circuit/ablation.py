@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from circuits.icl_circuit.scores import EDGE_NAMES, LAYER_RANGES, EdgeGroup, layer_range
+from interp.engine.batched import Engine
+from interp.engine.plan import InterventionPlan, Knockout, PlanRow
 from interp.models import HookedModel
-from interp.patching.engine import Engine
-from interp.patching.plan import InterventionPlan, Knockout, PlanRow
 from interp.prompts import Annotation, PromptBatch
 
 # ---------------------------------------------------------------------------------------------

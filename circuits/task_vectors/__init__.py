@@ -41,8 +41,8 @@ from circuits.task_vectors.soft_injection import (
     stable_heads,
 )
 from circuits.task_vectors.task_vector import TaskVector, best_layer
+from interp.engine.batched import Engine
 from interp.models import HookedModel
-from interp.patching.engine import Engine
 from interp.prompts import PromptBatch
 
 __all__ = [

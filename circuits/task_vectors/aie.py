@@ -8,7 +8,7 @@ token and measure how much the probability of the right answer rises:
     AIE[l, h]   = mean_p IE[l, h, p]
 
 :class:`AverageIndirectEffect` writes every head and trial as one
-:class:`~interp.patching.plan.InterventionPlan` (one row per head and prompt, plus one unedited
+:class:`~interp.engine.plan.InterventionPlan` (one row per head and prompt, plus one unedited
 row per prompt for the baseline) and lets the engine batch it. :func:`aie_loop` is the way the
 published code computes it, one forward pass per head and trial, kept as the slow reference
 the fast path is tested and benchmarked against.
@@ -23,9 +23,9 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from interp.engine.batched import Engine
+from interp.engine.plan import InterventionPlan, Patch, PlanRow
 from interp.models import HookedModel
-from interp.patching.engine import Engine
-from interp.patching.plan import InterventionPlan, Patch, PlanRow
 from interp.prompts import PromptBatch
 
 

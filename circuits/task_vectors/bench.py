@@ -14,8 +14,8 @@ import time
 from circuits.task_vectors.aie import AverageIndirectEffect, aie_loop
 from circuits.task_vectors.data import TaskSplit
 from circuits.task_vectors.embeddings import task_embedding
+from interp.engine.batched import Engine
 from interp.models import load_model
-from interp.patching.engine import Engine
 from interp.tasks.suite import default_family
 
 

@@ -6,7 +6,7 @@ task, added to the residual stream of one layer at the last token of a 0-shot pr
 An addition is not a mix, but here it is a replacement: before the edit, the 0-shot prompt's
 state ``h[L, last]`` is the unedited run's, known from one cached forward, so adding the FV is
 writing ``h[L, last] + FV`` there. The layer sweep is therefore one
-:class:`~interp.patching.plan.InterventionPlan` of ``(layer, prompt)`` rows (``source='tensor'``)
+:class:`~interp.engine.plan.InterventionPlan` of ``(layer, prompt)`` rows (``source='tensor'``)
 that the engine batches and resumes after layer L. :func:`add_sweep` adds the vector with a
 hook instead (every row a forward from the embeddings): the slow reference the plan is tested
 against.
@@ -22,9 +22,9 @@ from jaxtyping import Float
 from torch import Tensor
 
 from circuits.task_vectors.embeddings import last_token_states, resid_names
+from interp.engine.batched import Engine
+from interp.engine.plan import InterventionPlan, Patch, PlanRow
 from interp.models import HookedModel
-from interp.patching.engine import Engine
-from interp.patching.plan import InterventionPlan, Patch, PlanRow
 from interp.prompts import PromptBatch
 
 

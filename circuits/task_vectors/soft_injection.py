@@ -23,7 +23,7 @@ across fits at other learning rates and seeds.
 The injection point is ``blocks.{l}.attn.hook_task_inject``. Training runs the model's own
 modules with a differentiable pre-hook on each output projection (gradients flow to ``theta``
 through the injection alone) and reads logits only at the last token. Evaluation writes the
-learned ``alpha`` as one :class:`~interp.patching.plan.InterventionPlan` (a fractional
+learned ``alpha`` as one :class:`~interp.engine.plan.InterventionPlan` (a fractional
 ``Patch`` per head) that the engine applies with its mix kernel on either backend; the tests
 check that both paths give the same logits.
 """
@@ -41,9 +41,9 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from circuits.task_vectors.function_vector import out_proj
+from interp.engine.batched import Engine
+from interp.engine.plan import InterventionPlan, Patch, PlanRow
 from interp.models import HookedModel
-from interp.patching.engine import Engine
-from interp.patching.plan import InterventionPlan, Patch, PlanRow
 from interp.prompts import PromptBatch
 
 INJECT = "blocks.{layer}.attn.hook_task_inject"

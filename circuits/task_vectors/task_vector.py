@@ -4,8 +4,8 @@ token, written over the last-token state of a 0-shot prompt at one layer.
     theta_L = mean over k-shot prompts of h[L, last]      (``hook_resid_post`` of layer L)
     0-shot prompt: h[L, last] := theta_L
 
-The replacement is a :class:`~interp.patching.plan.Patch` (``alpha = 1``, ``source='tensor'``),
-so the whole layer sweep is one :class:`~interp.patching.plan.InterventionPlan` of
+The replacement is a :class:`~interp.engine.plan.Patch` (``alpha = 1``, ``source='tensor'``),
+so the whole layer sweep is one :class:`~interp.engine.plan.InterventionPlan` of
 ``(layer, prompt)`` rows that the engine batches. The layer is chosen on dev prompts and then
 scored on held-out ones.
 """
@@ -18,9 +18,9 @@ import pandas as pd
 from jaxtyping import Float
 from torch import Tensor
 
+from interp.engine.batched import Engine
+from interp.engine.plan import InterventionPlan, Patch, PlanRow
 from interp.models import HookedModel
-from interp.patching.engine import Engine
-from interp.patching.plan import InterventionPlan, Patch, PlanRow
 from interp.prompts import PromptBatch
 
 

@@ -43,7 +43,7 @@ class AnalysisConfig:
 @dataclass
 class CostEstimate:
     """What a run will cost before it starts: ``costs`` (engine plans'
-    :class:`~interp.patching.memory.Costs`, or chunks' :class:`~interp.patching.memory.
+    :class:`~interp.engine.memory.Costs`, or chunks' :class:`~interp.engine.memory.
     WorkEstimate`: both say their ``lines()`` and ``check(budget, knob)``), the option that
     shrinks it (``knob``) and what the run does besides (``notes``)."""
 
@@ -56,9 +56,9 @@ class CostEstimate:
 
 
 def engine_costs(model, steps, max_batch: int | None, workers: int):
-    """The :class:`~interp.patching.memory.Costs` of engine ``steps`` on a loaded model."""
-    from interp.patching.engine import Engine
-    from interp.patching.memory import estimate_steps
+    """The :class:`~interp.engine.memory.Costs` of engine ``steps`` on a loaded model."""
+    from interp.engine.batched import Engine
+    from interp.engine.memory import estimate_steps
 
     return estimate_steps(Engine(model, max_batch=max_batch), steps, workers=workers)
 

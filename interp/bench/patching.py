@@ -24,10 +24,10 @@ from unittest import mock
 import torch
 
 from interp.bench.timing import interleaved
+from interp.engine.batched import Engine
+from interp.engine.plan import InterventionPlan
+from interp.engine.sweeps import head_sweep
 from interp.models import load_model
-from interp.patching.engine import Engine
-from interp.patching.plan import InterventionPlan
-from interp.patching.sweeps import head_sweep
 from interp.tasks.suite import build_pair_batches, default_family
 
 BENCH_FAMILIES = ("nl_kind_natural", "sentiment_semantic")

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from interp.bench.patching import BENCH_FAMILIES
+from interp.engine.batched import Engine
+from interp.engine.sweeps import head_sweep, with_baselines
 from interp.execution import RayExecutor, import_ray
 from interp.models import load_model
-from interp.patching.engine import Engine
-from interp.patching.sweeps import head_sweep, with_baselines
 from interp.tasks.suite import build_pair_batches, default_family
 
 

@@ -1,8 +1,8 @@
 """What every ``--dry-run`` and ``--memory-budget`` prints and refuses, whatever the estimate.
 
-An estimate is either a command's engine plans (:class:`~interp.patching.memory.Costs`, for
+An estimate is either a command's engine plans (:class:`~interp.engine.memory.Costs`, for
 ``run patch``, ``run circuit``, ``run task-vectors``) or its chunks of prompts
-(:class:`~interp.patching.memory.WorkEstimate`, for ``run eviction`` and ``run
+(:class:`~interp.engine.memory.WorkEstimate`, for ``run eviction`` and ``run
 block-relevance``, which run no engine plan). Both say their lines and check a budget, so one
 function shows and refuses them alike, before any run directory exists.
 """
@@ -22,7 +22,7 @@ def report(
     """Print ``costs`` (with ``notes``, what the command runs besides) when ``show``, and
     refuse it when one worker's peak exceeds ``budget`` GiB (default: this machine's memory),
     naming the option that brings it under."""
-    from interp.patching.memory import machine_memory_gb
+    from interp.engine.memory import machine_memory_gb
 
     budget = machine_memory_gb() if budget is None else budget
     if show:

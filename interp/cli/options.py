@@ -6,7 +6,7 @@ error naming the option), and closed sets are ``Literal`` types (so ``--metric f
 the choices). Nothing is loaded before these pass.
 
 The closed sets repeat the names the library defines (``circuits.activation_patching.COMPONENTS``,
-``interp.patching.metrics.MetricName`` ...) because importing those modules imports torch, which
+``interp.engine.metrics.MetricName`` ...) because importing those modules imports torch, which
 would make every usage error take seconds; ``tests/test_cli_errors.py`` checks that the two
 lists agree.
 """

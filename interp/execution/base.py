@@ -1,4 +1,4 @@
-"""What every executor offers: a plan's chunks (:class:`~interp.patching.dispatch.PlanExecutor`)
+"""What every executor offers: a plan's chunks (:class:`~interp.engine.dispatch.PlanExecutor`)
 and the chunks of any other analysis (:class:`Work`), and the error a run whose chunks did not
 all finish raises."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
+from interp.engine.dispatch import PlanExecutor
 from interp.errors import IclscopeError
-from interp.patching.dispatch import PlanExecutor
 
 
 class Work(Protocol):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from interp.patching import dispatch
-from interp.patching.dispatch import InProcess
+from interp.engine import dispatch
+from interp.engine.dispatch import InProcess
 
 if TYPE_CHECKING:
     from interp.execution.base import Done, Executor, Work
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 class LocalExecutor(InProcess):
     """Every chunk in this process, one after another (the engine's default): a plan's chunks
-    as :class:`~interp.patching.dispatch.InProcess` runs them, and a :class:`Work`'s."""
+    as :class:`~interp.engine.dispatch.InProcess` runs them, and a :class:`Work`'s."""
 
     def map(
         self, work: Work, chunks: int, loaded: Any = None, done: Done | None = None
@@ -32,7 +32,7 @@ class LocalExecutor(InProcess):
 
 
 def default_executor() -> Executor:
-    """The executor of the innermost :func:`~interp.patching.dispatch.using` block, else a new
+    """The executor of the innermost :func:`~interp.engine.dispatch.using` block, else a new
     :class:`LocalExecutor`."""
     return dispatch.current() or LocalExecutor()
 

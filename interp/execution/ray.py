@@ -26,8 +26,8 @@ from interp.execution.base import Done, ExecutorFailed, Work
 from interp.execution.worker import Worker
 
 if TYPE_CHECKING:
-    from interp.patching.engine import Engine
-    from interp.patching.layout import Job
+    from interp.engine.batched import Engine
+    from interp.engine.layout import Job
 
 IN_FLIGHT = 2
 """Chunks queued per worker: the next one waits at the worker while the current one runs, so a

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from interp.engine.dispatch import using
 from interp.execution.local import default_executor
-from interp.patching.dispatch import using
 
 if TYPE_CHECKING:
     from interp.execution.base import Executor

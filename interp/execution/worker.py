@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 if TYPE_CHECKING:
-    from interp.patching.engine import Engine
+    from interp.engine.batched import Engine
 
 MODELS_PER_WORKER = 2
 """Models a worker keeps loaded (the most recently used ones)."""
@@ -31,8 +31,8 @@ class Worker:
         return os.getpid()
 
     def _engine(self, model: tuple) -> Engine:
+        from interp.engine.batched import Engine
         from interp.models import load_model
-        from interp.patching.engine import Engine
 
         if model not in self.engines:
             spec, backend, device = model

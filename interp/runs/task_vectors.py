@@ -57,7 +57,7 @@ def run_task_vectors(
     """Run :class:`~circuits.task_vectors.TaskVectors` and write a run directory under ``out``.
 
     ``executor`` runs its engine plans (the AIE, the FV and TV layer sweeps, the soft-injection
-    evaluation; :mod:`interp.patching.executor`, local by default) and the manifest lists every
+    evaluation; :mod:`interp.execution`, local by default) and the manifest lists every
     one. Soft injection's training (gradient descent) and the caches stay in this process."""
     analysis = analysis or TaskVectors()
     knobs = {f.name: getattr(analysis, f.name) for f in fields(TaskVectors)}

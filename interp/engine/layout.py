@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
+from interp.engine.metrics import Metric
+from interp.engine.plan import InterventionPlan
+from interp.engine.sources import SourceBank
 from interp.models.native import Recording
-from interp.patching.metrics import Metric
-from interp.patching.plan import InterventionPlan
-from interp.patching.sources import SourceBank
 
 
 @dataclass

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 import kernels
+from interp.engine.plan import Knockout, PlanRow
+from interp.engine.sources import SourceBank
 from interp.models import HookedModel, HookFn
-from interp.patching.plan import Knockout, PlanRow
-from interp.patching.sources import SourceBank
 
 
 def stacked_hooks(

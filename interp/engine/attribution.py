@@ -6,7 +6,7 @@ For a hook activation ``a`` the effect of patching clean into corrupted is appro
 that costs two passes instead of one per component. Its rank agreement with exact patching
 tells how far the linear picture can be trusted for a given model and task.
 
-An attribution is therefore already on the *effect* scale of :mod:`interp.patching.metrics`: it
+An attribution is therefore already on the *effect* scale of :mod:`interp.engine.metrics`: it
 estimates ``patched - corrupted`` of a denoising patch, in the metric's units. It must be
 compared with the exact sweep's effect on the *same* metric; the gradient is taken of the metric
 the sweep uses (any but ``acc``, which has none).
@@ -18,9 +18,9 @@ import pandas as pd
 import torch
 from scipy.stats import spearmanr
 
+from interp.engine.metrics import build_metric
 from interp.errors import IclscopeError
 from interp.models import HookedModel
-from interp.patching.metrics import build_metric
 from interp.prompts import PromptBatch
 
 

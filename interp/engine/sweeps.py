@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from interp.engine.plan import Base, InterventionPlan, Patch, PlanRow, Source
 from interp.models import ModelConfig
-from interp.patching.plan import Base, InterventionPlan, Patch, PlanRow, Source
 
 
 def head_sweep(

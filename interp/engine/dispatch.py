@@ -1,10 +1,10 @@
 """How the engine hands a prepared job's chunks to whatever runs them, without knowing the
 executors.
 
-The engine turns a plan into a :class:`~interp.patching.layout.Job` and gives it to an
+The engine turns a plan into a :class:`~interp.engine.layout.Job` and gives it to an
 executor, which returns one metric value per plan row. The executors themselves (the local one,
 the Ray pool, their records) live in :mod:`interp.execution`, above the engine: they call
-:meth:`~interp.patching.engine.Engine.run_chunk`, and eviction and block relevance use them
+:meth:`~interp.engine.batched.Engine.run_chunk`, and eviction and block relevance use them
 with no engine plan at all. What the engine needs of them is defined here, below it:
 
 * :class:`PlanExecutor`, the one method the engine calls;
@@ -29,12 +29,12 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 if TYPE_CHECKING:
-    from interp.patching.layout import Job
+    from interp.engine.layout import Job
 
 
 class ChunkEngine(Protocol):
     """What an executor needs of an engine: one chunk of a job, one forward pass (an
-    :class:`~interp.patching.engine.Engine`)."""
+    :class:`~interp.engine.batched.Engine`)."""
 
     def run_chunk(self, job: Job, index: int) -> Tensor: ...
 

@@ -13,8 +13,8 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from interp.engine.plan import InterventionPlan, Patch
 from interp.errors import IclscopeError
-from interp.patching.plan import InterventionPlan, Patch
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The batched intervention engine: one forward pass serves many plan rows.
 
-Given an :class:`~interp.patching.plan.InterventionPlan`, the engine
+Given an :class:`~interp.engine.plan.InterventionPlan`, the engine
 
 1. caches the source runs once (clean and corrupted prompts, only the hooks the plan touches,
    plus the base run's residual stream where rows can resume);
@@ -16,8 +16,8 @@ Given an :class:`~interp.patching.plan.InterventionPlan`, the engine
 
 No Python loop over components calls the model: a sweep of N components costs about N / chunk
 forward passes of the layers after the earliest edit. The row stacking of step 5 is
-:mod:`~interp.patching.stacking`; the layout of step 2 and the job an executor ships are
-:mod:`~interp.patching.layout`.
+:mod:`~interp.engine.stacking`; the layout of step 2 and the job an executor ships are
+:mod:`~interp.engine.layout`.
 """
 
 from __future__ import annotations
@@ -29,15 +29,15 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from interp.engine.dispatch import PlanExecutor, current_executor
+from interp.engine.layout import Job, Layout, chunk_rows
+from interp.engine.metrics import Metric, build_metric
+from interp.engine.plan import InterventionPlan, Knockout
+from interp.engine.sources import build_banks
+from interp.engine.stacking import stacked_hooks
 from interp.errors import IclscopeError
 from interp.models import HookedModel
 from interp.models.native import NATIVE_ARCHITECTURES, LlamaNative, Recording
-from interp.patching.dispatch import PlanExecutor, current_executor
-from interp.patching.layout import Job, Layout, chunk_rows
-from interp.patching.metrics import Metric, build_metric
-from interp.patching.plan import InterventionPlan, Knockout
-from interp.patching.sources import build_banks
-from interp.patching.stacking import stacked_hooks
 from interp.prompts import PromptBatch, check_pair
 
 logger = logging.getLogger("iclscope")
@@ -52,7 +52,7 @@ def row_floats(cfg, n_pos: int) -> int:
     """Floats one plan row holds live at the peak of a forward pass: the residual stream and
     one block output (2 x ``d_model``), the MLP's hidden layer, attention scores and pattern
     (2 x heads x pos^2) and the logits, at every position. The engine sizes chunks by it, and
-    the dry run's memory estimate (:mod:`interp.patching.memory`) uses the same rule."""
+    the dry run's memory estimate (:mod:`interp.engine.memory`) uses the same rule."""
     return n_pos * (2 * cfg.d_model + mlp_width(cfg) + 2 * cfg.n_heads * n_pos + cfg.d_vocab)
 
 
@@ -66,7 +66,7 @@ class Engine:
     (:class:`~interp.execution.LocalExecutor`, the default), or on the workers of a Ray
     cluster (:class:`~interp.execution.RayExecutor`), or those of an enclosing
     :func:`~interp.execution.using` block; the table is the same. The engine knows executors
-    only through :class:`~interp.patching.dispatch.PlanExecutor`: they call
+    only through :class:`~interp.engine.dispatch.PlanExecutor`: they call
     :meth:`run_chunk`, never the other way round.
     """
 

@@ -23,9 +23,9 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
+from interp.engine.batched import Engine, mlp_width, row_floats
+from interp.engine.plan import InterventionPlan
 from interp.errors import IclscopeError
-from interp.patching.engine import Engine, mlp_width, row_floats
-from interp.patching.plan import InterventionPlan
 from interp.prompts import PromptBatch
 
 GIB = 2**30

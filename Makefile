@@ -47,7 +47,7 @@ docs: setup
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir build/site
 
 # ICLSCOPE_STATIC_FIGURES=0: runs made by tests skip their static SVG copies (a Chromium start
-# each); tests/test_app.py turns them back on to check them
+# each); tests/explorer/test_app.py turns them back on to check them
 test: setup lint docs chromium
 	ICLSCOPE_STATIC_FIGURES=0 HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 

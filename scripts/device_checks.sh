@@ -15,7 +15,7 @@ triton.__version__, 'transformers', transformers.__version__)" | tee -a "$OUT/gp
 
 echo "== kernel parity on the GPU: compiled Triton vs torch twin vs per-element oracle"
 ICLSCOPE_TEST_DEVICE=cuda TRITON_INTERPRET=0 python3 -m pytest -q -p no:cacheprovider \
-    tests/test_kernels.py -k "matches_twin" 2>&1 | tee "$OUT/kernel_tests.txt" || status=1
+    tests/kernel/test_kernels.py -k "matches_twin" 2>&1 | tee "$OUT/kernel_tests.txt" || status=1
 
 echo "== patch bandwidth vs a device-to-device copy, and hook cost (GPT-2-small size, batch 256)"
 for dtype in float32 bfloat16; do

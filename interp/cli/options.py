@@ -7,7 +7,7 @@ the choices). Nothing is loaded before these pass.
 
 The closed sets repeat the names the library defines (``circuits.activation_patching.COMPONENTS``,
 ``interp.engine.metrics.MetricName`` ...) because importing those modules imports torch, which
-would make every usage error take seconds; ``tests/test_cli_errors.py`` checks that the two
+would make every usage error take seconds; ``tests/cli/test_cli_errors.py`` checks that the two
 lists agree.
 """
 

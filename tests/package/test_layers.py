@@ -10,7 +10,7 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("interp", "circuits", "probes", "kernels", "app")
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [

@@ -11,7 +11,7 @@ import pandas as pd
 from interp.runs import load_run
 from interp.runs.reports import STATIC_ENV
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def python_blocks(page: Path) -> list[str]:

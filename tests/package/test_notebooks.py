@@ -20,7 +20,7 @@ from nbclient import NotebookClient
 
 import interp
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
 PLOTLY = "application/vnd.plotly.v1+json"
 NUMBER = r"(-?\d+(?:\.\d+)?(?:e-?\d+)?)"
 

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from interp.runs.store import RunWriter
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "app" / "explorer.py")
 
 FIRST_PAGE = textwrap.dedent(

@@ -14,7 +14,7 @@ from interp.cli import main
 from interp.runs.store import load_run
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
-REPO_RUNS = Path(__file__).resolve().parent.parent / "runs"
+REPO_RUNS = Path(__file__).resolve().parents[2] / "runs"
 
 
 @pytest.fixture(autouse=True)

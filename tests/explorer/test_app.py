@@ -22,7 +22,7 @@ from interp.cli import main
 from interp.runs.reports import STATIC_ENV, decode_array, export_static, integer_axes
 from interp.runs.store import RunWriter, load_run
 
-APP = str(Path(__file__).resolve().parent.parent / "app" / "explorer.py")
+APP = str(Path(__file__).resolve().parents[2] / "app" / "explorer.py")
 SIG_DIGITS = re.compile(r"-?\d[\d,]*\.?\d*(?:e[+-]\d+)?")
 
 

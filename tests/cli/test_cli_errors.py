@@ -20,7 +20,7 @@ import pytest
 
 from interp.cli import main, options
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ORGANISM = ["--model", "organism"]
 
 

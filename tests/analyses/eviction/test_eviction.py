@@ -354,7 +354,7 @@ def test_eviction_page_shows_curves_and_kept_tokens(eviction_run, monkeypatch):
 
     root, path = eviction_run
     monkeypatch.setenv("ICLSCOPE_RUNS", str(root))
-    app = str(Path(__file__).resolve().parent.parent / "app" / "explorer.py")
+    app = str(Path(__file__).resolve().parents[3] / "app" / "explorer.py")
     at = AppTest.from_file(app, default_timeout=120).run()
     at.selectbox(key="run_pick").set_value(path.name).run()
     assert not at.exception

@@ -28,7 +28,6 @@ import platform
 import re
 import secrets
 import shutil
-import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -45,6 +44,7 @@ import pyarrow as pa
 
 from interp.errors import IclscopeError, Interrupted, write_error
 from interp.io import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-export)
+from interp.runs.process import run_status, this_process
 from interp.runs.reports import markdown_to_html, render_report_html  # noqa: F401 (re-export)
 
 UTC = timezone.utc
@@ -74,53 +74,6 @@ def _save(path: Path, data: bytes) -> None:
 def _write_json(path: Path, obj: Any) -> None:
     default = lambda o: o.item() if hasattr(o, "item") else str(o)  # numpy scalars
     _save(path, (json.dumps(obj, indent=2, default=default) + "\n").encode("utf-8"))
-
-
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """State and start time (clock ticks since boot) of process ``pid`` from ``/proc`` (Linux),
-    or None where unknown. The start time tells a live writer from a new process that reuses
-    its number; state ``Z`` is a process that has ended but is not yet reaped."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return fields[0], int(fields[19])  # fields 3 and 22; the name before ")" may hold spaces
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _this_process() -> dict[str, Any]:
-    pid = os.getpid()
-    stat = _proc_stat(pid)
-    return {"pid": pid, "host": socket.gethostname(), "start": stat[1] if stat else None}
-
-
-def _process_gone(process: Any) -> bool:
-    """Whether the process that wrote a manifest has certainly ended: only decidable for a
-    process of this host."""
-    if not isinstance(process, dict) or process.get("host") != socket.gethostname():
-        return False
-    pid = process.get("pid")
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # exists, owned by someone else
-        pass
-    stat = _proc_stat(pid)
-    if stat is None:
-        return False
-    state, start = stat
-    return state == "Z" or process.get("start") not in (None, start)
-
-
-def run_status(manifest: dict[str, Any]) -> str:
-    """The status a manifest records, except that a ``running`` run whose process has ended
-    without a word (SIGKILL, OOM) is ``stale``."""
-    status = str(manifest.get("status"))
-    if status == "running" and _process_gone(manifest.get("process")):
-        return "stale"
-    return status
 
 
 def _versions() -> dict[str, str | None]:
@@ -173,7 +126,7 @@ class RunWriter:
             "run_id": self.run_id,
             "kind": kind,
             "status": "running",
-            "process": _this_process(),
+            "process": this_process(),
             "command": cmd if isinstance(cmd, str) else [str(a) for a in cmd],
             "model": model,
             "task": task,

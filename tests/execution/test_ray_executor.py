@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import ray
+import torch
 
 from interp.cli import main
 from interp.engine.batched import Engine
@@ -28,6 +29,18 @@ from interp.tasks.suite import build_pair_batches
 
 TOL = 1e-6
 QUIET = lambda *a: None  # noqa: E731
+
+
+@pytest.fixture(scope="module", autouse=True)
+def worker_threads():
+    """The local reference computes with the torch threads each worker has (the cluster's 2
+    CPUs shared by 2 workers: 1 each). A float32 sum split over another number of threads adds
+    in another order, which moves a logit by a few ulps; with equal threads both sides add alike
+    and the tables agree to TOL, whatever thread count an earlier test left behind."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

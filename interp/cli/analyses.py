@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from interp.analysis.base import config_from
 from interp.analysis.runner import ExecutionOptions
 from interp.cli import checks, options
 from interp.cli.app import app, console, next_steps, run_app
@@ -138,7 +139,7 @@ def run_patch_command(
     _check_run(out, model, task, shots)
     from circuits.activation_patching import ActivationPatching, PatchConfig
 
-    config = PatchConfig(seed, component, metric, ablation, prompts, shots, max_batch, per_position)
+    config = config_from(PatchConfig, locals())  # the options are the config's fields
     run_command(
         ActivationPatching(),
         config,
@@ -174,7 +175,7 @@ def run_circuit_command(
     _check_run(out, model, task, shots)
     from circuits.icl_circuit.analysis import CircuitConfig, IclCircuitAnalysis
 
-    config = CircuitConfig(seed, shots, prompts, ablation_prompts, max_batch)
+    config = config_from(CircuitConfig, locals())
     run_command(
         IclCircuitAnalysis(),
         config,

@@ -21,6 +21,7 @@ from circuits.icl_circuit.report import (  # noqa: F401 (re-exported)
     circuit_tables,
     write_circuit,
 )
+from interp.analysis.base import config_from
 from interp.analysis.runner import run_with_arguments
 
 
@@ -44,4 +45,4 @@ def make_circuit(
     shots: int, prompts: int, seed: int, ablation_prompts: int | None, max_batch: int | None
 ) -> IclCircuit:
     """The analysis ``run circuit`` runs (and its ``--dry-run`` estimates)."""
-    return CircuitConfig(seed, shots, prompts, ablation_prompts, max_batch).circuit()
+    return config_from(CircuitConfig, locals()).circuit()

@@ -10,7 +10,7 @@ families the run covers (``--task`` resolved, so the manifest lists them). The r
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from circuits.task_vectors import TaskVectors
 from circuits.task_vectors.data import resolve_tasks
@@ -47,22 +47,10 @@ class TaskVectorsConfig(AnalysisConfig):
 
     def task_vectors(self) -> TaskVectors:
         """The :class:`TaskVectors` this config describes (the run and its dry run share it)."""
-        return TaskVectors(
-            shots=self.shots,
-            test_items=self.test_items,
-            te_prompts=self.te_prompts,
-            trials=self.trials,
-            top_k=self.top_k,
-            steps=self.steps,
-            lr=self.lr,
-            batch=self.batch,
-            shared=self.shared,
-            seed=self.seed,
-            max_batch=self.max_batch,
-            stability_lrs=tuple(self.stability_lrs),
-            stability_seeds=tuple(self.stability_seeds),
-            init_std=self.init_std,
-        )
+        knobs = {f.name: getattr(self, f.name) for f in fields(TaskVectors)}
+        knobs["stability_lrs"] = tuple(self.stability_lrs)
+        knobs["stability_seeds"] = tuple(self.stability_seeds)
+        return TaskVectors(**knobs)
 
     def params(self) -> dict:
         values = super().params()

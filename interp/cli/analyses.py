@@ -105,7 +105,7 @@ def demo(
         circuit_prompts=circuit_prompts,
         ablation_prompts=ablation_prompts,
     )
-    run_command(DemoAnalysis(), config, out=out, model=model, task="demo")
+    run_command(DemoAnalysis(), config, {**locals(), "task": "demo"})
 
 
 def _check_run(out: Path, model: str, task: str, shots: int) -> None:
@@ -140,15 +140,7 @@ def run_patch_command(
     from circuits.activation_patching import ActivationPatching, PatchConfig
 
     config = config_from(PatchConfig, locals())  # the options are the config's fields
-    run_command(
-        ActivationPatching(),
-        config,
-        out=out,
-        model=model,
-        task=task,
-        execution=execution,
-        estimate=estimate,
-    )
+    run_command(ActivationPatching(), config, locals())
 
 
 @run_app.command("circuit")
@@ -176,12 +168,4 @@ def run_circuit_command(
     from circuits.icl_circuit.analysis import CircuitConfig, IclCircuitAnalysis
 
     config = config_from(CircuitConfig, locals())
-    run_command(
-        IclCircuitAnalysis(),
-        config,
-        out=out,
-        model=model,
-        task=task,
-        execution=execution,
-        estimate=estimate,
-    )
+    run_command(IclCircuitAnalysis(), config, locals())

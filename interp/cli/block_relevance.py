@@ -71,15 +71,7 @@ def run_block_relevance_command(
     config = BlockRelevanceConfig(
         seed=seed, prompts=prompts, docs=docs, rows=rows, backend=backend, chunk=chunk
     )
-    run_command(
-        BlockRelevanceAnalysis(),
-        config,
-        out=out,
-        model=model,
-        task=task,
-        execution=execution,
-        estimate=estimate,
-    )
+    run_command(BlockRelevanceAnalysis(), config, locals())
 
 
 @train_app.command("blockrank")

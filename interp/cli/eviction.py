@@ -115,15 +115,7 @@ def run_eviction_command(
         kv_keys=_kv_keys(kv_keys),
         chunk=chunk,
     )
-    run_command(
-        EvictionAnalysis(),
-        config,
-        out=out,
-        model=model,
-        task=task,
-        execution=execution,
-        estimate=estimate,
-    )
+    run_command(EvictionAnalysis(), config, locals())
 
 
 @train_app.command("gate")

@@ -114,15 +114,7 @@ def run_task_vectors_command(
         circuit_prompts=circuit_prompts,
         tasks=tasks_for(model, task),
     )
-    run_command(
-        TaskVectorsAnalysis(),
-        config,
-        out=out,
-        model=model,
-        task=task,
-        execution=execution,
-        estimate=estimate,
-    )
+    run_command(TaskVectorsAnalysis(), config, locals())
 
 
 @bench_app.command("aie")

@@ -1,10 +1,9 @@
-"""Block relevance (docs/analyses/block-relevance.md): relevance, metrics on hand-made scores, the
-block-sparse mask against an eager forward with an explicit 4-D mask, the relevance hook
-against the cached scores, and BlockRank's LoRA training and saved folder on a tiny model."""
+"""Block relevance (docs/analyses/block-relevance.md): relevance and metrics on hand-made
+scores, the block-sparse mask against an eager forward with an explicit 4-D mask, and the
+relevance hook against the cached scores, on TransformerLens and on nnsight."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
@@ -29,17 +28,10 @@ from circuits.block_relevance import (
 )
 from circuits.block_relevance.hook import PATTERN, SCORES, relevance_source
 from circuits.block_relevance.metrics import ndcg_of_rank
-from circuits.block_relevance.train import (
-    BlockRankTrainer,
-    LoRALinear,
-    add_lora,
-    merge_lora,
-    relevance_from_pattern,
-    save_folder,
-)
+from circuits.block_relevance.train import relevance_from_pattern
 from interp.errors import IclscopeError
 from interp.models import load_model
-from interp.prompts import Annotation, PromptBuilder
+from interp.prompts import Annotation
 from interp.tasks.suite import build_family_batch
 
 NEG = torch.finfo(torch.float32).min
@@ -267,201 +259,3 @@ def test_nnsight_block_sparse_refuses_to_drop_a_sliding_window(tiny_nnsight, mon
     collect_relevance(tiny_nnsight, batch)  # the raw read keeps the model's own masks
     with pytest.raises(IclscopeError, match="sliding window"):
         collect_relevance(tiny_nnsight, batch, block_sparse=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# BlockRank training
-
-
-def test_lora_starts_as_the_model_and_merges_exactly():
-    base = torch.nn.Linear(6, 5)
-    lora = LoRALinear(base, rank=2, alpha=4.0, generator=torch.Generator().manual_seed(0))
-    x = torch.randn(3, 6)
-    before = base(x).detach()
-    assert torch.allclose(lora(x), before)
-    with torch.no_grad():
-        lora.b.normal_()
-    adapted = lora(x).detach()
-    assert not torch.allclose(adapted, before)
-    assert torch.allclose(lora.merged()(x), adapted, atol=1e-5)
-
-
-def test_training_touches_only_adapters_above_the_cut_and_saves_a_loadable_folder(
-    tiny_dirs, tmp_path
-):
-    from transformers import AutoModelForCausalLM
-
-    from interp.organism.tokenizer import build_tokenizer
-
-    hf = AutoModelForCausalLM.from_pretrained(tiny_dirs["llama"], attn_implementation="eager")
-    original = {n: p.detach().clone() for n, p in hf.named_parameters()}
-    tokenizer = build_tokenizer()
-    trainer = BlockRankTrainer(layer=1, cut=1, steps=2, batch=2, docs=5, lr=1e-2)
-    layer, cut = trainer.train(hf, tokenizer, "ranking", prepend_bos=True)
-    assert (layer, cut) == (1, 1) and len(trainer.history) == 2
-    trained = [n for n, p in hf.named_parameters() if p.grad is not None]
-    assert trained and all(
-        n.startswith("model.layers.1.") and n.endswith((".a", ".b")) for n in trained
-    )
-    assert all(torch.equal(p, original[n]) for n, p in hf.named_parameters() if n in original)
-    batch = build_family_batch(load_model(tiny_dirs["llama"]).prompt_builder(), "ranking", 2, 5)
-    with torch.no_grad():
-        adapted = hf(batch.tokens, attention_mask=batch.attention_mask).logits
-    record = trainer.record("tiny", "ranking", layer, cut)
-    out = save_folder(hf, tokenizer, tmp_path / "trained", tiny_dirs["llama"], record)
-    assert json.loads((out / "blockrank.json").read_text())["layer"] == 1
-    reloaded = load_model(str(out))
-    with torch.no_grad():
-        again = reloaded(batch.tokens, batch.attention_mask)
-    real = batch.attention_mask.bool()
-    assert torch.allclose(again[real], adapted[real], atol=1e-4)
-
-
-def test_micro_batches_give_the_whole_batch_step(tiny_dirs):
-    """Gradient accumulation over micro-batches of one prompt equals the unsplit step: the
-    same gradients, parameters and logged losses after two steps (the first only moves the
-    LoRA ``b``, which starts at zero, so the second is where ``a`` gets a gradient)."""
-    from transformers import AutoModelForCausalLM
-
-    from interp.organism.tokenizer import build_tokenizer
-
-    tokenizer = build_tokenizer()
-    results = []
-    for micro in (None, 1):
-        hf = AutoModelForCausalLM.from_pretrained(tiny_dirs["llama"], attn_implementation="eager")
-        trainer = BlockRankTrainer(layer=1, cut=0, batch=4, docs=5, micro_batch=micro)
-        params = add_lora(hf, 0, trainer.rank, trainer.alpha, seed=0)
-        opt = torch.optim.SGD(params, lr=0.5)
-        builder = PromptBuilder(tokenizer, prepend_bos=True, padding_side="left")
-        logged = []
-        for step in range(2):
-            batch = trainer.prompts(builder, "ranking", step)
-            logged.append(trainer.step(hf, opt, batch, 1))
-        results.append(([p.grad.clone() for p in params], [p.detach().clone() for p in params]))
-        results[-1] += (logged,)
-    (grads, weights, logged), (grads_1, weights_1, logged_1) = results
-    assert len(set(batch.attention_mask.sum(-1).tolist())) > 1  # the prompts are padded
-    assert max((a - b).abs().max().item() for a, b in zip(grads, grads_1)) < 1e-6
-    assert max((a - b).abs().max().item() for a, b in zip(weights, weights_1)) < 1e-6
-    assert any(g.abs().max() > 0 for g in grads[::2])  # the ``a`` of every adapter moved
-    for (loss, stats), (loss_1, stats_1) in zip(logged, logged_1):
-        assert loss == pytest.approx(loss_1, abs=1e-6)
-        assert stats == pytest.approx(stats_1, abs=1e-6)
-
-
-def test_lora_freezes_the_layers_below_the_cut(tiny_dirs):
-    from transformers import AutoModelForCausalLM
-
-    hf = AutoModelForCausalLM.from_pretrained(tiny_dirs["llama"])
-    params = add_lora(hf, first_layer=1, rank=2, alpha=4.0)
-    assert len(params) == 2 * 4  # a and b on q, k, v, o of layer 1
-    assert all(not p.requires_grad for n, p in hf.named_parameters() if ".0." in n)
-    merge_lora(hf)
-    assert not any(isinstance(m, LoRALinear) for m in hf.modules())
-
-
-# ---------------------------------------------------------------------------------------------
-# The run and the command line
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tiny_dirs, tmp_path_factory):
-    from interp.runs.block_relevance import run_block_relevance
-
-    root = tmp_path_factory.mktemp("br_runs")
-    path = run_block_relevance(
-        root, tiny_dirs["llama"], "ranking", prompts=6, docs=5, log=lambda _: None
-    )
-    return root, path
-
-
-def test_run_writes_summary_keys_and_tables(tiny_run):
-    from interp.runs import load_run
-
-    run = load_run(tiny_run[1])
-    keys = {
-        "best_layer",
-        "best_head",
-        "p_at_1_best",
-        "p_at_1_calibrated",
-        "mrr_best",
-        "ndcg10_best",
-        "p_at_1_decoded",
-        "p_at_1_block_sparse",
-        "seconds",
-    }
-    assert keys <= set(run.summary)
-    heads = run.tables["heads"]
-    assert set(heads.split) == {"select", "test"}
-    assert set(heads.variant) == {"raw", "calibrated", "block_sparse"}
-    test = heads[(heads.variant == "raw") & (heads.split == "test")]
-    best = test[
-        (test.layer == run.summary["best_layer"]) & (test["head"] == run.summary["best_head"])
-    ]
-    assert best.p_at_1.iloc[0] == pytest.approx(run.summary["p_at_1_best"])
-    prompts = run.tables["prompts"]
-    assert len(prompts) == 3 * 5  # held-out prompts x documents
-    assert (prompts.groupby("prompt").gold.sum() == 1).all()
-
-
-def test_cli_run_on_nnsight_gives_the_transformer_lens_summary(tiny_run, tiny_dirs):
-    from interp.cli import main
-    from interp.runs import load_run
-
-    root, tl_path = tiny_run
-    out = root / "nnsight"
-    args = ["run", "block-relevance", "--model", tiny_dirs["llama"], "--task", "ranking"]
-    args += ["--prompts", "6", "--docs", "5", "--backend", "nnsight", "--out", str(out)]
-    assert main(args) == 0
-    (path,) = out.glob("block-relevance-*")
-    run, tl = load_run(path), load_run(tl_path)
-    assert run.manifest["params"]["backend"] == "nnsight"
-    assert run.summary.keys() == tl.summary.keys()
-    # the calibrated keys are left out: layer 0's relevance does not depend on the query, so
-    # its calibrated relevance is 0 on TransformerLens and ~6e-8 of rounding on nnsight, and
-    # the ranks (hence the best calibrated head and the position counts) follow the noise
-    for key, value in tl.summary.items():
-        if key != "seconds" and "calibrated" not in key and key != "positional_heads":
-            same = pytest.approx(value, abs=1e-5) if isinstance(value, float) else value
-            assert run.summary[key] == same, key
-
-
-def test_explorer_page_shows_documents_with_relevance(tiny_run):
-    from streamlit.testing.v1 import AppTest
-
-    def page():
-        import streamlit as st
-
-        from app.block_relevance_page import block_relevance_view
-        from interp.runs import load_run
-
-        block_relevance_view(load_run(st.session_state["path"]), "br")
-
-    at = AppTest.from_function(page, default_timeout=60)
-    at.session_state["path"] = str(tiny_run[1])
-    at.run()
-    assert not at.exception
-    html = " ".join(m.value for m in at.markdown)
-    assert html.count('class="doc"') == 5 and " gold " in html
-    at.radio(key="br_col").set_value("calibrated").run()
-    assert not at.exception
-
-
-def test_cli_refuses_a_non_ranking_task(capsys, tmp_path):
-    from interp.cli import main
-
-    code = main(
-        [
-            "run",
-            "block-relevance",
-            "--model",
-            "organism",
-            "--task",
-            "sentiment_arbitrary",
-            "--out",
-            str(tmp_path / "runs"),
-        ]
-    )
-    assert code == 2
-    assert "ranking" in capsys.readouterr().err
-    assert not (tmp_path / "runs").exists()

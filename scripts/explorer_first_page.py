@@ -3,10 +3,10 @@ runs list drawn in the browser (and, for information, to the first figure of the
 below it).
 
 The server is started the way ``tests/explorer/test_browser.py`` starts it
-(``python -m interp.cli app``, then ``/_stcore/health`` polled) and Chromium is driven by Playwright, launched before the server
-so that its own start is not counted. Each repetition starts a fresh server, so each one pays the
-first page's imports. Not part of the test suite; run it niced
-on a shared machine, e.g.::
+(``python -m interp.cli app``, then ``/_stcore/health`` polled) and Chromium is driven by
+Playwright, launched before the server so that its own start is not counted. Each repetition
+starts a fresh server, so each one pays the first page's imports. Not part of the test suite;
+run it niced on a shared machine, e.g.::
 
     nice -n 19 .venv/bin/python scripts/explorer_first_page.py --repeat 3
 

@@ -22,6 +22,7 @@ from interp.cli.running import run_command
 
 
 @app.command("eval")
+@options.task_file_options()
 def eval_command(
     model: str = options.model("smollm2"),
     task: str = typer.Option(
@@ -119,6 +120,7 @@ def _check_run(out: Path, model: str, task: str, shots: int) -> None:
 
 @run_app.command("patch")
 @options.execution_options()
+@options.task_file_options()
 def run_patch_command(
     model: str = options.model("organism"),
     task: str = typer.Option("sentiment_semantic", help="A classification task family."),
@@ -145,6 +147,7 @@ def run_patch_command(
 
 @run_app.command("circuit")
 @options.execution_options()
+@options.task_file_options()
 def run_circuit_command(
     model: str = options.model("organism"),
     task: str = typer.Option("sentiment_arbitrary", help="A classification task family."),

@@ -42,6 +42,7 @@ def _check_ranking(out: Path, model: str, task: str, docs: int) -> str:
 
 @run_app.command("block-relevance")
 @options.execution_options(options.DRY_RUN_CHUNKS_HELP)
+@options.task_file_options()
 def run_block_relevance_command(
     model: str = options.model("smollm2"),
     task: str = ranking_task(),
@@ -75,6 +76,7 @@ def run_block_relevance_command(
 
 
 @train_app.command("blockrank")
+@options.task_file_options()
 def train_blockrank_command(
     out: Path = typer.Option(..., help="Folder to write the adapted model into."),
     model: str = options.model("smollm2"),

@@ -67,6 +67,7 @@ def _kv_keys(text: str) -> str:
 
 @run_app.command("eviction")
 @options.execution_options(options.DRY_RUN_CHUNKS_HELP)
+@options.task_file_options()
 def run_eviction_command(
     model: str = options.model("smollm2"),
     task: str = typer.Option("nl_capital", help="An ICL family, or nl_kv_words."),
@@ -119,6 +120,7 @@ def run_eviction_command(
 
 
 @train_app.command("gate")
+@options.task_file_options()
 def train_gate_command(
     model: str = options.model("smollm2"),
     task: str = typer.Option("nl_capital", help="An ICL family, or nl_kv_words."),

@@ -11,6 +11,7 @@ from rich.table import Column, Table
 from interp.cli import checks, options
 from interp.cli.app import app, console, next_steps
 from interp.cli.options import Backend
+from interp.errors import IclscopeError
 
 WIDE = 120
 """Below this many columns the tables drop their long columns (or print them under the table)."""
@@ -58,14 +59,20 @@ def models_table(rows: list[dict], width: int) -> Table:
 
 
 @app.command()
+@options.task_file_options()
 def tasks(
     model: str | None = typer.Option(
         None,
         help="Also say which families this model's tokenizer can build, and why not the others.",
     ),
+    task: str | None = typer.Option(
+        None,
+        help="Describe task files instead (paths, comma-separated): what was inferred from "
+        "each and, with --model, what its tokenizer builds.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ):
-    """List the task families; every --task option takes these names."""
+    """List the task families; every --task option takes these names, or a task file's path."""
     from interp.tasks.suite import TASK_FAMILIES, family_support
 
     tokenizer = None
@@ -73,6 +80,9 @@ def tasks(
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(checks.model_folder(model))
+    if task is not None:
+        describe_files(task, tokenizer, as_json, model)
+        return
     rows = []
     for f in TASK_FAMILIES.values():
         row = {
@@ -118,6 +128,71 @@ def tasks(
         "iclscope eval --model smollm2 --task NAME",
         "iclscope run circuit --model smollm2 --task NAME --out runs",
     )
+
+
+def describe_files(task: str, tokenizer, as_json: bool, model: str | None) -> None:
+    """``tasks --task``: one description per family named (files registered by then)."""
+    from interp.tasks.files.describe import describe
+    from interp.tasks.suite import get_family
+
+    names = [n.strip() for n in task.split(",") if n.strip()]
+    families = [checks.task(n) for n in names]
+    not_files = [f.name for f in families if f.source != "file"]
+    if not_files:
+        raise IclscopeError(
+            f"--task {', '.join(not_files)} names built-in families; `tasks --task` describes "
+            "task files",
+            fix="pass a file's path, or run `iclscope tasks` for the built-in families",
+        )
+    found = [describe(get_family(n), tokenizer) for n in names]
+    if as_json:
+        print(json.dumps(found[0] if len(found) == 1 else found, indent=1))
+        return
+    for info in found:
+        table = Table(show_header=False, title=f"{info['name']} ({info['path']})")
+        for key, value in _description_rows(info):
+            table.add_row(key, value)
+        console.print(table)
+    next_steps(
+        f"iclscope eval --model {model or 'smollm2'} --task {found[0]['path']}",
+        f"iclscope run task-vectors --model {model or 'smollm2'} --task {found[0]['path']} "
+        "--out runs"
+        if found[0]["kind"] == "function"
+        else f"iclscope run circuit --model {model or 'smollm2'} --task {found[0]['path']} "
+        "--out runs",
+    )
+
+
+def _description_rows(info: dict) -> list[tuple[str, str]]:
+    splits = ", ".join(f"{k} {v}" for k, v in info["splits"].items())
+    rows = [
+        ("kind", info["kind"] + (" (inferred)" if info["kind_inferred"] else "")),
+        ("rows", str(info["rows"])),
+        ("splits", splits + (" (made, seeded)" if info["split_made"] else " (the file's)")),
+        ("columns", ", ".join(f"{k}={v}" for k, v in info["columns"].items())),
+        ("template", repr(info["template"])),
+    ]
+    if info["labels"]:
+        rows.append(("labels", ", ".join(f"{k} ({v})" for k, v in info["labels"].items())))
+    elif info["distinct_answers"] is not None:
+        rows.append(("distinct answers", str(info["distinct_answers"])))
+    if "builds" in info:
+        rows.append(("builds", "yes" if info["builds"] else f"no: {info['why_not']}"))
+        tokens = info.get("answer_tokens")
+        if tokens:
+            rows.append(
+                (
+                    "answer tokens",
+                    f"{tokens['min']}-{tokens['max']}, median {tokens['median']}, "
+                    f"{tokens['one_token_share']:.0%} one token",
+                )
+            )
+        if info.get("first_token_collisions"):
+            groups = "; ".join(", ".join(g) for g in info["first_token_collisions"])
+            rows.append(("first tokens collide", groups))
+        rows.append(("scores", ", ".join(info["scores"])))
+    rows.append(("data quality", "; ".join(info["warnings"]) or "no issue found"))
+    return rows
 
 
 def _name_column(rows: list[dict]) -> list[Column]:

@@ -152,33 +152,28 @@ def _group_parameters(dry_run_help: str) -> list[tuple[str, Any, Any]]:
     ]
 
 
-def execution_options(dry_run_help: str = DRY_RUN_HELP) -> Callable[[Callable], Callable]:
-    """Give a command the shared run options (``--executor``, ``--ray-address``, ``--workers``,
-    ``--max-retries``, ``--dry-run``, ``--memory-budget``) as two arguments, ``execution`` (an
-    :class:`~interp.analysis.runner.ExecutionOptions`) and ``estimate`` (a
-    :class:`DryRunOptions`), so every command declares and reads them the same way."""
-    from interp.analysis.runner import ExecutionOptions
+def _with_options(
+    removed: tuple[str, ...],
+    added: list[tuple[str, Any, Any]],
+    convert: Callable[[dict], dict],
+) -> Callable[[Callable], Callable]:
+    """A decorator giving a command the options ``added`` (name, annotation, typer option),
+    which ``convert`` turns (in place of the parameters ``removed``) into the values the
+    command reads, so a group of options is declared once for every command."""
 
     def decorate(command: Callable) -> Callable:
         signature = inspect.signature(command, eval_str=True)
-        own = [p for p in signature.parameters.values() if p.name not in ("execution", "estimate")]
-        added = [
+        own = [p for p in signature.parameters.values() if p.name not in removed]
+        extra = [
             inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=ann)
-            for name, ann, opt in _group_parameters(dry_run_help)
+            for name, ann, opt in added
         ]
 
         @functools.wraps(command)
         def wrapper(*args, **kwargs):
-            execution = ExecutionOptions(
-                executor=kwargs.pop("executor"),
-                ray_address=kwargs.pop("ray_address"),
-                workers=kwargs.pop("workers"),
-                max_retries=kwargs.pop("max_retries"),
-            )
-            estimate = DryRunOptions(kwargs.pop("dry_run_"), kwargs.pop("memory_budget"))
-            return command(*args, execution=execution, estimate=estimate, **kwargs)
+            return command(*args, **convert(kwargs))
 
-        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + added
+        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + extra
         wrapper.__signature__ = signature.replace(parameters=params)
         wrapper.__annotations__ = {
             p.name: p.annotation for p in params if p.annotation is not inspect.Parameter.empty
@@ -186,3 +181,74 @@ def execution_options(dry_run_help: str = DRY_RUN_HELP) -> Callable[[Callable], 
         return wrapper
 
     return decorate
+
+
+def execution_options(dry_run_help: str = DRY_RUN_HELP) -> Callable[[Callable], Callable]:
+    """Give a command the shared run options (``--executor``, ``--ray-address``, ``--workers``,
+    ``--max-retries``, ``--dry-run``, ``--memory-budget``) as two arguments, ``execution`` (an
+    :class:`~interp.analysis.runner.ExecutionOptions`) and ``estimate`` (a
+    :class:`DryRunOptions`), so every command declares and reads them the same way."""
+    from interp.analysis.runner import ExecutionOptions
+
+    def convert(kwargs: dict) -> dict:
+        execution = ExecutionOptions(
+            executor=kwargs.pop("executor"),
+            ray_address=kwargs.pop("ray_address"),
+            workers=kwargs.pop("workers"),
+            max_retries=kwargs.pop("max_retries"),
+        )
+        estimate = DryRunOptions(kwargs.pop("dry_run_"), kwargs.pop("memory_budget"))
+        return {**kwargs, "execution": execution, "estimate": estimate}
+
+    return _with_options(("execution", "estimate"), _group_parameters(dry_run_help), convert)
+
+
+TaskKind = Literal["function", "classification", "ranking"]
+TASK_FILE_HELP = {
+    "columns": "For a task file: its input and answer columns, e.g. x=review,y=stars "
+    "(also query=, documents=, answer_ids=) [input/output, text/label, sentence/label, "
+    "question/answer, query/documents/answer_ids].",
+    "kind": "For a task file: its kind [inferred from its columns and distinct answers].",
+    "template": "For a task file: the demonstration format with {x} and {y}, e.g. "
+    "'Q: {x}\\nA: {y}' [function: FV's 'Q: {x}\\nA: {y}'; classification: "
+    "'sentence: {x} sentiment: {y}'].",
+    "separator": "For a task file: text between demonstrations [function '\\n\\n', "
+    "classification '\\n'].",
+    "label_prefix": "For a classification file without --template: the text before the label "
+    "[sentiment:].",
+    "split_seed": "For a task file without train/valid/test splits: the seed of the 70/10/20 "
+    "split made for it.",
+}
+
+
+def task_file_options() -> Callable[[Callable], Callable]:
+    """Let ``--task`` name task files: adds ``--columns``, ``--kind``, ``--template``,
+    ``--separator``, ``--label-prefix`` and ``--split-seed``, then reads each file named in
+    ``--task`` (before anything heavy), registers its family and passes the command the
+    family names in its place."""
+    group = [
+        ("columns", str | None, typer.Option(None, help=TASK_FILE_HELP["columns"])),
+        ("kind", TaskKind | None, typer.Option(None, help=TASK_FILE_HELP["kind"])),
+        ("template", str | None, typer.Option(None, help=TASK_FILE_HELP["template"])),
+        ("separator", str | None, typer.Option(None, help=TASK_FILE_HELP["separator"])),
+        ("label_prefix", str | None, typer.Option(None, help=TASK_FILE_HELP["label_prefix"])),
+        ("split_seed", int, typer.Option(0, min=0, help=TASK_FILE_HELP["split_seed"])),
+    ]
+
+    def convert(kwargs: dict) -> dict:
+        from interp.tasks.files.columns import parse_columns
+        from interp.tasks.files.load import TaskFileOptions
+        from interp.tasks.files.resolve import resolve_task_argument
+
+        file_options = TaskFileOptions(
+            columns=parse_columns(kwargs.pop("columns")),
+            kind=kwargs.pop("kind"),
+            template=kwargs.pop("template"),
+            separator=kwargs.pop("separator"),
+            label_prefix=kwargs.pop("label_prefix"),
+            split_seed=kwargs.pop("split_seed"),
+        )
+        kwargs["task"] = resolve_task_argument(kwargs.get("task"), file_options)
+        return kwargs
+
+    return _with_options((), group, convert)

@@ -23,6 +23,7 @@ from interp.errors import IclscopeError
 
 @run_app.command("task-vectors")
 @options.execution_options()
+@options.task_file_options()
 def run_task_vectors_command(
     model: str = options.model("smollm2"),
     task: str = typer.Option(
@@ -118,6 +119,7 @@ def run_task_vectors_command(
 
 
 @bench_app.command("aie")
+@options.task_file_options()
 def bench_aie_command(
     model: str = options.model("smollm2"),
     task: str | None = typer.Option(None, help="A function family [nl_antonym]."),

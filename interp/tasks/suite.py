@@ -36,13 +36,35 @@ def families(source: str | None = None, kind: str | None = None) -> list[TaskFam
     ]
 
 
-def get_family(name: str) -> TaskFamily:
+FILE_FAMILIES: dict[str, TaskFamily] = {}
+"""Families read from a researcher's files in this process, by name. A file family shadows a
+built-in family of the same name: the file was named on purpose."""
+
+
+def register_family(family: TaskFamily) -> str:
+    """Make ``family`` reachable by its name (``get_family``, every analysis, the manifest);
+    return the name."""
+    if family.source != "file":
+        raise IclscopeError(f"only file families can be registered, not {family.name!r}")
+    FILE_FAMILIES[family.name] = family
+    return family.name
+
+
+def get_family(name: str | TaskFamily) -> TaskFamily:
+    if isinstance(name, TaskFamily):
+        return name
+    if name in FILE_FAMILIES:
+        return FILE_FAMILIES[name]
     if name not in TASK_FAMILIES:
         from interp.models.registry import suggest
 
+        looks_like_file = "/" in name or "." in name
         raise IclscopeError(
             f"unknown task {name!r}",
-            fix=f"{suggest(name, TASK_FAMILIES)}see `iclscope tasks` for the families",
+            fix="pass the path of an existing task file (.json, .jsonl, .csv, .tsv, .parquet "
+            "or a folder)"
+            if looks_like_file
+            else f"{suggest(name, TASK_FAMILIES)}see `iclscope tasks` for the families",
         )
     return TASK_FAMILIES[name]
 
@@ -75,8 +97,9 @@ def build_family_batch(
 
 def family_support(family: TaskFamily, tokenizer) -> str | None:
     """``None`` when ``tokenizer`` can build this family's prompts, else the reason it cannot
-    (tried on a few prompts of every label: each label must be one token, no word unknown)."""
-    builder = PromptBuilder(tokenizer)
+    (tried on a few prompts of every label: each label must be one token, no word unknown).
+    A file family's answers may be longer: it is scored by their first token or exactly."""
+    builder = PromptBuilder(tokenizer, labels="first" if family.source == "file" else "single")
     rng = random.Random(f"support:{family.name}")
     try:
         batch = builder.build(family.template, [family.sample(rng, 4) for _ in range(8)])
@@ -121,15 +144,19 @@ def _with_query(ep: lang.Episode, query: str, cls: str) -> lang.Episode:
 
 
 @lru_cache(maxsize=32)
-def _items_by_length(family: str, tokenizer) -> dict[tuple[str, int], tuple[str, ...]]:
-    """Natural family items grouped by (class, token count in the template's query slot)."""
+def _items_by_length(
+    family: str, tokenizer, version: str = ""
+) -> dict[tuple[str, int], tuple[str, ...]]:
+    """Natural family items grouped by (class, token count in the template's query slot);
+    ``version`` (a file family's SHA-256 and template) keeps a reloaded file from a stale
+    cache."""
     fam = get_family(family)
     head = fam.template.demo.split("{x}")[0]
     mid = fam.template.demo.split("{x}")[1].split("{y}")[0].rstrip()
     groups: dict[tuple[str, int], list[str]] = {}
     # natural classification families share their items: nl_<base>_{natural,arbitrary}
     base = family.removeprefix("nl_").rsplit("_", 1)[0]
-    for cls, items in CLASS_ITEMS[base].items():
+    for cls, items in (fam.items or CLASS_ITEMS[base]).items():
         texts = [head + item + mid for item in items]
         for item, ids in zip(items, tokenizer(texts, add_special_tokens=False)["input_ids"]):
             groups.setdefault((cls, len(ids)), []).append(item)
@@ -141,7 +168,10 @@ def _corrupt_natural(ep: lang.Episode, rng: random.Random, family: str, tokenize
     head = fam.template.demo.split("{x}")[0]
     mid = fam.template.demo.split("{x}")[1].split("{y}")[0].rstrip()
     length = len(tokenizer(head + ep.query + mid, add_special_tokens=False)["input_ids"])
-    groups = _items_by_length(family, tokenizer)
+    origin = fam.origin
+    groups = _items_by_length(
+        family, tokenizer, f"{origin.sha256}{origin.template}" if origin else ""
+    )
     demo_items = {x for x, _ in ep.demos}
     others = [c for c in ep.meta["label_map"] if c != ep.meta["class"]]
     rng.shuffle(others)

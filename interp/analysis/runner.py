@@ -16,10 +16,13 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from interp.analysis.base import Analysis, AnalysisConfig, Log, Result, config_from
 from interp.analysis.registry import get
+
+if TYPE_CHECKING:
+    from interp.tasks.family import TaskFamily
 
 
 @dataclass(frozen=True)
@@ -79,13 +82,31 @@ def write_result(run, result: Result) -> dict[str, Any]:
     return summary
 
 
+def task_name(task: str | TaskFamily) -> str:
+    """A family passed as an object is registered under its name, which then travels on."""
+    if isinstance(task, str):
+        return task
+    from interp.tasks.suite import register_family
+
+    return register_family(task)
+
+
+def task_files(task: str) -> dict[str, Any]:
+    """``{"task_files": {name: origin}}`` for the file families among ``task``, else ``{}``."""
+    from interp.tasks.suite import FILE_FAMILIES
+
+    names = [n.strip() for n in task.split(",")]
+    found = {n: FILE_FAMILIES[n].origin.to_json() for n in names if n in FILE_FAMILIES}
+    return {"task_files": found} if found else {}
+
+
 def run_analysis(
     analysis: Analysis | str,
     config: AnalysisConfig,
     *,
     out: str | Path,
     model: str,
-    task: str,
+    task: str | TaskFamily,
     execution: ExecutionOptions | None = None,
     executor: Any = None,
     log: Log = print,
@@ -94,6 +115,10 @@ def run_analysis(
 ) -> Path:
     """Run ``analysis`` (an instance or a registered kind) on ``model`` and ``task`` with
     ``config`` and write one run directory under ``out``; return its path.
+
+    ``task`` is a family name (or several, comma-separated, where the analysis takes them) or a
+    family from :func:`interp.tasks.from_file` / :func:`interp.tasks.from_pairs`; a file
+    family's path, size, SHA-256, columns and split go into the manifest as ``task_files``.
 
     ``execution`` names where its chunks run (an executor is opened and closed here);
     ``executor`` passes one the caller already holds instead. ``params`` adds to the
@@ -104,8 +129,9 @@ def run_analysis(
     from interp.runs.store import RunWriter
 
     analysis = get(analysis) if isinstance(analysis, str) else analysis
+    task = task_name(task)
     analysis.check(model, task, config)  # refused before a run directory exists for nothing
-    manifest_params = {**config.params(), **(params or {})}
+    manifest_params = {**config.params(), **task_files(task), **(params or {})}
     with contextlib.ExitStack() as stack:
         if executor is None:
             executor = stack.enter_context(open_executor(execution))

@@ -17,7 +17,7 @@ from interp.analysis.base import config_from
 from interp.analysis.runner import ExecutionOptions
 from interp.cli import checks, options
 from interp.cli.app import app, console, next_steps, run_app
-from interp.cli.options import Ablation, Component, Metric
+from interp.cli.options import Ablation, Component, Metric, Score
 from interp.cli.running import run_command
 
 
@@ -33,12 +33,17 @@ def eval_command(
     shots: str = typer.Option("0,1,2,4,8", help="Comma-separated shot counts."),
     n: int = options.count(64, "Prompts per cell."),
     seed: int = options.seed(10_007, "Seed of the evaluation prompts."),
+    score: Score = typer.Option(
+        "first-token",
+        help="first-token: the answer's first token (FV's measure); exact: the greedy answer "
+        "equals the answer, as normalised text.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ):
     """Score in-context learning per family and shot count, ranking P@1, and key-value
     retrieval at 256-2048 tokens."""
     shot_list = checks.int_list(shots, "--shots", minimum=0)
-    names = [checks.task(task).name] if task != "all" else None
+    names = [checks.task(t.strip()).name for t in task.split(",")] if task != "all" else None
     folder = checks.model_folder(model)
     from interp.tasks.run_eval import run_eval, runnable_families
 
@@ -50,7 +55,7 @@ def eval_command(
         tokenizer = AutoTokenizer.from_pretrained(folder)
         names = runnable_families(tokenizer, source=own_suite(tokenizer))
     checks.prompts(folder, model, names, shot_list)
-    result = run_eval(model, names, shot_list, n, seed, quiet=as_json)
+    result = run_eval(model, names, shot_list, n, seed, quiet=as_json, score=score)
     if as_json:
         print(json.dumps(result))
         return
@@ -64,7 +69,9 @@ def eval_command(
 def _print_eval(result: dict, shot_list: list[int]) -> None:
     from interp.tasks.suite import TASK_FAMILIES
 
-    table = Table("family", "kind", *[f"{k}-shot" for k in shot_list])
+    table = Table(
+        "family", "kind", *[f"{k}-shot" for k in shot_list], title=f"score: {result['score']}"
+    )
     for name, fam in result["families"].items():
         if "shots" in fam:
             table.add_row(name, fam["kind"], *[f"{v:.3f}" for v in fam["shots"].values()])

@@ -30,6 +30,7 @@ Device = Literal["cuda", "cpu"]
 Dtype = Literal["float32", "bfloat16"]
 KernelSize = Literal["small", "tiny"]
 Executor = Literal["local", "ray"]
+Score = Literal["first-token", "exact"]
 
 MODEL_HELP = "A registered name (see `iclscope models`) or a local Hugging Face folder."
 MAX_PORT = 65_535

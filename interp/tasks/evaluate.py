@@ -53,9 +53,30 @@ def accuracy(hf, batch: PromptBatch, restrict_to_labels: bool, chunk: int = 16) 
     return float((preds == batch.answer_ids).float().mean())
 
 
-def _batch(builder: PromptBuilder, fam: TaskFamily, n: int, k: int, seed: int) -> PromptBatch:
+def _episodes(fam: TaskFamily, n: int, k: int, seed: int) -> list:
     rng = random.Random(f"eval:{fam.name}:{k}:{seed}")
-    return builder.build(fam.template, [fam.sample(rng, k) for _ in range(n)])
+    return [fam.sample(rng, k) for _ in range(n)]
+
+
+def _batch(builder: PromptBuilder, fam: TaskFamily, n: int, k: int, seed: int) -> PromptBatch:
+    return builder.build(fam.template, _episodes(fam, n, k, seed))
+
+
+def cell_score(
+    hf, tokenizer, builder: PromptBuilder, fam: TaskFamily, n: int, k: int, seed: int, score: str
+) -> float:
+    """One family at ``k`` shots: first-token accuracy (among the prompt's labels for
+    classification), or the exact score (greedy answers compared as normalised text)."""
+    episodes = _episodes(fam, n, k, seed)
+    batch = builder.build(fam.template, episodes)
+    if score == "exact":
+        from interp.tasks.scoring import answer_separator, exact_accuracy
+
+        answers = [ep.answer for ep in episodes]
+        return exact_accuracy(
+            hf, tokenizer, batch, answers, separator=answer_separator(fam.template)
+        )
+    return accuracy(hf, batch, fam.kind == "classification")
 
 
 def pairs_for_tokens(builder: PromptBuilder, fam: TaskFamily, tokens: int) -> int:
@@ -76,25 +97,35 @@ def evaluate_model(
     seed: int = EVAL_SEED,
     prepend_bos: bool = True,
     progress: Callable[[str], None] = lambda _: None,
+    score: str = "first-token",
 ) -> dict:
     """The JSON object of ``iclscope eval``: accuracy by family and shots, ranking P@1 (mean
-    over ranking families, 10 documents) and key-value accuracy by prompt length."""
+    over ranking families, 10 documents) and key-value accuracy by prompt length.
+
+    ``score`` is ``first-token`` (the answer's first token, as the Function Vectors paper
+    scores) or ``exact`` (the greedy answer, normalised, equals the answer) for
+    classification and function families; ranking and key-value retrieval are always scored
+    by the first token of the answer."""
     n_ctx = getattr(hf.config, "max_position_embeddings", None)
     builder = PromptBuilder(
         tokenizer, n_ctx=n_ctx, prepend_bos=prepend_bos, padding_side="left", labels="first"
     )
-    result: dict = {"families": {}}
+    result: dict = {"score": score, "families": {}}
     ranking, kv = [], {}
     for name in family_names:
         fam = get_family(name)
         if fam.kind in ("classification", "function"):
+            if fam.kind == "classification" and score == "first-token":
+                from interp.tasks.scoring import refuse_first_token_collisions
+
+                refuse_first_token_collisions(tokenizer, fam.labels, what=f"{name}'s labels")
             cells = {}
             for k in shots:
                 progress(f"{name} {k}-shot")
-                cells[str(k)] = accuracy(
-                    hf, _batch(builder, fam, n, k, seed), fam.kind == "classification"
-                )
+                cells[str(k)] = cell_score(hf, tokenizer, builder, fam, n, k, seed, score)
             result["families"][name] = {"kind": fam.kind, "shots": cells}
+            if fam.origin is not None:
+                result["families"][name]["path"] = fam.origin.path
         elif fam.kind == "ranking":
             progress(f"{name} ({fam.default_k} documents)")
             p1 = accuracy(hf, _batch(builder, fam, n, fam.default_k, seed), False)

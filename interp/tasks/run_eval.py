@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from interp.tasks.evaluate import evaluate_model
-from interp.tasks.suite import TASK_FAMILIES, family_support
+from interp.tasks.suite import TASK_FAMILIES, family_support, get_family
 
 
 def runnable_families(tokenizer, source: str | None = None) -> list[str]:
@@ -24,6 +24,7 @@ def run_eval(
     n: int,
     seed: int,
     quiet: bool = False,
+    score: str = "first-token",
 ) -> dict:
     """Score ``families`` (``None``: every family the tokenizer builds) with a progress bar."""
     import torch
@@ -39,8 +40,8 @@ def run_eval(
     names = list(families) if families is not None else runnable_families(tokenizer)
     steps = sum(
         len(shots)
-        if TASK_FAMILIES[f].kind in ("classification", "function")
-        else (4 if TASK_FAMILIES[f].kind == "retrieval" else 1)
+        if get_family(f).kind in ("classification", "function")
+        else (4 if get_family(f).kind == "retrieval" else 1)
         for f in names
     )
     with tqdm(total=steps, desc=f"eval {model}", disable=quiet, unit="cell") as bar:
@@ -58,5 +59,6 @@ def run_eval(
             seed=seed,
             prepend_bos=prepend_bos(folder),
             progress=advance,
+            score=score,
         )
     return {"model": model, **result}

@@ -99,6 +99,13 @@ def task(name: str, kind: str | None = None, option: str = "--task"):
 
     family = get_family(name)
     if kind is not None and family.kind != kind:
+        if family.source == "file":
+            what = "read" if family.origin.kind_inferred else "given"
+            raise IclscopeError(
+                f"{option} {family.origin.path} was {what} as a {family.kind} task; this "
+                f"command needs a {kind} task",
+                fix=f"pass --kind {kind} if the file is one, or use another file",
+            )
         names = ", ".join(f.name for f in families(kind=kind, source=family.source))
         raise IclscopeError(
             f"{option} {name} is a {family.kind} family; this command needs a {kind} family",

@@ -54,10 +54,14 @@ class ActivationPatching(Analysis):
     def _plan(model, task: str, config: PatchConfig):
         """The prompt pairs and the sweep's plan, with the clean and corrupted runs."""
         from interp.engine.sweeps import with_baselines
-        from interp.tasks.suite import build_pair_batches
+        from interp.tasks.suite import build_pair_batches, label_mode
 
         clean, corrupted = build_pair_batches(
-            model.prompt_builder(), task, config.prompts, config.shots, config.seed
+            model.prompt_builder(labels=label_mode(task)),
+            task,
+            config.prompts,
+            config.shots,
+            config.seed,
         )
         sweep = build_plan(config.component, model.cfg, clean, config.ablation, config.per_position)
         return clean, corrupted, with_baselines(sweep, range(len(clean)))

@@ -28,6 +28,7 @@ from circuits.block_relevance.metrics import positional_heads, ranking_metrics, 
 from circuits.block_relevance.relevance import calibrate
 from interp.errors import IclscopeError
 from interp.models import HookedModel
+from interp.prompts import Template
 from interp.tasks.suite import get_family, sample_episodes
 
 VARIANTS = ("raw", "calibrated", "block_sparse")
@@ -172,7 +173,14 @@ class BlockRelevance:
         model named by its folder (what a worker loads)."""
         episodes = sample_episodes(family, self.prompts, self.docs, self.seed)
         return RelevanceChunks(
-            model, backend, family, episodes, self.rows, self.chunk, self.content_free
+            model,
+            backend,
+            family,
+            episodes,
+            self.rows,
+            self.chunk,
+            self.content_free,
+            template=get_family(family).template,
         )
 
     def collect(self, model: HookedModel, family: str, log, executor=None) -> RelevanceData:
@@ -238,6 +246,9 @@ class RelevanceChunks:
     rows: int = 2
     chunk: int = 16
     content_free: str = "N/A"
+    template: Template | None = None
+    """The family's template, carried so that a worker in another process (where a task file
+    read by this one is not registered) builds the same prompts."""
 
     @property
     def key(self):
@@ -253,7 +264,7 @@ class RelevanceChunks:
 
     def batches(self, builder, index: int) -> tuple:
         """Chunk ``index``'s prompts and the same with the content-free query."""
-        template = get_family(self.family).template
+        template = self.template or get_family(self.family).template
         episodes = self.episodes[index * self.chunk : (index + 1) * self.chunk]
         free = [replace(ep, query=self.content_free) for ep in episodes]
         return builder.build(template, episodes), builder.build(template, free)

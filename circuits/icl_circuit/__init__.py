@@ -49,7 +49,7 @@ from interp.models import HookedModel
 from interp.organism.language import Episode
 from interp.prompts import check_pair
 from interp.tasks.family import TaskFamily
-from interp.tasks.suite import get_family
+from interp.tasks.suite import get_family, label_mode
 
 __all__ = [
     "CircuitData",
@@ -163,7 +163,7 @@ class IclCircuit:
         them (:func:`interp.engine.memory.estimate_steps`): built from prompts alone."""
         fam = get_family(family)
         both, n_shot = self.ablation_batch(
-            model.prompt_builder(), fam, self.episodes(fam, self.shots)
+            model.prompt_builder(labels=label_mode(fam)), fam, self.episodes(fam, self.shots)
         )
         plan = self.ablation.batch_plan(both, n_shot, model.cfg.n_layers)
         return [("ablation table", plan, both, None)]
@@ -188,7 +188,7 @@ class IclCircuit:
                 fix="use at least 1 shot and 4 prompts (the paper uses 4 shots, 512 prompts)",
             )
         start = time.perf_counter()
-        builder = model.prompt_builder()
+        builder = model.prompt_builder(labels=label_mode(fam))
         episodes = self.episodes(fam, self.shots)
         data = CircuitData.build(builder, fam, episodes)
         wrong = CircuitData.build(builder, fam, [wrong_labels(ep) for ep in episodes])

@@ -69,6 +69,8 @@ def task_pairs(family: TaskFamily, seed: int = 0, draw: int = 400) -> list[Pair]
         )
     if family.name.removeprefix("nl_") in FUNCTION_PAIRS and family.source == "natural":
         return list(FUNCTION_PAIRS[family.name.removeprefix("nl_")])
+    if family.source == "file":
+        return _first_answers([row for split in family.sample.splits.values() for row in split])
     rng = random.Random(f"pairs:{family.name}:{seed}")
     seen: dict[str, str] = {}
     for _ in range(draw):
@@ -76,6 +78,14 @@ def task_pairs(family: TaskFamily, seed: int = 0, draw: int = 400) -> list[Pair]
         for x, y in [*ep.demos, (ep.query, ep.answer)]:
             seen.setdefault(x, y)
     return sorted(seen.items())
+
+
+def _first_answers(rows) -> list[Pair]:
+    """One pair per input, with its first answer (a file may give an input several)."""
+    seen: dict[str, str] = {}
+    for x, y in rows:
+        seen.setdefault(x, y)
+    return list(seen.items())
 
 
 @dataclass
@@ -89,6 +99,8 @@ class TaskSplit:
     @classmethod
     def make(cls, task: str, n_test: int = 40, seed: int = 0, min_train: int = 10) -> TaskSplit:
         family = get_family(task)
+        if family.source == "file":
+            return cls.from_file_splits(family, n_test, seed, min_train)
         pairs = task_pairs(family, seed)
         random.Random(f"split:{task}:{seed}").shuffle(pairs)
         if len(pairs) < n_test + min_train:
@@ -98,6 +110,27 @@ class TaskSplit:
                 fix=f"ask for at most {max(1, len(pairs) - min_train)} test items",
             )
         return cls(family, pairs[:n_test], pairs[n_test:])
+
+    @classmethod
+    def from_file_splits(
+        cls, family: TaskFamily, n_test: int, seed: int, min_train: int
+    ) -> TaskSplit:
+        """A task file keeps its own split: test items from its test split, the rest from
+        train (an input of the test items never appears among them)."""
+        splits = family.sample.splits
+        test = _first_answers(splits["test"])
+        random.Random(f"split:{family.name}:{seed}").shuffle(test)
+        test = test[:n_test]
+        held = {x for x, _ in test}
+        train = [p for p in _first_answers(splits["train"]) if p[0] not in held]
+        if len(test) < n_test or len(train) < min_train:
+            raise IclscopeError(
+                f"{family.name} has {len(test)} test and {len(train)} train items: too few for "
+                f"{n_test} test items and {min_train} more for demonstrations, embeddings and "
+                "training",
+                fix=f"ask for at most {len(test)} test items (--test-items)",
+            )
+        return cls(family, test, train)
 
     def episodes(
         self, queries: list[Pair], k: int, rng: random.Random, shuffle_labels: bool = False

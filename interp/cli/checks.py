@@ -139,6 +139,12 @@ def prompts(
                 f"--task {name} cannot be built with {spec}'s tokenizer: {reason}",
                 fix=f"see `iclscope tasks --model {spec}`",
             )
+        if family.kind == "classification" and family.source == "file":
+            from interp.tasks.scoring import refuse_first_token_collisions
+
+            refuse_first_token_collisions(
+                tokenizer, family.labels, what=f"--task {name}: the labels"
+            )
         if family.kind in ("classification", "function"):
             _fits(builder, family, most, n_ctx, spec, option)
             _drawable(family, most, option)

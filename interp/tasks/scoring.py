@@ -15,6 +15,7 @@ last column and the rows grow together, one column per step, over a shared KV ca
 
 from __future__ import annotations
 
+import inspect
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -96,6 +97,12 @@ def _stop_ids(hf, tokenizer) -> set[int]:
     return ids
 
 
+def _cache_argument(hf) -> str:
+    """The forward's keyword for the KV cache: ``cache`` in recent transformers releases,
+    ``past_key_values`` in earlier ones (later ones accept it with a deprecation warning)."""
+    return "cache" if "cache" in inspect.signature(hf.forward).parameters else "past_key_values"
+
+
 class _LineEnds:
     """Which token ids contain a line break, decoded once per id (byte-level BPE writes
     ``'\\n'`` as ``'Ċ'``, SentencePiece as ``'<0x0A>'``: decoding covers both)."""
@@ -136,17 +143,18 @@ def _greedy_ids(
     first = int(real[0]) if len(real) else 0
     tokens, mask = tokens[:, first:].to(hf.device), mask[:, first:].to(hf.device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    step_ids, past = tokens, None
+    step_ids, cache, cache_argument = tokens, None, _cache_argument(hf)
     for _ in range(max(budgets)):
         result = hf(
             input_ids=step_ids,
             attention_mask=mask,
             position_ids=positions,
-            past_key_values=past,
             use_cache=True,
             logits_to_keep=1,
+            **{cache_argument: cache},
         )
-        past = result.past_key_values
+        cache = result.get("cache")
+        cache = result.get("past_key_values") if cache is None else cache
         chosen = result.logits[:, -1].argmax(-1)
         for row, token in enumerate(chosen.tolist()):
             if done[row]:

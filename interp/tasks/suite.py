@@ -69,6 +69,13 @@ def get_family(name: str | TaskFamily) -> TaskFamily:
     return TASK_FAMILIES[name]
 
 
+def label_mode(family: str | TaskFamily) -> str:
+    """How prompts of ``family`` mark labels: ``single`` (each label one token, refused
+    otherwise) for the built-in families, ``first`` for a file's, whose labels may be several
+    tokens: patching and the circuit then read each label's first token."""
+    return "first" if get_family(family).source == "file" else "single"
+
+
 def require_kind(task: str, kind: str, analysis: str, fix: str) -> TaskFamily:
     """The family ``task``, refused unless it is of ``kind``: an analysis names itself
     (``analysis``) and the families to use instead (``fix``)."""

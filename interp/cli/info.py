@@ -73,8 +73,6 @@ def tasks(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ):
     """List the task families; every --task option takes these names, or a task file's path."""
-    from interp.tasks.suite import TASK_FAMILIES, family_support
-
     tokenizer = None
     if model is not None:
         from transformers import AutoTokenizer
@@ -83,6 +81,8 @@ def tasks(
     if task is not None:
         describe_files(task, tokenizer, as_json, model)
         return
+    from interp.tasks.suite import TASK_FAMILIES, family_support
+
     rows = []
     for f in TASK_FAMILIES.values():
         row = {
@@ -133,18 +133,17 @@ def tasks(
 def describe_files(task: str, tokenizer, as_json: bool, model: str | None) -> None:
     """``tasks --task``: one description per family named (files registered by then)."""
     from interp.tasks.files.describe import describe
-    from interp.tasks.suite import get_family
+    from interp.tasks.files.registry import FILE_FAMILIES
 
     names = [n.strip() for n in task.split(",") if n.strip()]
-    families = [checks.task(n) for n in names]
-    not_files = [f.name for f in families if f.source != "file"]
+    not_files = [n for n in names if n not in FILE_FAMILIES]
     if not_files:
         raise IclscopeError(
             f"--task {', '.join(not_files)} names built-in families; `tasks --task` describes "
             "task files",
             fix="pass a file's path, or run `iclscope tasks` for the built-in families",
         )
-    found = [describe(get_family(n), tokenizer) for n in names]
+    found = [describe(FILE_FAMILIES[n], tokenizer) for n in names]
     if as_json:
         print(json.dumps(found[0] if len(found) == 1 else found, indent=1))
         return

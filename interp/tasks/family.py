@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from interp.organism.language import Episode
-from interp.prompts import Template
+from interp.templates import Template
 
 Kind = Literal["classification", "function", "ranking", "retrieval"]
 

@@ -17,6 +17,7 @@ from interp.organism import language as lang
 from interp.organism.families import ORGANISM_FAMILIES
 from interp.prompts import PromptBatch, PromptBuilder
 from interp.tasks.family import TaskFamily
+from interp.tasks.files.registry import FILE_FAMILIES, register_family  # noqa: F401
 from interp.tasks.natural import CLASS_ITEMS, NATURAL_FAMILIES
 
 assert not set(NATURAL_FAMILIES) & set(ORGANISM_FAMILIES), "family names must be unique"
@@ -34,20 +35,6 @@ def families(source: str | None = None, kind: str | None = None) -> list[TaskFam
         for f in TASK_FAMILIES.values()
         if (source is None or f.source == source) and (kind is None or f.kind == kind)
     ]
-
-
-FILE_FAMILIES: dict[str, TaskFamily] = {}
-"""Families read from a researcher's files in this process, by name. A file family shadows a
-built-in family of the same name: the file was named on purpose."""
-
-
-def register_family(family: TaskFamily) -> str:
-    """Make ``family`` reachable by its name (``get_family``, every analysis, the manifest);
-    return the name."""
-    if family.source != "file":
-        raise IclscopeError(f"only file families can be registered, not {family.name!r}")
-    FILE_FAMILIES[family.name] = family
-    return family.name
 
 
 def get_family(name: str | TaskFamily) -> TaskFamily:

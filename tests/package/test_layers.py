@@ -15,7 +15,15 @@ PACKAGES = ("interp", "circuits", "probes", "kernels", "app")
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundations", ("interp.errors", "interp.io", "interp.stops", "kernels")),
-    ("prompts", ("interp.organism.language", "interp.organism.tokenizer", "interp.prompts")),
+    (
+        "prompts",
+        (
+            "interp.organism.language",
+            "interp.organism.tokenizer",
+            "interp.templates",
+            "interp.prompts",
+        ),
+    ),
     ("models", ("interp.models",)),
     ("tasks", ("interp.tasks", "interp.organism")),
     ("engine and executors", ("interp.engine", "interp.patching", "interp.execution", "probes")),

@@ -14,11 +14,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from interp.errors import IclscopeError
-from interp.prompts import RANKING_TEMPLATE, Template
 from interp.tasks.family import TaskFamily
 from interp.tasks.files import columns as cols
 from interp.tasks.files.read import RawTask, read_task
 from interp.tasks.files.sampling import DOC_IDS, ClassSampler, PairSampler, RankingSampler
+from interp.templates import RANKING_TEMPLATE, Template
 
 FUNCTION_FORMAT = "Q: {x}\nA: {y}"
 FUNCTION_SEPARATOR = "\n\n"

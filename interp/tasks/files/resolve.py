@@ -12,6 +12,7 @@ from pathlib import Path
 from interp.errors import IclscopeError
 from interp.tasks.files.load import TaskFileOptions, from_file
 from interp.tasks.files.read import TABLE_FORMATS
+from interp.tasks.files.registry import FILE_FAMILIES, register_family
 
 
 def is_task_path(part: str) -> bool:
@@ -25,8 +26,6 @@ def is_task_path(part: str) -> bool:
 
 def resolve_task_argument(value: str | None, options: TaskFileOptions | None = None) -> str | None:
     """``value`` with every task file replaced by its registered family name."""
-    from interp.tasks.suite import FILE_FAMILIES, register_family
-
     if value is None:
         return None
     options = options or TaskFileOptions()

@@ -33,3 +33,12 @@ def test_adding_an_analysis_example_runs(monkeypatch, tmp_path):
     layer, head = run.summary["lowest_entropy_head"]
     assert table.entropy.min() == table.query("layer == @layer and head == @head").entropy.iloc[0]
     assert (Path(namespace["path"]) / "figures" / "entropy.json").is_file()
+
+
+def test_bring_your_own_task_example_runs():
+    (block,) = python_blocks(DOCS / "bring-your-own-task.md")
+    namespace: dict = {}
+    exec(compile(block, "bring-your-own-task.md", "exec"), namespace)
+    family = namespace["family"]
+    assert family.kind == "classification" and family.labels == ("animal", "color")
+    assert sum(family.origin.splits.values()) == 48

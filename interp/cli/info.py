@@ -152,13 +152,12 @@ def describe_files(task: str, tokenizer, as_json: bool, model: str | None) -> No
         for key, value in _description_rows(info):
             table.add_row(key, value)
         console.print(table)
+    analysis = {"function": "task-vectors", "classification": "circuit"}
+    spec, path = model or "smollm2", found[0]["path"]
     next_steps(
-        f"iclscope eval --model {model or 'smollm2'} --task {found[0]['path']}",
-        f"iclscope run task-vectors --model {model or 'smollm2'} --task {found[0]['path']} "
-        "--out runs"
-        if found[0]["kind"] == "function"
-        else f"iclscope run circuit --model {model or 'smollm2'} --task {found[0]['path']} "
-        "--out runs",
+        f"iclscope eval --model {spec} --task {path}",
+        f"iclscope run {analysis.get(found[0]['kind'], 'block-relevance')} --model {spec} "
+        f"--task {path} --out runs",
     )
 
 

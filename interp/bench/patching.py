@@ -28,7 +28,7 @@ from interp.engine.batched import Engine
 from interp.engine.plan import InterventionPlan
 from interp.engine.sweeps import head_sweep
 from interp.models import load_model
-from interp.tasks.suite import build_pair_batches, default_family
+from interp.tasks.suite import build_pair_batches, default_family, label_mode
 
 BENCH_FAMILIES = ("nl_kind_natural", "sentiment_semantic")
 """The model's own suite: short natural prompts on a real model, the organism's otherwise."""
@@ -141,22 +141,27 @@ def bench_patching(
     positions: int | None = None,
     pairs: int = 8,
     log=print,
+    task: str | None = None,
 ) -> dict:
     """Measure workloads A and B four ways; returns the benchmark's JSON object.
     ``pairs``: workload A's prompt pairs; ``positions`` caps workload B's positions (spread
-    evenly; ``None``: every position)."""
+    evenly; ``None``: every position); ``task``: a classification family [the model's own
+    sentiment family]."""
     tl = load_model(model)
     nn = load_model(model, backend="nnsight")
+    family = task or default_family(tl.tokenizer, *BENCH_FAMILIES)
     return {
-        name: _workload(tl, nn, name, n_pairs, per_position, shots, repeats, positions, log)
+        name: _workload(tl, nn, name, family, n_pairs, per_position, shots, repeats, positions, log)
         for name, n_pairs, per_position in (("A", pairs, False), ("B", 1, True))
     }
 
 
-def _workload(tl, nn, name, n_pairs, per_position, shots, repeats, keep_positions, log) -> dict:
+def _workload(
+    tl, nn, name, family, n_pairs, per_position, shots, repeats, keep_positions, log
+) -> dict:
     cfg = tl.cfg
-    family = default_family(tl.tokenizer, *BENCH_FAMILIES)
-    clean, corrupted = build_pair_batches(tl.prompt_builder(), family, n_pairs, shots, seed=1)
+    builder = tl.prompt_builder(labels=label_mode(family))
+    clean, corrupted = build_pair_batches(builder, family, n_pairs, shots, seed=1)
     n_pos = clean.tokens.shape[1]
     positions = spread_positions(n_pos, keep_positions)
     plan = head_sweep(cfg, range(n_pairs), n_pos=n_pos if per_position else None)

@@ -29,7 +29,7 @@ from interp.engine.batched import Engine
 from interp.engine.sweeps import head_sweep, with_baselines
 from interp.execution import RayExecutor, import_ray
 from interp.models import load_model
-from interp.tasks.suite import build_pair_batches, default_family
+from interp.tasks.suite import build_pair_batches, default_family, label_mode
 
 
 def _timed(run, repeats: int) -> tuple[float, object]:
@@ -48,12 +48,15 @@ def bench_scale(
     shots: int = 4,
     repeats: int = 1,
     log=print,
+    task: str | None = None,
 ) -> dict:
     """Seconds per sweep locally and on Ray per worker count, the ratios to local, and the
-    largest difference of any row's metric from the local table."""
+    largest difference of any row's metric from the local table (on ``task``, a
+    classification family, or the model's own sentiment family)."""
     m = load_model(model)
-    family = default_family(m.tokenizer, *BENCH_FAMILIES)
-    clean, corrupted = build_pair_batches(m.prompt_builder(), family, pairs, shots, 0)
+    family = task or default_family(m.tokenizer, *BENCH_FAMILIES)
+    builder = m.prompt_builder(labels=label_mode(family))
+    clean, corrupted = build_pair_batches(builder, family, pairs, shots, 0)
     plan = with_baselines(head_sweep(m.cfg, range(pairs)), range(pairs))
     warm = with_baselines(head_sweep(m.cfg, [0]), [0])
     warm.rows = warm.rows[: 2 * m.cfg.n_heads]

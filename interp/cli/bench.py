@@ -12,6 +12,7 @@ from interp.cli.options import Device, Dtype, KernelSize
 
 
 @bench_app.command("patching")
+@options.task_file_options()
 def bench_patching_command(
     model: str = options.model("organism"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
@@ -23,6 +24,9 @@ def bench_patching_command(
         "[every position].",
     ),
     pairs: int = options.count(8, "Prompt pairs in workload A (heads over all positions)."),
+    task: str | None = typer.Option(
+        None, help="A classification family or file [the model's own sentiment family]."
+    ),
 ):
     """Time head patching four ways (TransformerLens, nnsight, our engine with and without
     resuming) against a plain forward, on workloads A (heads x 8 pairs) and B (heads x
@@ -34,10 +38,12 @@ def bench_patching_command(
     from interp.bench.patching import BENCH_FAMILIES, bench_patching
     from interp.tasks.suite import default_family
 
-    family = default_family(AutoTokenizer.from_pretrained(folder), *BENCH_FAMILIES)
+    family = task and checks.task(task, kind="classification").name
+    family = family or default_family(AutoTokenizer.from_pretrained(folder), *BENCH_FAMILIES)
     checks.prompts(folder, model, [family], [shots])
     result = bench_patching(
         model,
+        task=family,
         repeats=repeats,
         shots=shots,
         positions=positions,
@@ -49,6 +55,7 @@ def bench_patching_command(
 
 
 @bench_app.command("scale")
+@options.task_file_options()
 def bench_scale_command(
     model: str = options.model("smollm2"),
     workers: str = typer.Option("1,2", help="Comma-separated Ray worker counts."),
@@ -56,6 +63,9 @@ def bench_scale_command(
     shots: int = options.shots(help="Demonstrations per prompt (sets the prompt length)."),
     repeats: int = options.count(1, "Timed runs per contender (median reported)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    task: str | None = typer.Option(
+        None, help="A classification family or file [the model's own sentiment family]."
+    ),
 ):
     """Time one head sweep on the local engine and on a local Ray cluster with each number of
     workers: Ray's overhead over local, and what more workers buy on this machine."""
@@ -67,10 +77,17 @@ def bench_scale_command(
     from interp.bench.scale import bench_scale
     from interp.tasks.suite import default_family
 
-    family = default_family(AutoTokenizer.from_pretrained(folder), *BENCH_FAMILIES)
+    family = task and checks.task(task, kind="classification").name
+    family = family or default_family(AutoTokenizer.from_pretrained(folder), *BENCH_FAMILIES)
     checks.prompts(folder, model, [family], [shots])
     result = bench_scale(
-        model, counts, pairs, shots, repeats, log=(lambda *a: None) if as_json else console.print
+        model,
+        counts,
+        pairs,
+        shots,
+        repeats,
+        log=(lambda *a: None) if as_json else console.print,
+        task=family,
     )
     if as_json:
         print(json.dumps(result))

@@ -168,7 +168,7 @@ def _greedy_ids(
             break
         step_ids = chosen[:, None]
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-        positions = positions[:, -1:] + 2
+        positions = positions[:, -1:] + 1
     return out
 
 

@@ -34,6 +34,7 @@ class ActivationPatching(Analysis):
     the activation patching page of the docs)."""
 
     kind = "patch"
+    score = "the metric at the query's last token, on the first token of each label"
     config_type = PatchConfig
 
     def check(self, model: str, task: str, config: PatchConfig) -> None:

@@ -63,6 +63,7 @@ class BlockRelevanceAnalysis(Analysis):
     family (see the block relevance page of the docs)."""
 
     kind = "block-relevance"
+    score = "the decoded document ID (one token) and each head's ranking of the documents"
     config_type = BlockRelevanceConfig
 
     def check(self, model: str, task: str, config: BlockRelevanceConfig) -> None:

@@ -29,6 +29,7 @@ class DemoAnalysis(Analysis):
     """Evaluate, look inside one prompt and (with ``circuit``) run the ICL circuit."""
 
     kind = "demo"
+    score = "accuracy by the first token of each answer"
     config_type = DemoConfig
 
     def run(self, model, task: str, config: DemoConfig, executor, *, log: Log = print):

@@ -52,6 +52,7 @@ class EvictionAnalysis(Analysis):
     model, whose attention modules the eviction masks replace."""
 
     kind = "eviction"
+    score = "accuracy by the first token of each answer (argmax over the vocabulary)"
     config_type = EvictionConfig
 
     def load(self, model: str, config: EvictionConfig):

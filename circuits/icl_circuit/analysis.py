@@ -37,6 +37,7 @@ class IclCircuitAnalysis(Analysis):
     classification family (see the ICL circuit page of the docs)."""
 
     kind = "circuit"
+    score = "label accuracy among the prompt's labels, by the first token of each label"
     config_type = CircuitConfig
 
     def check(self, model: str, task: str, config: CircuitConfig) -> None:

@@ -70,6 +70,7 @@ class TaskVectorsAnalysis(Analysis):
     ``task-vectors`` (the explorer's page and existing runs folders know it by that name)."""
 
     kind = "task-vectors"
+    score = "0-shot accuracy by the first token of each answer (argmax over the vocabulary)"
     config_type = TaskVectorsConfig
 
     def check(self, model: str, task: str, config: TaskVectorsConfig) -> None:

@@ -111,6 +111,9 @@ class Analysis(ABC):
 
     kind: ClassVar[str]
     config_type: ClassVar[type[AnalysisConfig]] = AnalysisConfig
+    score: ClassVar[str] = "the first token of each answer"
+    """How answers are scored, as the manifest and the report state it (an answer of several
+    tokens is read by its first token unless the analysis says otherwise)."""
     run_dir: Path | None = None
     """The run directory being written, set by the runner before :meth:`run`: where an analysis
     saves what it makes as it goes (a gate trained inside the run, kept if the run stops)."""

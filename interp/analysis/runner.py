@@ -60,7 +60,7 @@ def open_executor(options: ExecutionOptions | None) -> Iterator[Any]:
         executor.close()
 
 
-def write_result(run, result: Result) -> dict[str, Any]:
+def write_result(run, result: Result, score: str | None = None) -> dict[str, Any]:
     """A result's tables, figures, artifacts, summary and report into ``run`` (a
     :class:`~interp.runs.store.RunWriter`); return the summary. Every figure gets whole-number
     ticks on the axes that count layers, heads or positions."""
@@ -78,7 +78,10 @@ def write_result(run, result: Result) -> dict[str, Any]:
     result.write_files(run.path)
     summary = result.summary()
     run.summary(summary)
-    run.report(result.report(summary))
+    report = result.report(summary)
+    if score is not None:
+        report = report.rstrip("\n") + f"\n\nScored by {score}.\n"
+    run.report(report)
     return summary
 
 
@@ -131,7 +134,8 @@ def run_analysis(
     analysis = get(analysis) if isinstance(analysis, str) else analysis
     task = task_name(task)
     analysis.check(model, task, config)  # refused before a run directory exists for nothing
-    manifest_params = {**config.params(), **task_files(task), **(params or {})}
+    scored = {"score": analysis.score}
+    manifest_params = {**config.params(), **scored, **task_files(task), **(params or {})}
     with contextlib.ExitStack() as stack:
         if executor is None:
             executor = stack.enter_context(open_executor(execution))
@@ -154,7 +158,7 @@ def run_analysis(
             _seed_everything(config.seed)
             with recorded(executor, run.executor) as current:  # the manifest lists every run
                 result = analysis.run(loaded, task, config, current, log=log)
-            write_result(run, result)
+            write_result(run, result, analysis.score)
             export_static(run.path, log=log)
     log(str(run.path))
     return run.path

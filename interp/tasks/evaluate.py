@@ -34,8 +34,14 @@ def last_logits(hf, batch: PromptBatch, chunk: int = 16) -> Float[Tensor, "batch
     out = []
     for i in range(0, len(batch), chunk):
         toks, mask = batch.tokens[i : i + chunk], batch.attention_mask[i : i + chunk]
+        # positions counted over real tokens: a left-padded row then sees the positions it
+        # would alone (models with learned positions, such as GPT-2, depend on it)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
         logits = hf(
-            input_ids=toks.to(hf.device), attention_mask=mask.to(hf.device), logits_to_keep=1
+            input_ids=toks.to(hf.device),
+            attention_mask=mask.to(hf.device),
+            position_ids=positions.to(hf.device),
+            logits_to_keep=1,
         ).logits
         out.append(logits[:, -1].float().cpu())
     return torch.cat(out)

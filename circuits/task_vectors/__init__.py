@@ -150,7 +150,8 @@ class TaskVectors:
         return out
 
     def batches(self, builder, task: str) -> TaskBatches:
-        """One task's prompts: held-out 0-shot and k-shot, 0-shot dev (the train items),
+        """One task's prompts: held-out 0-shot and k-shot, 0-shot dev (the train items, or a
+        task file's valid split),
         the task embedding's k-shot prompts and the AIE's shuffled-label ones."""
         split = TaskSplit.make(task, self.test_items, self.seed)
         seed = self.seed
@@ -158,7 +159,7 @@ class TaskVectors:
             split,
             test0=split.build(builder, split.test, 0, f"test:{seed}"),
             testk=split.build(builder, split.test, self.shots, f"icl:{seed}"),
-            dev0=split.build(builder, split.train, 0, f"dev:{seed}"),
+            dev0=split.build(builder, split.dev or split.train, 0, f"dev:{seed}"),
             te=split.build(
                 builder, split.sample_train(self.te_prompts, f"te:{seed}"), self.shots, f"te:{seed}"
             ),

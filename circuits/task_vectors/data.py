@@ -95,6 +95,9 @@ class TaskSplit:
     family: TaskFamily
     test: list[Pair]
     train: list[Pair]
+    dev: list[Pair] | None = None
+    """Items whose 0-shot prompts choose a layer: a task file's valid split where it has one
+    (``None``: the train items)."""
 
     @classmethod
     def make(cls, task: str, n_test: int = 40, seed: int = 0, min_train: int = 10) -> TaskSplit:
@@ -130,7 +133,8 @@ class TaskSplit:
                 "training",
                 fix=f"ask for at most {len(test)} test items (--test-items)",
             )
-        return cls(family, test, train)
+        dev = [p for p in _first_answers(splits["valid"]) if p[0] not in held] or None
+        return cls(family, test, train, dev)
 
     def episodes(
         self, queries: list[Pair], k: int, rng: random.Random, shuffle_labels: bool = False

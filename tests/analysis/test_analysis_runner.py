@@ -91,11 +91,13 @@ def test_runner_writes_everything_a_result_knows(tmp_path, monkeypatch):
     run = load_run(path)
     assert run.manifest["kind"] == "count" and run.manifest["status"] == "complete"
     assert run.manifest["seed"] == 7
-    assert run.manifest["params"] == {"rows": 4, "label": None, "learned": 5}
+    score = "the first token of each answer"  # the default an analysis states
+    assert run.manifest["params"] == {"rows": 4, "label": None, "score": score, "learned": 5}
     assert run.manifest["executor"]["executor"] == "local"
     assert list(run.tables["counts"].value) == [0, 1, 2, 3]
     assert json.loads((path / "summary.json").read_text()) == {"rows": 4}
-    assert (path / "report.md").read_text().startswith("# Count")
+    report = (path / "report.md").read_text()
+    assert report.startswith("# Count") and report.endswith(f"Scored by {score}.\n")
     assert (path / "note.txt").read_text() == "hello\n"
     assert (path / "extra.bin").read_bytes() == b"\x00\x01"
     fig = go.Figure(json.loads((path / "figures" / "grid.json").read_text()))

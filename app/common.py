@@ -141,7 +141,13 @@ def page_style() -> None:
         "<style>.st-key-report h1{font-size:1.5rem}.st-key-report h2{font-size:1.25rem}"
         ".st-key-report h3,.st-key-report h4{font-size:1.05rem}"
         ".st-key-report table{display:block;overflow-x:auto;max-width:100%}"
-        "[data-testid='stTable'] tbody th{white-space:nowrap}</style>"  # run ids on one line
+        "[data-testid='stTable'] tbody th{white-space:nowrap}"  # run ids on one line
+        # the runs list (a Markdown table) as st.table draws: small text, grey headings and ids
+        ".st-key-runs_list table{font-size:0.875rem;line-height:1.5}"
+        ".st-key-runs_list th,.st-key-runs_list td{padding:4px 8px}"
+        ".st-key-runs_list th,.st-key-runs_list td:first-child{font-weight:400;"
+        "color:color-mix(in srgb,currentColor 70%,transparent)}"
+        ".st-key-runs_list td:first-child{white-space:nowrap}</style>"
     )
 
 

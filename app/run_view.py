@@ -162,18 +162,28 @@ def run_summary(run: Run) -> None:
 
 
 def run_tables(run: Run, name: str) -> None:
-    """Every table, formatted, and the run's provenance."""
+    """Every table, formatted, and the run's provenance.
+
+    What sits in a closed expander is drawn when the expander is opened (its state reruns the
+    page): the grid, code and JSON viewers are large scripts for the browser, and loading them
+    for closed expanders made the runs list above wait for them on the first page.
+    """
     if "top_components" in run.tables:
         st.subheader("Top components")
         show_table(run.tables["top_components"], key=f"{name}-top")
     for table_name, table in run.tables.items():
-        with st.expander(f"table {table_name} ({len(table)} rows)"):
-            show_table(table, key=f"{name}-table-{table_name}")
-    with st.expander("run details: command, seed, versions, timings"):
-        m = run.manifest
-        command = m.get("command")
-        st.code(" ".join(command) if isinstance(command, list) else str(command), language="bash")
-        st.json(
-            {k: m.get(k) for k in ("seed", "params", "versions", "timings", "error")},
-            expanded=False,
-        )
+        label = f"table {table_name} ({len(table)} rows)"
+        with st.expander(label, key=f"open-{name}-table-{table_name}", on_change="rerun") as box:
+            if box.open:
+                show_table(table, key=f"{name}-table-{table_name}")
+    details = "run details: command, seed, versions, timings"
+    with st.expander(details, key=f"open-{name}-details", on_change="rerun") as box:
+        if box.open:
+            m = run.manifest
+            command = m.get("command")
+            line = " ".join(command) if isinstance(command, list) else str(command)
+            st.code(line, language="bash")
+            st.json(
+                {k: m.get(k) for k in ("seed", "params", "versions", "timings", "error")},
+                expanded=False,
+            )

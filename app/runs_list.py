@@ -3,6 +3,7 @@ and sorted by kind, model, task and status; the newest complete run opens by def
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +22,10 @@ SORTS = {
     "status": ("status", True),
 }
 FILTERS = ("kind", "model", "task", "status")
+_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+"""ASCII punctuation: each is escaped in a Markdown cell, so a cell shows its text as it is
+(no emphasis, HTML, math, emoji or colour directives; a ``|`` does not end the cell). A bare web
+address (``www.…``, ``https://…``) still shows as a link: GitHub Markdown links it after escapes."""
 
 
 def runs_table(root: str) -> pd.DataFrame:
@@ -75,6 +80,27 @@ def filter_runs(
     return table[keep].sort_values(column, ascending=ascending, kind="stable")
 
 
+def markdown_cell(value: object) -> str:
+    """One table cell of Markdown that reads as ``value``'s text, on one line."""
+    return _PUNCTUATION.sub(r"\\\1", " ".join(str(value).split()))
+
+
+def runs_markdown(shown: pd.DataFrame) -> str:
+    """The list as a Markdown table, one row per run, every cell escaped.
+
+    Drawn with ``st.markdown`` rather than ``st.table``: the browser draws Markdown with the
+    page's own script, as soon as it arrives, while ``st.table`` loads a script of its own
+    first. On the first page that load came with the Plotly script of the run opened below
+    (4.7 MB, about 1 s of the browser's main thread to start), React holds a loaded element
+    back until 0.5 s after the page's last placeholder, and so the list appeared with the
+    figures, about 3.4 s after the server was up instead of 1.1 s
+    (``scripts/explorer_first_page.py``).
+    """
+    rows = [[markdown_cell(c) for c in shown.columns], ["---"] * len(shown.columns)]
+    rows += [[markdown_cell(v) for v in row] for row in shown.itertuples(index=False)]
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+
 def runs_page(root: str) -> str | None:
     """The list with its filters; returns the run id to open below it."""
     st.header("Runs")
@@ -92,7 +118,7 @@ def runs_page(root: str) -> str | None:
     query = cols[5].text_input("filter runs", "", key="filter", placeholder="any text")
     shown = filter_runs(table, picks, query, sort)
     # a real HTML table: readable by people and by browsers alike; wide cells wrap
-    st.table(shown[SHOWN].set_index("run"))
+    st.container(key="runs_list").markdown(runs_markdown(shown[SHOWN]))
     st.caption(f"{len(shown)} of {len(table)} runs under {root}")
     if shown.empty:
         st.info("no run matches these filters")

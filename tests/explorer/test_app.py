@@ -11,9 +11,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
-from explorer_helpers import significant
+from explorer_helpers import runs_list, significant
 from streamlit.testing.v1 import AppTest
 
 from app.format import short_id
@@ -68,10 +67,6 @@ def runs_root(tiny_dirs, tmp_path_factory):
 def app(runs_root, monkeypatch) -> AppTest:
     monkeypatch.setenv("ICLSCOPE_RUNS", str(runs_root))
     return AppTest.from_file(APP, default_timeout=120).run()
-
-
-def runs_list(at) -> pd.DataFrame:
-    return at.table[0].value.reset_index()
 
 
 def test_figures_read_back_from_json_decode_their_arrays(runs_root):
@@ -145,19 +140,30 @@ def test_a_run_page_formats_its_summary_tables_and_report(runs_root, monkeypatch
     assert patch.startswith("patch-")
     assert not at.exception
     assert any(h.value == "Top components" for h in at.subheader)
-    summary = at.table[1].value
+    summary = at.table[0].value
     assert re.fullmatch(r"L\d+H\d+", summary.loc["top_component", "value"])
     for measure in ("clean_baseline", "corrupted_baseline", "seconds"):
         assert significant(summary.loc[measure, "value"]) <= 3
+    report = next(m.value for m in at.markdown if "Patching sweep" in m.value)
+    assert report.startswith("### Patching sweep")  # the report's title at section size
+    # closed expanders draw nothing until opened: only the top components are a grid, no JSON
+    assert len(at.dataframe) == 1 and not at.json and not at.code
+    run = load_run(runs_root / patch)
+    tables = list(run.tables)
+    assert len(at.expander) == len(tables) + 1  # a table each, and the run's details
+    for key in [f"open-{patch}-table-{t}" for t in tables] + [f"open-{patch}-details"]:
+        at.session_state[key] = True
+    at.run()
+    assert not at.exception
+    assert len(at.dataframe) == 1 + len(tables)  # every table, opened
     formats = {}
     for frame in at.dataframe:
         for column, config in json.loads(frame.proto.columns).items():
             formats.setdefault(column, set()).add(config.get("type_config", {}).get("format"))
     assert formats["layer"] == {"%d"} and formats["head"] == {"%d"}
     assert formats["effect"] == {"%.3g"} and formats["normalized_effect"] == {"%.3g"}
-    report = next(m.value for m in at.markdown if "Patching sweep" in m.value)
-    assert report.startswith("### Patching sweep")  # the report's title at section size
-    assert not at.json or all("versions" in j.value for j in at.json)  # JSON only in details
+    assert at.json and all("versions" in j.value for j in at.json)  # JSON only in details
+    assert at.code[0].value == " ".join(run.manifest["command"])  # the command that made it
 
 
 def test_runs_that_did_not_complete_say_why(tmp_path, monkeypatch):

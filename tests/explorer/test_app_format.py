@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 import plotly.express as px
 import pytest
-from explorer_helpers import significant
+from explorer_helpers import markdown_table, significant
 
 from app.format import headline, human_time, short_id, sig, summary_rows, tidy_table
+from app.runs_list import runs_markdown
 from interp.cli import main
 from interp.runs.reports import STATIC_ENV, export_static, integer_axes
 
@@ -81,6 +82,30 @@ def test_summaries_read_as_components_and_short_numbers():
     assert headline(summary, "patch") == (
         "clean_baseline 0.21, top_component L1H3, step3_best_head L0H7"
     )
+
+
+def test_the_runs_list_shows_each_cell_as_written():
+    """The list is a Markdown table: every cell escaped, so text that looks like Markdown,
+    HTML, math, an emoji or a colour directive reads as written, and a ``|`` stays in its cell
+    (what Chromium draws of these is checked by hand; the escapes are the same CommonMark's)."""
+    tricky = [
+        "a|b",
+        "*x* _y_ `z` ~~s~~",
+        "<b>bold</b> &amp; &lt;",
+        "$1 and $2, $$x$$",
+        ":smile: :red[text] :material/home:",
+        "# no heading",
+        "1. no list",
+        "back\\slash\\",
+        "two\nlines",
+        "",
+    ]
+    frame = pd.DataFrame({"run": [f"r{i}" for i in range(len(tricky))], "reason": tricky})
+    text = runs_markdown(frame)
+    assert len(text.splitlines()) == 2 + len(tricky)  # a header, its delimiter, a row a run
+    shown = markdown_table(text)
+    assert list(shown.columns) == ["run", "reason"] and list(shown.run) == list(frame.run)
+    assert list(shown.reason) == [" ".join(t.split()) for t in tricky]  # one line each
 
 
 def test_layer_and_head_axes_are_integers_with_a_tick_per_head():

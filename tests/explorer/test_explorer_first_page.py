@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from explorer_helpers import RUNS_LIST_HEAD, markdown_table, runs_list
 from streamlit.testing.v1 import AppTest
 
 from interp.runs.store import RunWriter
@@ -27,8 +28,7 @@ FIRST_PAGE = textwrap.dedent(
     at = AppTest.from_file(sys.argv[1], default_timeout=120).run()
     print(json.dumps({
         "exception": [str(e.value) for e in at.exception],
-        "runs": at.table[0].value.reset_index()["run"].tolist() if at.table else [],
-        "statuses": at.table[0].value["status"].tolist() if at.table else [],
+        "lists": [m.value for m in at.markdown if m.value.startswith(sys.argv[2])],
         "headers": [h.value for h in at.header],
         "imported": sorted(m for m in ("torch", "transformers", "transformer_lens")
                            if m in sys.modules),
@@ -58,7 +58,7 @@ def runs_root(tmp_path, monkeypatch):
 def test_the_runs_list_imports_neither_torch_nor_transformers(runs_root):
     env = {**os.environ, "ICLSCOPE_RUNS": str(runs_root), "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
-        [sys.executable, "-c", FIRST_PAGE, APP],
+        [sys.executable, "-c", FIRST_PAGE, APP, RUNS_LIST_HEAD],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -68,8 +68,10 @@ def test_the_runs_list_imports_neither_torch_nor_transformers(runs_root):
     assert done.returncode == 0, done.stderr[-3000:]
     page = json.loads(done.stdout.strip().splitlines()[-1])
     assert page["exception"] == []
-    assert sorted(page["runs"]) == ["patch-broken", "patch-first", "patch-second"]
-    assert sorted(page["statuses"]) == ["broken", "complete", "complete"]
+    assert len(page["lists"]) == 1
+    runs = markdown_table(page["lists"][0])
+    assert sorted(runs.run) == ["patch-broken", "patch-first", "patch-second"]
+    assert sorted(runs.status) == ["broken", "complete", "complete"]
     assert page["headers"] == ["Runs", "patch-second"]  # the newest complete run opens below
     assert page["imported"] == [], page["imported"]
 
@@ -77,17 +79,17 @@ def test_the_runs_list_imports_neither_torch_nor_transformers(runs_root):
 def test_the_list_shows_a_new_or_changed_run_on_the_next_rerun(runs_root, monkeypatch):
     monkeypatch.setenv("ICLSCOPE_RUNS", str(runs_root))
     at = AppTest.from_file(APP, default_timeout=120).run()
-    assert len(at.table[0].value) == 3
+    assert len(runs_list(at)) == 3
     write_run(runs_root, "patch-third", 0.75)
     (runs_root / "patch-broken" / "manifest.json").write_text(
         (runs_root / "patch-first" / "manifest.json").read_text()
     )
     at.run()
     assert not at.exception
-    table = at.table[0].value
+    table = runs_list(at).set_index("run")
     assert len(table) == 4 and "broken" not in set(table.status)
     assert "clean_baseline 0.75" in table.loc["patch-third", "headline"]
     summary = runs_root / "patch-second" / "summary.json"
     summary.write_text(json.dumps({"clean_baseline": 0.125}))
     at.run()
-    assert "clean_baseline 0.125" in at.table[0].value.loc["patch-second", "headline"]
+    assert "clean_baseline 0.125" in runs_list(at).set_index("run").loc["patch-second", "headline"]

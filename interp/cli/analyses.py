@@ -21,10 +21,12 @@ from interp.cli.options import Ablation, Component, Metric, Score
 from interp.cli.running import run_command
 
 
-@app.command("eval")
+@app.command(
+    "eval", short_help="Score ICL by family and shots, ranking P@1 and key-value retrieval."
+)
 @options.task_file_options()
 def eval_command(
-    model: str = options.model("smollm2"),
+    model: str = options.model(),
     task: str = typer.Option(
         "all",
         help="A family name, or 'all': the model's own suite (natural-language families on "
@@ -87,21 +89,26 @@ def _print_eval(result: dict, shot_list: list[int]) -> None:
             console.print(f"{name}: {cells}")
 
 
-@app.command()
+@app.command(short_help="Evaluate, look inside one prompt, run the ICL circuit: one report.")
 def demo(
     out: Path = options.out_folder("Runs folder to write the run directory into."),
-    model: str = options.model("smollm2"),
+    model: str = options.model(),
     seed: int = options.seed(),
     n: int = options.count(32, "Held-out prompts per evaluation cell."),
-    pipeline: bool = typer.Option(True, help="Also run the ICL circuit."),
+    pipeline: bool = typer.Option(
+        True,
+        "--pipeline/--no-pipeline",
+        show_default=False,  # the help says it: "[default: pipeline]" read as a mistake
+        help="Run the ICL circuit as well (the default); --no-pipeline leaves it out.",
+    ),
     circuit_prompts: int = options.count(
         128, "Prompts for the circuit (`run circuit` takes 256 or more for firmer numbers)."
     ),
     ablation_prompts: int = options.count(32, "Of those, prompts for the edge ablations."),
 ):
-    """The main job: evaluate a few task families by shots, look inside one prompt, then (with
-    --pipeline) run the ICL circuit; all of it in one run directory with a report. Sized to
-    take about 5 minutes on 2 CPU cores."""
+    """The main job: evaluate a few task families by shots, look inside one prompt, then run
+    the ICL circuit (unless --no-pipeline); all of it in one run directory with a report. Sized
+    to take about 5 minutes on 2 CPU cores on smollm2."""
     checks.output_folder(out)
     checks.model_folder(model)
     from circuits.demo.analysis import DemoAnalysis, DemoConfig
@@ -125,11 +132,13 @@ def _check_run(out: Path, model: str, task: str, shots: int) -> None:
     checks.prompts(folder, model, [family.name], [shots])
 
 
-@run_app.command("patch")
+@run_app.command(
+    "patch", short_help="Patch or ablate every head, position, MLP or edge in batched passes."
+)
 @options.execution_options()
 @options.task_file_options()
 def run_patch_command(
-    model: str = options.model("organism"),
+    model: str = options.model(),
     task: str = typer.Option("sentiment_semantic", help="A classification task family."),
     component: Component = typer.Option("heads", help="What each plan row patches."),
     metric: Metric = typer.Option("logit_diff", help="Read at the query's last token."),
@@ -138,7 +147,9 @@ def run_patch_command(
     shots: int = options.shots(),
     seed: int = options.seed(),
     max_batch: int | None = options.max_batch(),
-    per_position: bool = typer.Option(False, help="Heads: patch each position separately."),
+    per_position: bool = typer.Option(
+        False, "--per-position", help="Heads: patch each position separately."
+    ),
     out: Path = options.out_folder(),
     execution: ExecutionOptions = None,
     estimate: options.DryRunOptions = None,
@@ -152,11 +163,13 @@ def run_patch_command(
     run_command(ActivationPatching(), config, locals())
 
 
-@run_app.command("circuit")
+@run_app.command(
+    "circuit", short_help="The ICL circuit (Cho et al.): summarize, merge, retrieve and copy."
+)
 @options.execution_options()
 @options.task_file_options()
 def run_circuit_command(
-    model: str = options.model("organism"),
+    model: str = options.model(),
     task: str = typer.Option("sentiment_arbitrary", help="A classification task family."),
     shots: int = options.shots(),
     prompts: int = options.count(512, "Prompts for the probes and the ablation table."),

@@ -11,10 +11,12 @@ from interp.cli.app import bench_app, console
 from interp.cli.options import Device, Dtype, KernelSize
 
 
-@bench_app.command("patching")
+@bench_app.command(
+    "patching", short_help="Time head patching: TransformerLens, nnsight and our engine."
+)
 @options.task_file_options()
 def bench_patching_command(
-    model: str = options.model("organism"),
+    model: str = options.model(),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     repeats: int = options.count(5, "Timed repeats per method (median reported)."),
     shots: int = options.shots(help="Demonstrations per prompt (sets the prompt length)."),
@@ -54,10 +56,10 @@ def bench_patching_command(
         print(json.dumps(result))
 
 
-@bench_app.command("scale")
+@bench_app.command("scale", short_help="Time one head sweep locally and on a local Ray cluster.")
 @options.task_file_options()
 def bench_scale_command(
-    model: str = options.model("smollm2"),
+    model: str = options.model(),
     workers: str = typer.Option("1,2", help="Comma-separated Ray worker counts."),
     pairs: int = options.count(8, "Prompt pairs (the sweep has pairs x layers x heads rows)."),
     shots: int = options.shots(help="Demonstrations per prompt (sets the prompt length)."),
@@ -93,7 +95,9 @@ def bench_scale_command(
         print(json.dumps(result))
 
 
-@bench_app.command("kernels")
+@bench_app.command(
+    "kernels", short_help="The patch kernel's bandwidth and the hooks' cost (on a GPU)."
+)
 def bench_kernels_command(
     device: Device | None = typer.Option(None, help="Where to run [cuda when a GPU is visible]."),
     size: KernelSize | None = typer.Option(

@@ -40,11 +40,13 @@ def _check_ranking(out: Path, model: str, task: str, docs: int) -> str:
     return folder
 
 
-@run_app.command("block-relevance")
+@run_app.command(
+    "block-relevance", short_help="Rank documents by each layer's and head's attention."
+)
 @options.execution_options(options.DRY_RUN_CHUNKS_HELP)
 @options.task_file_options()
 def run_block_relevance_command(
-    model: str = options.model("smollm2"),
+    model: str = options.model(),
     task: str = ranking_task(),
     prompts: int = typer.Option(
         48,
@@ -75,11 +77,14 @@ def run_block_relevance_command(
     run_command(BlockRelevanceAnalysis(), config, locals())
 
 
-@train_app.command("blockrank")
+@train_app.command(
+    "blockrank",
+    short_help="BlockRank: LoRA fine-tuning that sharpens attention to the gold document.",
+)
 @options.task_file_options()
 def train_blockrank_command(
     out: Path = typer.Option(..., help="Folder to write the adapted model into."),
-    model: str = options.model("smollm2"),
+    model: str = options.model(),
     task: str = ranking_task(),
     layer: int | None = typer.Option(None, min=0, help="Trained layer l* [60% of depth]."),
     cut: int | None = typer.Option(None, min=0, help="First adapted layer [layer - 4]."),

@@ -65,11 +65,13 @@ def _kv_keys(text: str) -> str:
     return text
 
 
-@run_app.command("eviction")
+@run_app.command(
+    "eviction", short_help="Accuracy against KV-cache eviction rate: five methods and a gate."
+)
 @options.execution_options(options.DRY_RUN_CHUNKS_HELP)
 @options.task_file_options()
 def run_eviction_command(
-    model: str = options.model("smollm2"),
+    model: str = options.model(),
     task: str = typer.Option("nl_capital", help="An ICL family, or nl_kv_words."),
     rates: str = typer.Option("0.25,0.5,0.75", help="Comma-separated eviction rates."),
     methods: str = typer.Option("all", help="'all' or a subset of the training-free methods."),
@@ -77,7 +79,12 @@ def run_eviction_command(
     prompts: int = options.count(32, "Evaluation prompts (key-value: at 512 tokens)."),
     lengths: str = typer.Option("512,1024", help="Key-value prompt lengths in tokens."),
     gate: Path | None = typer.Option(None, help="A trained gate folder (`train gate`)."),
-    train: bool = typer.Option(True, help="Without --gate: train a distilled gate here."),
+    train: bool = typer.Option(
+        True,
+        "--train/--no-train",
+        show_default=False,  # said in the help: "[default: train]" read as a mistake
+        help="Without --gate: train a distilled gate here (the default; --no-train skips it).",
+    ),
     gate_prompts: int = options.count(48, "Training prompts for the gate trained here."),
     gate_epochs: int = options.count(40, "Training epochs for the gate trained here."),
     kv_keys: str = typer.Option("words", help="Key-value keys: words, or 3-digit digits."),
@@ -119,10 +126,10 @@ def run_eviction_command(
     run_command(EvictionAnalysis(), config, locals())
 
 
-@train_app.command("gate")
+@train_app.command("gate", short_help="Train the attention gate with the model frozen.")
 @options.task_file_options()
 def train_gate_command(
-    model: str = options.model("smollm2"),
+    model: str = options.model(),
     task: str = typer.Option("nl_capital", help="An ICL family, or nl_kv_words."),
     objective: str = typer.Option("distill", help="distill or end-to-end."),
     rate: float = typer.Option(0.5, help="Target eviction rate."),

@@ -17,7 +17,7 @@ WIDE = 120
 """Below this many columns the tables drop their long columns (or print them under the table)."""
 
 
-@app.command()
+@app.command(short_help="List the named models and whether each is ready.")
 def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
     """List the named models: real pretrained ones first, then the organism and tiny models."""
     from interp.models.registry import MODELS, describe
@@ -58,7 +58,7 @@ def models_table(rows: list[dict], width: int) -> Table:
     return table
 
 
-@app.command()
+@app.command(short_help="List the task families, or describe task files.")
 @options.task_file_options()
 def tasks(
     model: str | None = typer.Option(
@@ -201,7 +201,7 @@ def _name_column(rows: list[dict]) -> list[Column]:
 
 @app.command()
 def inspect(
-    model: str = options.model("organism"),
+    model: str = options.model(),
     backend: Backend = typer.Option("transformer_lens", help="The hooked backend."),
 ):
     """Show a model's shape and its hook points."""

@@ -32,12 +32,28 @@ KernelSize = Literal["small", "tiny"]
 Executor = Literal["local", "ray"]
 Score = Literal["first-token", "exact"]
 
+DEFAULT_MODEL = "smollm2"
+"""The model of every command that takes ``--model`` (but ``organism eval``, whose suite is the
+organism's own language): one default, so that ``demo`` and ``run patch`` never measure two
+different models when the user named neither."""
 MODEL_HELP = "A registered name (see `iclscope models`) or a local Hugging Face folder."
 MAX_PORT = 65_535
 
 
-def model(default: str) -> Any:
-    return typer.Option(default, help=MODEL_HELP)
+def _name_default_model(ctx: typer.Context, param: typer.CallbackParam, value: str) -> str:
+    """Say which model a run measures when the command line did not name one (stderr: stdout
+    stays data). Options left at their default are processed after the ones given, so a
+    usage error in those comes before this line."""
+    source = ctx.get_parameter_source(param.name)
+    if getattr(source, "name", None) in ("DEFAULT", "DEFAULT_MAP"):
+        from interp.cli.app import err_console
+
+        err_console.print(f"model: {value} (the default; --model to change)")
+    return value
+
+
+def model(default: str = DEFAULT_MODEL, help: str = MODEL_HELP) -> Any:
+    return typer.Option(default, help=help, callback=_name_default_model)
 
 
 def out_folder(help: str = "Runs folder (created if missing).") -> Any:

@@ -82,7 +82,12 @@ def organism_train(
 
 @organism_app.command("eval")
 def organism_eval(
-    model: str = options.model("organism"),
+    # the one command whose default is not options.DEFAULT_MODEL: it scores the organism's own
+    # synthetic language, which no pretrained model speaks
+    model: str = options.model(
+        "organism",
+        help="The embedded organism, or a folder written by `iclscope organism train`.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     n: int = options.count(200, "Held-out prompts per cell."),
 ):

@@ -21,11 +21,14 @@ from interp.cli.running import run_command
 from interp.errors import IclscopeError
 
 
-@run_app.command("task-vectors")
+@run_app.command(
+    "task-vectors",
+    short_help="Function vectors, task vectors and soft injection on function tasks.",
+)
 @options.execution_options()
 @options.task_file_options()
 def run_task_vectors_command(
-    model: str = options.model("smollm2"),
+    model: str = options.model(),
     task: str = typer.Option(
         "all",
         help="A function family, several comma-separated, or 'all' (every natural "
@@ -39,7 +42,12 @@ def run_task_vectors_command(
     steps: int = options.count(400, "Soft-injection Adam steps (per task, and shared)."),
     lr: float = options.positive(0.2, "Soft-injection learning rate."),
     batch: int = options.count(16, "Soft-injection prompts per step."),
-    shared: bool = typer.Option(True, help="Also learn one alpha shared by all tasks."),
+    shared: bool = typer.Option(
+        True,
+        "--shared/--no-shared",
+        show_default=False,  # said in the help: "[default: shared]" read as a mistake
+        help="Also learn one alpha shared by all tasks (the default; --no-shared skips it).",
+    ),
     stability_lrs: str = typer.Option(
         "",
         help="Extra soft-injection fits at these learning rates (main seed), comma-separated, "
@@ -118,10 +126,12 @@ def run_task_vectors_command(
     run_command(TaskVectorsAnalysis(), config, locals())
 
 
-@bench_app.command("aie")
+@bench_app.command(
+    "aie", short_help="Every head's average indirect effect: one plan against the published loop."
+)
 @options.task_file_options()
 def bench_aie_command(
-    model: str = options.model("smollm2"),
+    model: str = options.model(),
     task: str | None = typer.Option(None, help="A function family [nl_antonym]."),
     trials: int = options.count(4, "Shuffled-label prompts (the loop runs heads x trials)."),
     shots: int = options.shots(8),

@@ -125,7 +125,8 @@ def test_the_shipped_organism_is_checked_too(monkeypatch, tmp_path, capsys):
     shutil.copytree(ORGANISM_DIR, broken)
     _corrupt(broken / "tokenizer.json")
     monkeypatch.setattr(registry, "ORGANISM_DIR", broken)
-    for args in (["models"], ["run", "patch", "--out", str(tmp_path / "runs")]):
+    run_patch = ["run", "patch", "--model", "organism", "--out", str(tmp_path / "runs")]
+    for args in (["models"], run_patch):
         assert main(args) == 2
         err = capsys.readouterr().err
         assert "tokenizer.json" in err and "reinstall iclscope" in err

@@ -217,9 +217,17 @@ def inspect(
             console.print(f"  {n}")
 
 
-@app.command()
-def show(run: Path = typer.Argument(..., help="A run directory.")):
-    """Print a run's status and headline numbers (a run whose process died reads as stale)."""
+@app.command(short_help="Print a run's status and numbers, or list the runs in a folder.")
+def show(
+    run: Path = typer.Argument(
+        ..., help="A run directory, or a runs folder (then its runs are listed)."
+    ),
+):
+    """Print a run's status and headline numbers (a run whose process died reads as stale); on
+    a folder of runs, list them: id, kind, model, task, status and date."""
+    if run.is_dir() and not (run / "manifest.json").exists():
+        list_folder(run)
+        return
     from interp.runs.store import load_run
 
     loaded = load_run(run)
@@ -234,3 +242,29 @@ def show(run: Path = typer.Argument(..., help="A run directory.")):
         console.print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
     console.print(f"  tables: {', '.join(loaded.tables)}; figures: {', '.join(loaded.figures)}")
     next_steps(f"open {run / 'report.html'}", f"iclscope app --runs {run.parent}")
+
+
+def list_folder(folder: Path) -> None:
+    """``show`` on a folder without a manifest: the run directories in it, newest first. A
+    folder that holds none is refused without the store's "delete the directory" hint, which
+    is for a damaged run, not for a folder of someone's files."""
+    from interp.runs.store import list_runs
+
+    runs = [r for r in list_runs(folder) if (Path(r["path"]) / "manifest.json").is_file()]
+    if not runs:
+        raise IclscopeError(
+            f"{folder} is not a run directory (no manifest.json) and holds no run directories",
+            fix="pass a run directory, or the runs folder a command wrote into (--out)",
+        )
+    rows = [("id", "kind", "model", "task", "status", "date (UTC)")]
+    for r in runs:
+        started = (r["started"] or "")[:16].replace("T", " ")  # to the minute
+        cells = [r["kind"], r["model"], r["task"], r["status"], started]
+        rows.append((r["run_id"], *(str(c) if c else "-" for c in cells)))
+    # aligned lines, not a table: a table squeezed into 80 columns cut ids and tasks mid-word
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for k, row in enumerate(rows):
+        line = "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+        style = "bold" if k == 0 else None  # markup off: a model's path may hold brackets
+        console.print(line, style=style, soft_wrap=True, highlight=False, markup=False)
+    next_steps(f"iclscope show {folder / runs[0]['run_id']}", f"iclscope app --runs {folder}")

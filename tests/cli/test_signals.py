@@ -171,6 +171,7 @@ def test_in_process_interrupt_returns_130(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(
         "interp.runs.store.load_run", lambda path: os.kill(os.getpid(), signal.SIGINT)
     )
+    (tmp_path / "manifest.json").write_text("{}")  # a run directory, not a folder of runs
     assert main(["show", str(tmp_path)]) == 130
     assert "interrupted (SIGINT)" in capsys.readouterr().err
     assert {s: signal.getsignal(s) for s in before} == before

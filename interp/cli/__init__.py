@@ -113,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(err, TyperException):
             raise
         return _print_usage_error(err, sys.argv[1:] if argv is None else argv)
+    finally:
+        from interp.cli.progress import restore_library_bars
+
+        restore_library_bars()
     if code == 130:  # a KeyboardInterrupt that typer turned into Exit(130) (not main thread)
         return _print_interrupted("SIGINT", 130)
     return code if isinstance(code, int) else 0

@@ -86,9 +86,15 @@ def output_folder(path: Path, option: str = "--out") -> None:
 
 def model_folder(spec: str) -> str:
     """The model's folder: a typo in the name, a missing folder or a damaged file in it is
-    refused here, before any run directory exists (see :func:`interp.models.resolve_spec`)."""
+    refused here, before any run directory exists (see :func:`interp.models.resolve_spec`).
+    Every command that loads a model passes here first, so transformers' progress bars are
+    turned off here (see :mod:`interp.cli.progress`)."""
+    from interp.cli.progress import library_bars_off
     from interp.models import resolve_spec
+    from interp.models.registry import MODELS
 
+    entry = MODELS.get(spec)
+    library_bars_off(converting=entry is not None and not entry.ready())
     return resolve_spec(spec)[0]
 
 

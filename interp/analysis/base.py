@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, is_dataclass
+from dataclasses import asdict, dataclass, fields, is_dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -54,13 +54,64 @@ class CostEstimate:
     def lines(self) -> list[str]:
         return [*self.costs.lines(), *self.notes]
 
+    def seconds(self, elapsed: float) -> float | None:
+        """The run's wall time: the costs' measured time plus ``elapsed`` (the caller's seconds
+        to load the model and make this estimate) twice, less one measurement: a run makes
+        its estimate as it starts and lays out its work again to do it, and the second load
+        stands for writing the run directory, which took about as long on the organism and
+        SmolLM2. None where the costs were not timed."""
+        measured = getattr(self.costs, "seconds", None)
+        if measured is None:
+            return None
+        return measured + 2 * elapsed - self.costs.measured_in
 
-def engine_costs(model, steps, max_batch: int | None, workers: int):
-    """The :class:`~interp.engine.memory.Costs` of engine ``steps`` on a loaded model."""
+    def time_line(self, elapsed: float) -> str | None:
+        """``estimated time: ~N s`` (see :meth:`seconds`), or None when nothing was timed."""
+        seconds = self.seconds(elapsed)
+        if seconds is None:
+            return None
+        shown = f"{seconds:.1f}" if seconds < 10 else f"{float(f'{seconds:.2g}'):.0f}"
+        line = f"estimated time: ~{shown} s"
+        if seconds >= 120:
+            line += f" (~{seconds / 60:.0f} min)"
+        plans = hasattr(self.costs, "steps")
+        caveats = (
+            [] if plans else ["roughly: each forward pass timed as a full pass over its chunk"]
+        )
+        if self.notes:
+            caveats.append(
+                "not counting what runs besides" + (" the engine plans" if plans else "")
+            )
+        return "; ".join([line, *caveats])
+
+    def with_time(self, loaded) -> CostEstimate:
+        """This estimate with its chunks of prompts timed on ``loaded`` (what
+        :meth:`Analysis.load` gave: a hooked model, or a tuple led by a Hugging Face model);
+        engine plans come timed from :func:`engine_costs` already."""
+        if not hasattr(self.costs, "largest") or self.costs.seconds is not None:
+            return self
+        module = loaded[0] if isinstance(loaded, tuple) else loaded
+        module = getattr(module, "hf_model", module)
+        if not hasattr(module, "get_input_embeddings"):
+            return self
+        from interp.analysis.timing import time_work
+
+        return replace(self, costs=time_work(self.costs, module))
+
+
+def engine_costs(model, steps, max_batch: int | None, workers: int, timed: bool = True):
+    """The :class:`~interp.engine.memory.Costs` of engine ``steps`` on a loaded model, timed
+    on a few of their chunks unless ``timed`` is False."""
     from interp.engine.batched import Engine
     from interp.engine.memory import estimate_steps
 
-    return estimate_steps(Engine(model, max_batch=max_batch), steps, workers=workers)
+    engine = Engine(model, max_batch=max_batch)
+    costs = estimate_steps(engine, steps, workers=workers)
+    if not timed:
+        return costs
+    from interp.analysis.timing import time_steps
+
+    return time_steps(engine, steps, costs)
 
 
 class Result(ABC):

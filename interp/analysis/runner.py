@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,10 @@ from interp.analysis.registry import get
 
 if TYPE_CHECKING:
     from interp.tasks.family import TaskFamily
+
+
+LONG_RUN_SECONDS = 60
+"""A run estimated to take longer than this says so as it starts."""
 
 
 @dataclass(frozen=True)
@@ -149,12 +154,18 @@ def run_analysis(
             params=manifest_params,
         ) as run:
             log(f"loading {model} ...")
+            start = time.perf_counter()
             loaded = analysis.load(model, config)
             analysis.run_dir = run.path
             workers = execution.parallel_workers if execution is not None else 1
             cost = analysis.estimate(model, task, config, workers, loaded=loaded)
             for line in cost.lines() if cost is not None else ():
                 log(f"estimate: {line}")
+            cost = cost.with_time(loaded) if cost is not None else None
+            elapsed = time.perf_counter() - start
+            seconds = cost.seconds(elapsed) if cost is not None else None
+            if seconds is not None and seconds > LONG_RUN_SECONDS:  # worth knowing up front
+                log(cost.time_line(elapsed))
             _seed_everything(config.seed)
             with recorded(executor, run.executor) as current:  # the manifest lists every run
                 result = analysis.run(loaded, task, config, current, log=log)

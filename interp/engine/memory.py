@@ -48,6 +48,11 @@ class Estimate:
     row_gb: float
     """One row's share of a chunk's activations."""
     workers: int
+    seconds: float | None = None
+    """The engine's wall time for the plan, from one timed forward pass
+    (:func:`interp.analysis.timing.time_plan`); None where it was not measured."""
+    measured_in: float = 0.0
+    """The seconds the measurement itself took."""
 
     @property
     def peak_gb(self) -> float:
@@ -177,6 +182,16 @@ class Costs:
     def forward_passes(self) -> int:
         return sum(e.forward_passes for _, e in self.steps)
 
+    @property
+    def seconds(self) -> float | None:
+        """The steps' measured engine time, one after another (None if one was not timed)."""
+        times = [e.seconds for _, e in self.steps]
+        return None if None in times else sum(times)
+
+    @property
+    def measured_in(self) -> float:
+        return sum(e.measured_in for _, e in self.steps)
+
     def lines(self) -> list[str]:
         if len(self.steps) == 1:
             return self.steps[0][1].lines()
@@ -237,6 +252,15 @@ class WorkEstimate:
     """What a chunk's activations are, in words."""
     workers: int
     chunk_knob: str
+    tokens: int = 0
+    """Prompts times positions, over every chunk."""
+    largest: tuple[int, int] = (0, 0)
+    """The largest chunk's (prompts, positions): the shape
+    :func:`interp.analysis.timing.time_work` times."""
+    seconds: float | None = None
+    """Roughly the run's time: every forward pass timed as a full pass over its chunk; None
+    until :func:`interp.analysis.timing.time_work` measures it."""
+    measured_in: float = 0.0
 
     @property
     def peak_gb(self) -> float:
@@ -290,9 +314,10 @@ def estimate_work(
     them out), where one prompt of ``positions`` tokens holds ``prompt_floats(positions)``
     float32 values at a chunk's peak."""
     sizes = [
-        (n * prompt_floats(pos) * 4 / GIB, n, prompt_floats(pos) * 4 / GIB) for n, pos in chunks
+        (n * prompt_floats(pos) * 4 / GIB, n, prompt_floats(pos) * 4 / GIB, pos)
+        for n, pos in chunks
     ]
-    chunk_gb, n, prompt_gb = max(sizes, default=(0.0, 0, 0.0))
+    chunk_gb, n, prompt_gb, positions = max(sizes, default=(0.0, 0, 0.0, 0))
     return WorkEstimate(
         prompts=sum(n for n, _ in chunks),
         chunks=len(chunks),
@@ -305,6 +330,8 @@ def estimate_work(
         holds=holds,
         workers=workers,
         chunk_knob=chunk_knob,
+        tokens=sum(n * pos for n, pos in chunks),
+        largest=(n, positions),
     )
 
 

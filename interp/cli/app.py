@@ -44,6 +44,12 @@ console = Console()
 err_console = Console(stderr=True, soft_wrap=True, highlight=False)  # paths stay whole
 
 
+def log(text: str) -> None:
+    """A progress line of a command: never cut into lines by rich (at 80 columns when piped,
+    which broke the estimate's lines mid-sentence); the terminal wraps what is too long."""
+    console.print(text, soft_wrap=True)
+
+
 def report_path(path) -> None:
     """The last lines of every command that writes a run: the report, the run's path alone on
     stdout (scripts and tests read it), then what to do next (on stderr)."""

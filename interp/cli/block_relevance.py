@@ -17,7 +17,7 @@ import typer
 
 from interp.analysis.runner import ExecutionOptions
 from interp.cli import checks, options
-from interp.cli.app import console, run_app, train_app
+from interp.cli.app import log, run_app, train_app
 from interp.cli.options import Backend
 from interp.cli.running import run_command
 
@@ -119,5 +119,5 @@ def train_blockrank_command(
         seed=seed,
         max_minutes=max_minutes,
     )
-    train_blockrank(model, task, out, trainer, log=console.print)
+    train_blockrank(model, task, out, trainer, log=log)
     print(out)

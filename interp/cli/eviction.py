@@ -12,7 +12,7 @@ import typer
 
 from interp.analysis.runner import ExecutionOptions
 from interp.cli import checks, options
-from interp.cli.app import console, run_app, train_app
+from interp.cli.app import console, log, run_app, train_app
 from interp.cli.running import run_command
 from interp.errors import IclscopeError
 
@@ -166,7 +166,7 @@ def train_gate_command(
         length_list,
         epochs,
         seed,
-        log=console.print,
+        log=log,
         max_seconds=max_minutes * 60,
         kv_keys=_kv_keys(kv_keys),
     )

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from interp.cli import checks, options
-from interp.cli.app import console, organism_app
+from interp.cli.app import console, log, organism_app
 from interp.errors import IclscopeError, write_error
 
 _INIT_FIX = "pass a folder written by `iclscope organism train`"
@@ -74,7 +74,7 @@ def organism_train(
     from interp.organism.train import train
 
     try:
-        record = train(out, cfg, log=console.print)
+        record = train(out, cfg, log=log)
     except OSError as err:  # the model and its record are the only files train writes
         raise write_error(err.filename or out, err) from None
     console.print(f"wrote {out} ({record['steps']} steps, {record['wall_seconds'] / 60:.1f} min)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from interp.cli.app import console, report_path
+from interp.cli.app import log, report_path
 from interp.cli.dry_run import dry_run_first
 
 
@@ -27,6 +27,6 @@ def run_command(analysis, config, options: dict) -> None:
         model=model,
         task=task,
         execution=execution,
-        log=console.print,
+        log=log,
     )
     report_path(path)

@@ -47,7 +47,10 @@ def test_only_a_long_run_states_its_time_as_it_starts(tmp_path, capsys, monkeypa
 
     args = [*ORGANISM_PATCH, "--prompts", "1", "--out", str(tmp_path)]
     assert main(args) == 0
-    assert "estimated time" not in capsys.readouterr().out  # seconds, not worth a line
+    out = capsys.readouterr().out
+    assert "estimated time" not in out  # seconds, not worth a line
+    memory = [line for line in out.splitlines() if line.startswith("estimate: peak memory")]
+    assert memory and "one chunk" in memory[0]  # a line of the log stays one line
     monkeypatch.setattr(runner, "LONG_RUN_SECONDS", 0.0)
     assert main(args) == 0
     out = capsys.readouterr().out

@@ -124,12 +124,12 @@ def max_batch() -> Any:
 
 
 DRY_RUN_HELP = (
-    "Print the engine plans' rows, chunks, forward passes and peak memory per "
-    "worker (model + sources + one chunk); run nothing, write nothing."
+    "Print the engine plans' rows, chunks, forward passes, peak memory per worker (model + "
+    "sources + one chunk) and the estimated time; run nothing, write nothing."
 )
 DRY_RUN_CHUNKS_HELP = (
-    "Print the prompts, chunks, forward passes and peak memory per worker (model + one "
-    "chunk's activations); run nothing, write nothing."
+    "Print the prompts, chunks, forward passes, peak memory per worker (model + one chunk's "
+    "activations) and a rough time; run nothing, write nothing."
 )
 
 

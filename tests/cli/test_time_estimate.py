@@ -4,6 +4,7 @@ run says so as it starts."""
 from __future__ import annotations
 
 import re
+import statistics
 import time
 
 import pytest
@@ -33,13 +34,19 @@ def test_the_dry_runs_time_is_the_runs_within_a_factor_of_2(tmp_path, capsys):
     # paid the imports that neither of them should count
     assert main([*ORGANISM_PATCH, "--prompts", "1", *out, "--dry-run"]) == 0
     capsys.readouterr()
-    assert main([*ORGANISM_PATCH, *SECONDS, *out, "--dry-run"]) == 0
-    estimated = estimated_seconds(capsys.readouterr().out)
-    assert not list(tmp_path.iterdir())  # a dry run writes nothing
-    start = time.perf_counter()
-    assert main([*ORGANISM_PATCH, *SECONDS, *out]) == 0
-    real = time.perf_counter() - start
-    assert real / 2 <= estimated <= 2 * real, f"estimated {estimated:.2f} s, ran {real:.2f} s"
+    estimates, runs = [], []
+    # three estimates and three runs taken in turn, compared by their medians: a burst of
+    # load from another process then shifts one pair, not the comparison
+    for _ in range(3):
+        assert main([*ORGANISM_PATCH, *SECONDS, *out, "--dry-run"]) == 0
+        estimates.append(estimated_seconds(capsys.readouterr().out))
+        assert len(list(tmp_path.iterdir())) == len(runs)  # a dry run writes nothing
+        start = time.perf_counter()
+        assert main([*ORGANISM_PATCH, *SECONDS, *out]) == 0
+        runs.append(time.perf_counter() - start)
+        capsys.readouterr()
+    estimated, real = statistics.median(estimates), statistics.median(runs)
+    assert real / 2 <= estimated <= 2 * real, f"estimated {estimates} s, ran {runs} s"
 
 
 def test_only_a_long_run_states_its_time_as_it_starts(tmp_path, capsys, monkeypatch):

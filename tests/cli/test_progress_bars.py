@@ -6,8 +6,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 
 def test_a_run_draws_our_bars_only(tmp_path):
     """transformers' "Loading weights" bar no longer follows our "loading organism" line."""
@@ -32,13 +30,17 @@ def test_library_bars_come_back_after_the_command():
 
     from interp.cli.progress import library_bars_off, restore_library_bars
 
-    if not hf_logging.is_progress_bar_enabled():
-        pytest.skip("transformers' bars are off in this environment")
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.enable_progress_bar()  # start from bars on, whatever this environment set
     drawn = gguf_reader.tqdm
     try:
-        library_bars_off(converting=True)
-        assert not hf_logging.is_progress_bar_enabled()
-        assert gguf_reader.tqdm(range(2)).disable  # the GGUF reader's own bar, silenced
+        try:
+            library_bars_off(converting=True)
+            assert not hf_logging.is_progress_bar_enabled()
+            assert gguf_reader.tqdm(range(2)).disable  # the GGUF reader's own bar, silenced
+        finally:
+            restore_library_bars()
+        assert hf_logging.is_progress_bar_enabled() and gguf_reader.tqdm is drawn
     finally:
-        restore_library_bars()
-    assert hf_logging.is_progress_bar_enabled() and gguf_reader.tqdm is drawn
+        if not was_on:
+            hf_logging.disable_progress_bar()

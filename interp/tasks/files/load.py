@@ -193,7 +193,7 @@ def family_from_raw(raw: RawTask, options: TaskFileOptions) -> TaskFamily:
         splits={s: len(r) for s, r in splits.items()},
         split_made=split_made,
         split_seed=options.split_seed,
-        quality={k: v for k, v in asdict(quality).items()},
+        quality=asdict(quality),
     )
     about = f"{raw.path.name}: {quality.rows} rows, {kind}" + (
         f" over {len(labels)} labels" if kind == "classification" else ""

@@ -10,7 +10,6 @@ the columns and from how many distinct answers there are.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass
 
 from interp.errors import IclscopeError
@@ -189,12 +188,3 @@ def ranking_rows(table, roles: dict[str, str], quality: Quality, where: str) -> 
             continue
         rows.append(RankingRow(query, documents, answers))
     return rows
-
-
-def token_lengths(tokenizer, answers: list[str], lead: str = " ") -> Counter:
-    """How many answers take 1, 2, ... tokens after ``lead`` (a leading space matters in BPE)."""
-    if not answers:
-        return Counter()
-    with_lead = tokenizer([lead + a for a in answers], add_special_tokens=False)["input_ids"]
-    alone = len(tokenizer(lead, add_special_tokens=False)["input_ids"]) if lead.strip() else 0
-    return Counter(len(ids) - alone for ids in with_lead)

@@ -7,7 +7,6 @@ import statistics
 from collections import Counter
 
 from interp.tasks.family import TaskFamily
-from interp.tasks.files.columns import token_lengths
 
 
 def _answers(family: TaskFamily) -> list[str]:
@@ -57,7 +56,10 @@ def tokenizer_view(family: TaskFamily, tokenizer, answers: list[str]) -> dict:
     if family.kind == "ranking":
         view["scores"] = ["first-token"]
         return view
-    lengths = token_lengths(tokenizer, answers)
+    from interp.tasks.scoring import answer_separator, answer_token_lengths
+
+    separator = answer_separator(family.template)
+    lengths = Counter(answer_token_lengths(tokenizer, answers, separator))
     flat = sorted(n for n, c in lengths.items() for _ in range(c))
     view["answer_tokens"] = {
         "min": flat[0],
@@ -70,7 +72,7 @@ def tokenizer_view(family: TaskFamily, tokenizer, answers: list[str]) -> dict:
     if family.kind == "classification":
         from interp.tasks.scoring import first_token_collisions
 
-        collisions = first_token_collisions(tokenizer, list(family.labels))
+        collisions = first_token_collisions(tokenizer, list(family.labels), separator)
         view["first_token_collisions"] = [sorted(group) for group in collisions.values()]
         if collisions:
             scores.remove("first-token")

@@ -25,6 +25,7 @@ from app.common import ROLE_COLOURS, ROLE_NAMES, coloured_tokens, role_kind, rol
 from app.format import integer_axes
 from interp.errors import IclscopeError
 from interp.runs.figures import heatmap
+from interp.tokens import token_texts
 
 COUNT_LABELS = {
     "classification": "shots",
@@ -99,15 +100,6 @@ def prompt_patterns(spec: str, family: str, count: int, seed: int) -> dict:
         "y": list(ann.y),
         "blocks": list(ann.blocks),
     }
-
-
-def token_texts(tokenizer, ids: list[int]) -> list[str]:
-    """Each token as the text it stands for (``" cat"``, not ``"Ġcat"``); a word-level
-    vocabulary, whose tokens carry no spaces, gets one after each word so the prompt reads."""
-    texts = [tokenizer.decode([i]) for i in ids]
-    if not any(t.strip() and t != t.strip() for t in texts):  # ("\n" alone does not count)
-        texts = [t if t == "\n" else t + " " for t in texts]
-    return texts
 
 
 def target_positions(view: dict) -> tuple[list[int], str]:

@@ -34,6 +34,7 @@ from interp.templates import (  # noqa: F401  (re-exported: the names prompts al
     RANKING_TEMPLATE,
     Template,
 )
+from interp.tokens import shown_pieces
 
 Span = tuple[int, int]
 """A half-open ``[start, end)`` range of token (or character) indices."""
@@ -186,7 +187,7 @@ class PromptBuilder:
     def _single_token(self, ids: list[int], what: str) -> int:
         if len(ids) == 1 or (ids and self.labels == "first"):
             return ids[0]
-        shown = self.tokenizer.convert_ids_to_tokens(ids)
+        shown = shown_pieces(self.tokenizer, ids)
         raise IclscopeError(
             f"{what} is {len(ids)} tokens {shown}, not one",
             fix="choose single-token labels, or build prompts with labels='first' to score "

@@ -115,11 +115,28 @@ def patch_report(model, task, component, ablation, effects: Effects, rows, secon
         f"{formula} / (clean - corrupted), 1 = the component carries the whole answer.",
         "",
         *(line for w in effects.warnings() for line in (f"**Warning**: {w}.", "")),
+        "## Effect per component",
+        "",
+        f"The mean {'normalised ' if effects.by_component.normalized_effect.notna().any() else ''}"
+        f"effect of each component over the prompts, 0 (no effect) at the middle of the "
+        "colour scale.",
+        "",
         "## Top components",
         "",
-        *_markdown_table(effects.ranked().head(TOP)),
+        *_ranked_table(effects.ranked().head(TOP)),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _ranked_table(df: pd.DataFrame) -> list[str]:
+    """The top of the ranking: the columns that hold one value in every row (the baselines,
+    which do not depend on the component) as a line above the table, the rest as the table."""
+    constant = [c for c in df.columns if len(df) > 1 and df[c].nunique(dropna=False) == 1]
+    constant = [c for c in constant if c not in ("layer", "head", "position", "edge")]
+    if not constant:
+        return _markdown_table(df)
+    same = ", ".join(f"{c} {_cell(df[c].iloc[0])}" for c in constant)
+    return [f"Same in every row: {same}.", "", *_markdown_table(df.drop(columns=constant))]
 
 
 def _markdown_table(df: pd.DataFrame) -> list[str]:
@@ -146,6 +163,9 @@ class PatchRun(Result):
 
     def figures(self) -> dict:
         return effect_figures(self.effects, self.component, self.ablation)
+
+    def figure_sections(self) -> dict[str, str]:
+        return {name: "Effect per component" for name, _, _ in FIGURES}
 
     def artifacts(self) -> dict[str, str]:
         return {"plan.json": self.plan.to_json()}

@@ -79,6 +79,8 @@ def block_relevance_report(
         f"measured on the other {prompts - half} ({summary['seconds']:.1f} s). Chance "
         f"precision@1 is {bias['raw']['chance']:.2f}.",
         "",
+        "## Precision@1 by layer and head",
+        "",
         "| measure | held-out value |",
         "|---|---|",
         f"| decoded answer, precision@1 | {summary['p_at_1_decoded']:.3f} |",
@@ -103,6 +105,18 @@ def block_relevance_report(
             f"- {variant}: {b['first']} of {b['heads']} heads rank the first document first on "
             f"more than half of the prompts, {b['last']} the last one."
         )
+    prompts_table = result.prompts
+    if len(prompts_table):
+        first = prompts_table.prompt.min()
+        one = prompts_table[prompts_table.prompt == first]
+        gold = one[one.gold].doc_id.tolist()
+        lines += [
+            "",
+            "## One held-out prompt",
+            "",
+            f"Prompt {first}: each document's relevance at the best head; gold document "
+            f"{', '.join(map(str, gold)) or '-'}, decoded answer {one.decoded.iloc[0]}.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -118,6 +132,15 @@ class BlockRelevanceRun(Result):
 
     def figures(self) -> dict[str, go.Figure]:
         return block_relevance_figures(self.result)
+
+    def figure_sections(self) -> dict[str, str]:
+        return {
+            "p_at_1_raw": "Precision@1",
+            "p_at_1_calibrated": "Precision@1",
+            "by_layer": "Precision@1",
+            "position_bias": "Position bias",
+            "prompt_bars": "One held-out prompt",
+        }
 
     def summary(self) -> dict:
         return self.result.summary()

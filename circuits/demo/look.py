@@ -8,6 +8,7 @@ import torch
 
 from interp.prompts import token_roles
 from interp.tasks.suite import build_family_batch, family_support, get_family
+from interp.tokens import shown_token, token_text
 
 DEMO_FAMILIES = {
     "natural": (
@@ -37,7 +38,7 @@ def first_look(model, task: str, shots: int = 4, seed: int = 0):
     names = [f"blocks.{l}.hook_resid_post" for l in range(L)] + ["blocks.0.hook_resid_pre"]
     names += [f"blocks.{l}.attn.hook_pattern" for l in range(L)]
     _, cache = model.run_with_cache(batch.tokens, names, batch.attention_mask)
-    tokens = model.tokenizer.convert_ids_to_tokens(batch.tokens[0, : ann.length].tolist())
+    tokens = [shown_token(token_text(model.tokenizer, i)) for i in batch.tokens[0, : ann.length]]
     labels = batch.label_ids[0] or [int(batch.answer_ids[0])]
     resid = [cache["blocks.0.hook_resid_pre"]] + [
         cache[f"blocks.{l}.hook_resid_post"] for l in range(L)
@@ -49,7 +50,7 @@ def first_look(model, task: str, shots: int = 4, seed: int = 0):
             lens_rows.append(
                 {
                     "layer": layer,
-                    "label": model.tokenizer.convert_ids_to_tokens(lab),
+                    "label": shown_token(token_text(model.tokenizer, lab)),
                     "is_answer": lab == int(batch.answer_ids[0]),
                     "prob": float(probs[lab]),
                     "rank": int((probs > probs[lab]).sum()),

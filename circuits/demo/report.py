@@ -6,8 +6,16 @@ from __future__ import annotations
 import pandas as pd
 import plotly.express as px
 
-from circuits.icl_circuit.report import circuit_figures, circuit_report, circuit_tables
+from circuits.icl_circuit.report import (
+    CIRCUIT_SECTIONS,
+    circuit_figures,
+    circuit_report,
+    circuit_tables,
+)
 from interp.analysis import Result
+from interp.runs.figures import head_label, heatmap
+from interp.runs.findings import below_chance_sentence, chance_level, sink_lines
+from interp.tokens import shown_token
 
 
 def _eval_summary(by_shots: pd.DataFrame) -> dict:
@@ -22,25 +30,29 @@ def _eval_summary(by_shots: pd.DataFrame) -> dict:
 
 
 def _look_figures(lens: pd.DataFrame, attention: pd.DataFrame) -> dict:
-    row = "L" + attention["layer"].astype(str) + "H" + attention["head"].astype(str)
-    grid = attention.assign(row=row).pivot(index="row", columns="position", values="weight")
     tokens = attention.drop_duplicates("position").sort_values("position")
+    names = {p: f"{p}:{shown_token(t)}" for p, t in zip(tokens.position, tokens.token)}
+    att = attention.assign(
+        row=[head_label(l, h) for l, h in zip(attention.layer, attention["head"])],
+        key=attention.position.map(names),
+    )
+    grid = att.pivot(index="row", columns="key", values="weight")
+    grid = grid.reindex(columns=[names[p] for p in tokens.position])
+    grid.index.name, grid.columns.name = "head", "key position"
     return {
         "logit_lens": px.line(
-            lens,
+            lens.assign(label=lens.label.map(shown_token)),
             x="layer",
             y="prob",
             color="label",
             markers=True,
             title="Logit lens at the query forerunner s_q: probability of each label",
         ),
-        "query_attention": px.imshow(
+        "query_attention": heatmap(
             grid,
-            aspect="auto",
-            color_continuous_scale="Blues",
-            labels={"x": "key position", "y": "head", "color": "attention"},
-            x=[f"{p}:{t}" for p, t in zip(tokens.position, tokens.token)],
-            title="Attention from s_q, every layer and head",
+            title="Attention from s_q, every layer and head (L0H0 at the bottom)",
+            color="attention",
+            scale="Blues",
         ),
     }
 
@@ -66,6 +78,9 @@ def _report(
     gains = by_shots.pivot(index="task", columns="shots", values="accuracy")
     gains = (gains[max(shots)] - gains[min(shots)]).sort_values(ascending=False)
     learned = [f for f, g in gains.items() if g >= 0.2]
+    chance = {f: c for f in gains.index if (c := chance_level(f)) is not None}
+    cells = [(r.task, int(r.shots), float(r.accuracy)) for r in by_shots.itertuples()]
+    warning = below_chance_sentence([c for c in cells if c[1] > 0], chance)
     lines += [
         "",
         (
@@ -74,6 +89,7 @@ def _report(
             if learned
             else "No family gains 0.2 or more from its demonstrations."
         ),
+        *(["", warning] if warning else []),
     ]
     answer = lens[lens.is_answer]
     first_layers = answer[answer["rank"] == 0].layer
@@ -82,7 +98,9 @@ def _report(
         if len(first_layers)
         else "never ranks the answer first"
     )
-    top = att.loc[att.groupby(["layer", "head"]).weight.idxmax()]
+    where = lambda r: f"position {r.position} `{r.token}` ({r.role or 'template'})"  # noqa: E731
+    sinks, past = sink_lines(att, where)
+    top = past.loc[past.groupby(["layer", "head"]).weight.idxmax()]
     top = top.sort_values("weight", ascending=False).head(5)
     lines += [
         "",
@@ -96,14 +114,13 @@ def _report(
         f"(0 = embeddings; probability at the last layer "
         f"{answer.prob.iloc[-1]:.3f}).",
         "",
-        "Strongest attention from the query forerunner s_q:",
+        *sinks,
+        "Strongest attention from the query forerunner s_q"
+        + (" past the sinks:" if sinks else ":"),
         "",
     ]
     for _, r in top.iterrows():
-        lines.append(
-            f"- L{r['layer']}H{r['head']} -> position {r.position} `{r.token}` "
-            f"({r.role or 'template'}), weight {r.weight:.2f}"
-        )
+        lines.append(f"- {head_label(r['layer'], r['head'])} -> {where(r)}, weight {r.weight:.2f}")
     return "\n".join(lines) + "\n"
 
 
@@ -158,6 +175,14 @@ class DemoRun(Result):
         if self.circuit is not None:
             figs |= circuit_figures(self.circuit["result"])
         return figs
+
+    def figure_sections(self) -> dict[str, str]:
+        own = {
+            "icl_curve": "Held-out evaluation",
+            "logit_lens": "One prompt",
+            "query_attention": "One prompt",
+        }
+        return own | CIRCUIT_SECTIONS
 
     def summary(self) -> dict:
         summary = _eval_summary(self.by_shots)

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from circuits.eviction.evaluate import GATE, GATE_WINDOW, EvictionResult
 from interp.analysis import Result
 from interp.runs.figures import layer_head_heatmap
+from interp.tokens import shown_token
 
 
 def eviction_summary(result: EvictionResult, seconds: float, record: dict | None) -> dict:
@@ -106,11 +107,11 @@ def eviction_figures(result: EvictionResult) -> dict[str, go.Figure]:
         figs["tokens_kept"] = go.Figure(
             go.Heatmap(
                 z=grid.values,
-                x=[repr(w) for w in words.iloc[0]],
+                x=[f"{p}:{shown_token(w)}" for p, w in zip(grid.columns, words.iloc[0])],
                 y=grid.index,
                 zmin=0,
                 zmax=1,
-                text=words.values,
+                text=words.map(shown_token).values,
                 hovertemplate="%{y} %{text}: kept by %{z:.2f} of heads",
                 colorscale="Greens",
             )
@@ -202,6 +203,16 @@ class EvictionRun(Result):
 
     def figures(self) -> dict[str, go.Figure]:
         return eviction_figures(self.result)
+
+    def figure_sections(self) -> dict[str, str]:
+        """The curves, the per-head maps and the token view under the first setting (the one
+        they draw, the curves' first panel); the gate's map under its verdict."""
+        first = str(self.result.curves.setting.iloc[0]) if len(self.result.curves) else ""
+        names = eviction_figures(self.result)
+        out = {name: f"{first} (" for name in names}
+        if "heads_gate_evicted" in names:
+            out["heads_gate_evicted"] = "The gate against the baselines"
+        return out
 
     def summary(self) -> dict:
         return eviction_summary(self.result, self.seconds, self.record)

@@ -118,6 +118,17 @@ def circuit_figures(result: IclCircuitResult) -> dict[str, go.Figure]:
     return {name: integer_axes(fig) for name, fig in figs.items()}
 
 
+CIRCUIT_SECTIONS = {
+    "step1_by_layer": "Step 1",
+    "step2_heads": "Step 2",
+    "step2_label_states": "Step 2",
+    "step3_retrieval_heads": "Step 3",
+    "step3_subspace": "Step 3",
+    "ablation": "Ablations",
+}
+"""Each circuit figure's report section (the start of its heading)."""
+
+
 def band(depths: Sequence[int], values: Sequence[float], frac: float = 0.9) -> tuple[int, int]:
     """First and last index whose value reaches ``frac`` of the way from the minimum to the
     maximum: where a measure has (nearly) arrived, which is how the paper locates each step."""
@@ -252,6 +263,9 @@ class CircuitRun(Result):
 
     def figures(self) -> dict[str, go.Figure]:
         return circuit_figures(self.result)
+
+    def figure_sections(self) -> dict[str, str]:
+        return CIRCUIT_SECTIONS
 
     def summary(self) -> dict:
         return self.result.summary()

@@ -332,6 +332,14 @@ class TaskVectorsRun(Result):
     def figures(self) -> dict[str, go.Figure]:
         return figures(self.result)
 
+    def figure_sections(self) -> dict[str, str]:
+        return {
+            "accuracy": "Accuracy per task",
+            "layer_sweeps": "Accuracy per task",
+            "aie": "Heads",
+            "alpha": "Learned alpha",
+        }
+
     def summary(self) -> dict:
         return task_vectors_summary(self.result, self.circuit, self.seconds)
 

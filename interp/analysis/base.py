@@ -129,6 +129,12 @@ class Result(ABC):
         """Plotly figures by name (the runner gives every one integer axes)."""
         return {}
 
+    def figure_sections(self) -> dict[str, str]:
+        """Where the report discusses each figure: figure name -> the start of that section's
+        heading (``"Step 1"``). The report shows the figure at the end of that section; a
+        figure left out goes under a last ``Figures`` heading."""
+        return {}
+
     @abstractmethod
     def summary(self) -> dict[str, Any]:
         """The headline numbers, written as ``summary.json``."""

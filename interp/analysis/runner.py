@@ -68,22 +68,24 @@ def open_executor(options: ExecutionOptions | None) -> Iterator[Any]:
 def write_result(run, result: Result, score: str | None = None) -> dict[str, Any]:
     """A result's tables, figures, artifacts, summary and report into ``run`` (a
     :class:`~interp.runs.store.RunWriter`); return the summary. Every figure gets whole-number
-    ticks on the axes that count layers, heads or positions."""
-    from interp.runs.reports import integer_axes
+    ticks on the axes that count layers, heads or positions, and a line in the report at the
+    end of the section that discusses it (:meth:`~interp.analysis.Result.figure_sections`)."""
+    from interp.runs.reports import integer_axes, place_figures
 
     learned = result.params()
     if learned:
         run.params(learned)
     for name, table in result.tables().items():
         run.table(name, table)
-    for name, fig in result.figures().items():
-        run.figure(name, integer_axes(fig))
+    figures = {name: integer_axes(fig) for name, fig in result.figures().items()}
+    for name, fig in figures.items():
+        run.figure(name, fig)
     for filename, text in result.artifacts().items():
         run.artifact(filename, text)
     result.write_files(run.path)
     summary = result.summary()
     run.summary(summary)
-    report = result.report(summary)
+    report = place_figures(result.report(summary), result.figure_sections(), figures)
     if score is not None:
         report = report.rstrip("\n") + f"\n\nScored by {score}.\n"
     run.report(report)

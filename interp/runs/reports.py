@@ -32,34 +32,112 @@ _STYLE = (
 STATIC_ENV = "ICLSCOPE_STATIC_FIGURES"
 """Set to 0 to skip the static copies (the test suite does: each costs a Chromium start)."""
 STATIC_FORMAT = "svg"
+_AXIS_KEY = re.compile(r"[xy]axis\d*")
 _INTEGER_AXIS = re.compile(r"\b(layer|head|depth|shots?|position|demonstrations|documents)\b", re.I)
+
+
+FIGURE_LINE = re.compile(r"^!\[(?P<alt>[^\]]*)\]\(figures/(?P<name>[A-Za-z0-9_-]+)\.\w+\)\s*$")
+"""A line of report.md that shows one figure: ``![title](figures/<name>.svg)``."""
+OTHER_FIGURES = "Figures"
+"""The heading of the section that takes the figures no other section discusses."""
+
+
+def figure_line(name: str, fig: go.Figure | None = None) -> str:
+    """The markdown line that shows figure ``name`` (its static copy) where it stands."""
+    title = (fig.layout.title.text or name) if fig is not None else name
+    alt = re.sub(r"[\[\]\n]", " ", re.sub(r"<[^>]+>", " ", title)).strip()
+    return f"![{alt}](figures/{name}.{STATIC_FORMAT})"
+
+
+def _heading(line: str) -> tuple[int, str] | None:
+    m = re.match(r"(#{1,6})\s+(.*)", line)
+    return (len(m[1]), m[2].strip()) if m else None
+
+
+def place_figures(
+    markdown: str, sections: dict[str, str], figures: dict[str, go.Figure] | list[str]
+) -> str:
+    """``markdown`` with a :func:`figure_line` for each figure at the end of the section that
+    discusses it: ``sections`` maps a figure's name to the start of that section's heading
+    (``"Step 1"`` for ``## Step 1: summarize``). A figure without a section, or whose section
+    is missing, goes under a last ``## Figures`` heading; a figure already shown is left."""
+    figs = figures if isinstance(figures, dict) else dict.fromkeys(figures)
+    lines = markdown.rstrip("\n").split("\n")
+    shown = {m["name"] for line in lines if (m := FIGURE_LINE.match(line))}
+    heads = [(i, *h) for i, line in enumerate(lines) if (h := _heading(line))]
+    inserts: dict[int, list[str]] = {}
+    rest = []
+    for name, fig in figs.items():
+        if name in shown:
+            continue
+        start = sections.get(name)
+        found = [(i, lvl) for i, lvl, text in heads if start and text.startswith(start)]
+        if not found:
+            rest.append(figure_line(name, fig))
+            continue
+        i, level = found[0]
+        end = next((j for j, lvl, _ in heads if j > i and lvl <= level), len(lines))
+        inserts.setdefault(end, []).append(figure_line(name, fig))
+    out: list[str] = []
+    for i, line in enumerate([*lines, None]):
+        if i in inserts:
+            while out and not out[-1].strip():
+                out.pop()
+            for fig_line in inserts[i]:
+                out += ["", fig_line]
+            if line is not None:
+                out.append("")
+        if line is not None:
+            out.append(line)
+    if rest:
+        while out and not out[-1].strip():
+            out.pop()
+        out += ["", f"## {OTHER_FIGURES}"]
+        for fig_line in rest:
+            out += ["", fig_line]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _figure_html(name: str, fig: go.Figure, first: bool, static: dict[str, str] | None) -> str:
+    div = pio.to_html(fig, full_html=False, include_plotlyjs=first, default_height=480)
+    link = ""
+    if static and name in static:
+        href = html.escape(static[name])
+        link = f'<p class="static">static copy: <a href="{href}">{href}</a></p>'
+    return f'<div class="figure" id="figure-{html.escape(name)}">{div}</div>\n{link}'
 
 
 def render_report_html(
     title: str, markdown: str, figures: dict[str, go.Figure], static: dict[str, str] | None = None
 ) -> str:
-    """The report page: the markdown, then every figure (plotly.js inlined with the first);
-    ``static`` names each figure's static copy, linked under its heading."""
-    parts = [markdown_to_html(markdown)]
-    if figures:
-        parts.append("<h2>Figures</h2>")
-    for i, (name, fig) in enumerate(figures.items()):
-        div = pio.to_html(fig, full_html=False, include_plotlyjs=i == 0, default_height=480)
-        link = ""
-        if static and name in static:
-            href = html.escape(static[name])
-            link = f'<p class="static">static copy: <a href="{href}">{href}</a></p>'
-        parts.append(f'<h3>{html.escape(name)}</h3>\n{link}<div class="figure">{div}</div>')
+    """The report page: the markdown with each figure drawn where its line stands (see
+    :func:`place_figures`; figures the markdown does not show follow under ``Figures``), and
+    plotly.js inlined once, with the first figure. ``static`` names each figure's static copy,
+    linked under it."""
+    markdown = place_figures(markdown, {}, figures)
+    parts, text, fenced, first = [], [], False, True
+    for line in markdown.split("\n"):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        m = None if fenced else FIGURE_LINE.match(line.strip())
+        if m and m["name"] in figures:
+            parts.append(markdown_to_html("\n".join(text)))
+            parts.append(_figure_html(m["name"], figures[m["name"]], first, static))
+            text, first = [], False
+        else:
+            text.append(line)
+    parts.append(markdown_to_html("\n".join(text)))
     return (
         f'<!doctype html>\n<html><head><meta charset="utf-8"><title>'
         f"{html.escape(title)}</title><style>{_STYLE}</style></head>\n<body>\n"
-        + "\n".join(parts)
+        + "\n".join(p for p in parts if p)
         + "\n</body></html>\n"
     )
 
 
 def _inline(text: str) -> str:
     text = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+    text = re.sub(r"!\[([^\]]*)\]\(([^)\s]+)\)", r'<img alt="\1" src="\2">', text)
     return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
 
 
@@ -127,11 +205,20 @@ def decode_array(value):
     return value
 
 
-def _axis_values(fig: go.Figure, letter: str) -> list | None:
-    """Every value the traces put on the ``x`` or ``y`` axis (a heatmap without coordinates
-    counts its cells), or None when one of them is not a number."""
+def _axes(fig: go.Figure) -> list[tuple[str, str]]:
+    """Every axis of the layout as (layout key, trace anchor): ("xaxis", "x"), ("yaxis2", "y2")."""
+    keys = {"xaxis", "yaxis"} | {k for k in fig.layout.to_plotly_json() if _AXIS_KEY.fullmatch(k)}
+    return [(k, k[0] + k[5:]) for k in sorted(keys)]
+
+
+def _axis_values(fig: go.Figure, key: str, anchor: str) -> list | None:
+    """Every value the traces drawn on axis ``anchor`` (``x``, ``y2`` ...) put on it (a heatmap
+    without coordinates counts its cells), or None when one of them is not a number."""
+    letter = key[0]
     values: list = []
     for trace in fig.data:
+        if (getattr(trace, f"{letter}axis", None) or letter) != anchor:
+            continue
         data = decode_array(getattr(trace, letter, None))
         if data is None and trace.type == "heatmap" and trace.z is not None:
             z = decode_array(trace.z)
@@ -145,21 +232,30 @@ def _axis_values(fig: go.Figure, letter: str) -> list | None:
     return values
 
 
-def integer_axes(fig: go.Figure, max_ticks: int = 40) -> go.Figure:
-    """Axes that count layers, heads, depths, shots or positions get whole-number ticks, one
-    per value up to ``max_ticks`` values (so every head is labelled), never a tick at 0.5."""
-    for letter in ("x", "y"):
-        axis = fig.layout[f"{letter}axis"]
-        title = axis.title.text or ""
-        values = _axis_values(fig, letter)
-        if not values or not all(v == round(v) for v in values):
+def integer_axes(fig: go.Figure, max_ticks: int = 40, max_rows: int = 20) -> go.Figure:
+    """Axes that count layers, heads, depths, shots or positions get whole-number ticks at the
+    values the data takes, one per value up to ``max_ticks`` on a horizontal axis and
+    ``max_rows`` on a vertical one (so every head is labelled and 30 layers are not crammed),
+    never a tick at 0.5 nor one past the data. An axis that overlays another (a second y axis)
+    gets three significant figures and no grid of its own."""
+    for key, anchor in _axes(fig):
+        axis = fig.layout[key]
+        values = _axis_values(fig, key, anchor)
+        if not values:
+            continue
+        if axis.overlaying and not all(v == round(v) for v in values):
+            axis.update(tickformat=".3~g", showgrid=False)
+            continue
+        if not all(v == round(v) for v in values):
             continue
         heatmap = any(t.type == "heatmap" for t in fig.data)
-        if not (_INTEGER_AXIS.search(title) or heatmap):
+        if not (_INTEGER_AXIS.search(axis.title.text or "") or heatmap):
             continue
-        span = max(values) - min(values)
-        step = 1 if span < max_ticks else math.ceil(span / max_ticks)
-        axis.update(tickmode="linear", tick0=min(values), dtick=step, tickformat="d")
+        lo, hi = int(min(values)), int(max(values))
+        limit = max_ticks if key.startswith("x") else max_rows
+        step = 1 if hi - lo < limit else math.ceil((hi - lo) / limit)
+        ticks = list(range(lo, hi + 1, step))
+        axis.update(tickmode="array", tickvals=ticks, ticktext=[str(t) for t in ticks])
     return fig
 
 

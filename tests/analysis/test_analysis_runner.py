@@ -101,7 +101,8 @@ def test_runner_writes_everything_a_result_knows(tmp_path, monkeypatch):
     assert (path / "note.txt").read_text() == "hello\n"
     assert (path / "extra.bin").read_bytes() == b"\x00\x01"
     fig = go.Figure(json.loads((path / "figures" / "grid.json").read_text()))
-    assert fig.layout.yaxis.dtick == 1 and fig.layout.yaxis.tickformat == "d"  # integer axes
+    assert fig.layout.yaxis.tickvals == (0, 1, 2, 3, 4)  # integer axes, a tick per value
+    assert "\n## Figures\n\n![" in report and "](figures/grid.svg)" in report  # no section
     assert "counting 4" in lines and lines[-1] == str(path)
 
 

@@ -112,10 +112,10 @@ def test_layer_and_head_axes_are_integers_with_a_tick_per_head():
     frame = pd.DataFrame({"layer": np.repeat(np.arange(3), 9), "head": np.tile(np.arange(9), 3)})
     frame["v"] = np.arange(27.0)
     fig = integer_axes(px.imshow(frame.pivot(index="layer", columns="head", values="v")))
-    for axis in (fig.layout.xaxis, fig.layout.yaxis):
-        assert (axis.tickmode, axis.dtick, axis.tickformat) == ("linear", 1, "d")
+    assert fig.layout.xaxis.tickmode == "array" and fig.layout.xaxis.tickvals == tuple(range(9))
+    assert fig.layout.yaxis.ticktext == ("0", "1", "2")
     curve = integer_axes(px.line(frame, x="layer", y="v", color="head"))
-    assert curve.layout.xaxis.dtick == 1 and curve.layout.yaxis.dtick is None  # values stay
+    assert curve.layout.xaxis.tickvals == (0, 1, 2) and curve.layout.yaxis.tickvals is None
     words = integer_axes(px.line(x=["a", "b"], y=[1.0, 2.0]))
     assert words.layout.xaxis.tickmode is None
     table = tidy_table(pd.DataFrame({"layer": [0.0, 1.0], "head": [2.0, 3.0], "effect": [0.5, 1]}))
@@ -143,7 +143,7 @@ def test_overlay_keeps_a_colour_per_series_and_dashes_run_b():
     ]
     assert fig.data[0].line.color == fig.data[2].line.color != fig.data[1].line.color
     assert [t.line.dash for t in fig.data] == ["solid", "solid", "dash", "dash"]
-    assert list(fig.data[2].y) == [0.05, 0.25, 0.45] and fig.layout.xaxis.dtick == 1
+    assert list(fig.data[2].y) == [0.05, 0.25, 0.45] and fig.layout.xaxis.tickvals == (0, 1, 2)
 
 
 # ---- reports and the command line ----------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The generic run page: header, figures by section, the summary as a formatted table, the
-report at reading size, every table formatted, and the run's provenance.
+"""The generic run page: header, the summary as a formatted table, the report at reading size
+with each figure full width in the section that discusses it, every table formatted, and the
+run's provenance.
 
 Run kinds with a page of their own (task vectors, eviction, block relevance) plug in through the
 dispatch in :func:`app.views.run_page`; this module is what every other kind gets.
@@ -20,6 +21,7 @@ from app.format import (
     table_config,
     tidy_table,
 )
+from interp.runs.reports import FIGURE_LINE, place_figures
 from interp.runs.store import Run
 
 STEP_FIGURES = {
@@ -150,15 +152,44 @@ def run_figures(run: Run, name: str) -> None:
 
 
 def run_summary(run: Run) -> None:
-    """The summary as a formatted table, then the report at reading size (it scrolls)."""
+    """The summary as a formatted table, in a closed expander (the report says it in words)."""
     page_style()
     if run.summary:
-        st.subheader("Summary")
-        st.table(summary_table(run.summary))
-    if run.report:
-        st.subheader("Report")
-        with st.container(height=700, key="report"):
-            st.markdown(shift_headings(run.report))
+        with st.expander(f"summary ({len(run.summary)} numbers)"):
+            st.table(summary_table(run.summary))
+
+
+def report_pieces(run: Run) -> list[tuple[str, str]]:
+    """The report as ("text", markdown) and ("figure", name) pieces, each figure where the
+    report shows it; an older report without figure lines gets them at the end of the section
+    its figures belong to (:func:`figure_sections`)."""
+    placement = {f: title for title, names in figure_sections(run) if title for f in names}
+    markdown = place_figures(run.report or "", placement, run.figures)
+    pieces: list[tuple[str, str]] = []
+    text: list[str] = []
+    for line in markdown.split("\n"):
+        m = FIGURE_LINE.match(line.strip())
+        if m and m["name"] in run.figures:
+            pieces += [("text", "\n".join(text)), ("figure", m["name"])]
+            text = []
+        else:
+            text.append(line)
+    pieces.append(("text", "\n".join(text)))
+    return [(kind, value) for kind, value in pieces if value.strip()]
+
+
+def run_report(run: Run, name: str, figures: bool = True) -> None:
+    """The report at reading size, full width, with each figure drawn full width in the
+    section that discusses it; ``figures=False`` (a kind whose page draws its own) leaves the
+    figure lines out."""
+    with st.container(key="report"):
+        for kind, value in report_pieces(run):
+            if kind == "text":
+                st.markdown(shift_headings(value))
+            elif figures:
+                show_figures(run, [value], f"{name}-report")
+    if not run.figures and figures:
+        st.info("no figures yet" if run.status == "running" else "this run has no figures")
 
 
 def run_tables(run: Run, name: str) -> None:

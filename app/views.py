@@ -22,9 +22,9 @@ import streamlit as st
 from app.common import ROLE_COLOURS, STATUS_NOTES, coloured_tokens, open_run, show_figures
 from app.run_view import (
     STEP_FIGURES,
-    run_figures,
     run_header,
     run_links,
+    run_report,
     run_summary,
     run_tables,
 )
@@ -75,7 +75,8 @@ def compare_page(root: str) -> None:
 
 
 def run_page(root: str, name: str) -> None:
-    """One run: header and status, links, figures (left), summary and report (right), tables.
+    """One run: header and status, links, the summary, the report with its figures full width
+    (or a kind's own page, then its report), tables.
 
     A kind whose registry entry names a page of its own (:mod:`interp.analysis.registry`) gets
     that page in place of the generic figures; importing it is the first time its analysis
@@ -90,12 +91,11 @@ def run_page(root: str, name: str) -> None:
     run_links(root, run)
     entry = known_entry(str(run.manifest.get("kind")))
     page = entry.page_function() if entry is not None else None
-    left, right = st.columns([3, 2])
-    with left:
-        if page is not None:
-            page(run, name)
-        else:
-            run_figures(run, name)
-    with right:
-        run_summary(run)
+    run_summary(run)
+    if page is not None:  # the kind's own figures and views, full width, then its report
+        page(run, name)
+        with st.expander("report", expanded=True):
+            run_report(run, name, figures=False)
+    else:
+        run_report(run, name)
     run_tables(run, name)

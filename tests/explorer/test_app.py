@@ -150,7 +150,7 @@ def test_a_run_page_formats_its_summary_tables_and_report(runs_root, monkeypatch
     assert len(at.dataframe) == 1 and not at.json and not at.code
     run = load_run(runs_root / patch)
     tables = list(run.tables)
-    assert len(at.expander) == len(tables) + 1  # a table each, and the run's details
+    assert len(at.expander) == len(tables) + 2  # the summary, a table each, the run details
     for key in [f"open-{patch}-table-{t}" for t in tables] + [f"open-{patch}-details"]:
         at.session_state[key] = True
     at.run()

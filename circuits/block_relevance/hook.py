@@ -19,8 +19,8 @@ Which hook point depends on the backend (:func:`relevance_source`):
   The block-sparse mask goes in as the 4-D ``attention_mask`` there, since nnsight cannot edit
   the scores.
 
-The engine's native path (``interp.models.native``) is not involved: relevance runs one plain
-forward per batch through ``run_with_hooks``.
+The engine's module forward (``interp.models.module_forward``) is not involved: relevance
+runs one plain forward per batch through ``run_with_hooks``.
 
 Document blocks differ per prompt, so the hook needs the batch's annotations:
 :func:`run_with_relevance` takes the batch and any mix of relevance hooks and ordinary ones.

@@ -16,7 +16,8 @@ from jaxtyping import Float
 from torch import Tensor
 
 from interp.models import HookedModel
-from interp.models.native import NATIVE_ARCHITECTURES, LlamaNative
+from interp.models.fast_path import drivable_hook_kinds
+from interp.models.module_forward import ModuleForward
 from interp.prompts import PromptBatch
 
 
@@ -36,9 +37,10 @@ def last_token_states(
 ) -> dict[str, Tensor]:
     """Per hook, its activation at each prompt's last token (``s_q``): ``(prompt, ...)``."""
     out: dict[str, list[Tensor]] = {n: [] for n in names}
-    # the engine's native forward where it applies: the same modules, no hook wrappers
-    native = model.cfg.architecture in NATIVE_ARCHITECTURES
-    runner = LlamaNative(model.plain_model()) if native else None
+    # the engine's module forward where it applies: the same modules, no hook wrappers
+    kinds = drivable_hook_kinds(model.hf_model.config) or set()
+    wanted = {n.split(".", 2)[2] for n in names if n.startswith("blocks.")}
+    runner = ModuleForward(model.plain_model()) if wanted <= kinds else None
     for lo in range(0, len(batch), chunk):
         toks, mask = batch.tokens[lo : lo + chunk], batch.attention_mask[lo : lo + chunk]
         if runner is not None and batch.padding_side == "right":  # causal: right pads unseen

@@ -7,8 +7,9 @@ Given an :class:`~interp.engine.plan.InterventionPlan`, the engine
 2. stacks plan rows along the batch axis in chunks sized to a memory budget, rows sorted by the
    earliest layer they edit so each chunk starts as late as it can;
 3. resumes each chunk from the cached residual stream at that layer (everything before it is
-   the unedited base run, so recomputing it is waste) and, on the native Llama path, at the
-   earliest edited position (the prefix's cached keys and values serve the suffix);
+   the unedited base run, so recomputing it is waste) and, on the module forward (the fast
+   path: the model's own layers, driven one by one), at the earliest edited position (the
+   prefix's cached keys and values serve the suffix);
 4. starts a row whose edits all sit after a layer's attention (``hook_z`` .. ``hook_resid_post``)
    from that layer's position-wise tail, computed only where the edits land, and computes the
    last layer only at the read-out position;
@@ -37,7 +38,8 @@ from interp.engine.sources import build_banks
 from interp.engine.stacking import stacked_hooks
 from interp.errors import IclscopeError
 from interp.models import HookedModel
-from interp.models.native import NATIVE_ARCHITECTURES, LlamaNative, Recording
+from interp.models.fast_path import drivable_hook_kinds
+from interp.models.module_forward import ModuleForward, Recording
 from interp.prompts import PromptBatch, check_pair
 
 logger = logging.getLogger("iclscope")
@@ -60,9 +62,9 @@ class Engine:
     """Runs intervention plans on a :class:`HookedModel`.
 
     ``max_batch`` caps rows per forward pass; otherwise chunks are sized so the live
-    activations of one chunk fit in ``memory_gb``. ``fast`` uses the native Llama forward where
-    it applies; ``min_rows`` is the smallest chunk worth a forward pass of its own when rows
-    start at different positions. ``executor`` runs the chunks: here, one after another
+    activations of one chunk fit in ``memory_gb``. ``fast`` uses the module forward where it
+    applies; ``min_rows`` is the smallest chunk worth a forward pass of its own when rows start
+    at different positions. ``executor`` runs the chunks: here, one after another
     (:class:`~interp.execution.LocalExecutor`, the default), or on the workers of a Ray
     cluster (:class:`~interp.execution.RayExecutor`), or those of an enclosing
     :func:`~interp.execution.using` block; the table is the same. The engine knows executors
@@ -85,7 +87,7 @@ class Engine:
         self.memory_gb = memory_gb
         self.fast = fast
         self.min_rows = min_rows
-        self._native_runner: LlamaNative | None = None
+        self._native_runner: ModuleForward | None = None
         self._told_fallback = False
 
     # -- sizing -----------------------------------------------------------------------------
@@ -110,38 +112,42 @@ class Engine:
             for e in r.edits
             if isinstance(e, Knockout)
         ]
-        return self.fast and LlamaNative.supports(hooks, self.model.cfg.architecture)
+        kinds = drivable_hook_kinds(self.model.hf_model.config)
+        if not self.fast or kinds is None:
+            return False
+        return {h.split(".", 2)[2] for h in hooks if h.startswith("blocks.")} <= kinds
 
-    def _native(self, plan: InterventionPlan) -> LlamaNative | None:
+    def _native(self, plan: InterventionPlan) -> ModuleForward | None:
         """The fast path, where the architecture and every hook of the plan allow it."""
-        arch = self.model.cfg.architecture
         if not self.uses_native(plan):
-            if self.fast and arch not in NATIVE_ARCHITECTURES and not self._told_fallback:
-                # Gemma 3's QK-norm, sandwich norms and sliding windows are not in the native
-                # forward; the hooked backend runs them exactly, only slower
+            if self.fast and not self._told_fallback:
+                # an architecture the module forward does not know, or a hook it does not
+                # offer: the hooked backend runs it exactly, only slower
                 logger.info(
-                    "engine: no native fast path for %r models; running the plan "
-                    "through the %s backend",
-                    arch,
+                    "engine: no module forward for this plan on %r models; running it "
+                    "through the %s backend (%s)",
+                    self.model.cfg.architecture,
                     self.model.backend,
+                    "resuming by layer" if self.model.supports_resume else "full forwards",
                 )
                 self._told_fallback = True
             return None
         return self._native_model()
 
-    def _native_model(self) -> LlamaNative:
+    def _native_model(self) -> ModuleForward:
         if self._native_runner is None:
-            self._native_runner = LlamaNative(self.model.plain_model())
+            self._native_runner = ModuleForward(self.model.plain_model())
         return self._native_runner
 
     def _caches(self, plan, clean, corrupted, native, resume_hooks):
-        """Clean logits and the cached source runs (native recordings on the fast path)."""
+        """Clean logits at the read-out position and the cached source runs (with every
+        layer's keys and values on the fast path)."""
         hooks = plan.hooks()
         if native is not None:
             names = sorted({*hooks, *resume_hooks})
-            clean_logits, clean_rec = native.record(clean.tokens, names)
+            at_sq, clean_rec = native.record(clean.tokens, names, read_at=clean.s_q)
             corrupt_rec = native.record(corrupted.tokens, names)[1] if corrupted else None
-            return clean_logits, clean_rec, corrupt_rec
+            return at_sq, clean_rec, corrupt_rec
         clean_logits, clean_cache = self.model.run_with_cache(
             clean.tokens, hooks + resume_hooks, clean.attention_mask
         )
@@ -151,7 +157,7 @@ class Engine:
                 corrupted.tokens, hooks + resume_hooks, corrupted.attention_mask
             )[1]
         return (
-            clean_logits,
+            clean_logits[torch.arange(len(clean)), clean.s_q],
             Recording(cache=clean_cache),
             (Recording(cache=corrupt_cache) if corrupt_cache is not None else None),
         )
@@ -271,7 +277,7 @@ class Engine:
             row.check_overlaps()
         native = self._native(plan)
         lay = self.layout(plan, clean, base, resume)
-        clean_logits, clean_rec, corrupt_rec = self._caches(
+        clean_at_sq, clean_rec, corrupt_rec = self._caches(
             plan, clean, corrupted, native, lay.resume_hooks
         )
         base_rec = clean_rec if base is clean else corrupt_rec
@@ -282,8 +288,7 @@ class Engine:
             clean.attention_mask,
         )
         if isinstance(metric, str):
-            at_sq = clean_logits[torch.arange(len(clean)), clean.s_q]
-            metric = build_metric(metric, clean, corrupted, at_sq)
+            metric = build_metric(metric, clean, corrupted, clean_at_sq)
         return Job(
             plan,
             lay,

@@ -16,7 +16,7 @@ from torch import Tensor
 from interp.engine.metrics import Metric
 from interp.engine.plan import InterventionPlan
 from interp.engine.sources import SourceBank
-from interp.models.native import Recording
+from interp.models.module_forward import Recording
 
 
 @dataclass

@@ -4,7 +4,7 @@ A worker (this process with the local executor, each Ray actor with the Ray one)
 things at its peak:
 
 * the **model**: its weights, twice where the engine's fast path runs (the hooked backend's
-  copy and the plain Hugging Face copy the native forward uses);
+  copy and the plain Hugging Face copy the module forward drives);
 * the **sources**: the job shipped to it, i.e. the source banks (every prompt's clean and
   corrupted activation at each patched hook, plus the mean, zeros and plan tensors) and the base
   run's recording (the residual stream at each resume layer; on the fast path also every

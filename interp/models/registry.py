@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from interp.errors import IclscopeError
+from interp.models.fast_path import engine_path
 from interp.models.files import check_model_folder, safetensors_header
 from interp.models.gguf_cache import GgufSource, cache_root, convert, is_converted
 
@@ -180,14 +181,17 @@ def describe(entry: ModelEntry) -> dict:
         "converted": entry.ready(),
         "folder": str(entry.folder()),
     }
-    facts = dict.fromkeys(("parameters", "layers", "heads", "kv_heads", "context", "vocab"))
+    facts = dict.fromkeys(
+        ("parameters", "layers", "heads", "kv_heads", "context", "vocab", "architecture", "engine")
+    )
     if entry.ready():
         from transformers import AutoConfig
 
         from interp.models.interface import ModelConfig  # torch: loaded only when needed
 
         check_model_folder(entry.folder(), fix=repair_hint(entry.name, entry.folder()))
-        cfg = ModelConfig.from_hf(entry.name, AutoConfig.from_pretrained(entry.folder()))
+        hf_config = AutoConfig.from_pretrained(entry.folder())
+        cfg = ModelConfig.from_hf(entry.name, hf_config)
         facts = {
             "parameters": _param_count(entry.folder()),
             "layers": cfg.n_layers,
@@ -195,5 +199,7 @@ def describe(entry: ModelEntry) -> dict:
             "kv_heads": cfg.n_kv_heads,
             "context": cfg.n_ctx,
             "vocab": cfg.d_vocab,
+            "architecture": cfg.architecture,
+            "engine": engine_path(hf_config),
         }
     return {**row, **facts}

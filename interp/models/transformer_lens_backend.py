@@ -39,13 +39,14 @@ class TransformerLensModel(HookedModel):
         if getattr(self, "_plain", None) is None:
             from transformers import AutoModelForCausalLM
 
-            self._plain = (
-                AutoModelForCausalLM.from_pretrained(
-                    self.path, dtype=self.hf_model.dtype, attn_implementation="sdpa"
-                )
-                .to(self.hf_model.device)
-                .eval()
+            load = lambda impl: AutoModelForCausalLM.from_pretrained(
+                self.path, dtype=self.hf_model.dtype, attn_implementation=impl
             )
+            try:
+                plain = load("sdpa")
+            except ValueError:  # architectures without SDPA (Gemma 2) run eager attention
+                plain = load("eager")
+            self._plain = plain.to(self.hf_model.device).eval()
         return self._plain
 
     def hook_names(self) -> list[str]:

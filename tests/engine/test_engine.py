@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from random_plans import random_plan
 from transformer_lens import patching
 
 from interp.engine.batched import Engine
@@ -141,46 +142,6 @@ def test_nnsight_backend_gives_the_same_numbers(tiny_dirs):
         assert (
             torch.tensor(a.metric.values) - torch.tensor(other.metric.values)
         ).abs().max() <= TOL
-
-
-def random_plan(cfg, n_pos: int, seed: int, n_rows: int = 48) -> InterventionPlan:
-    """Rows of one or two random edits: every hook kind, one, two or all positions, some heads,
-    replacements and mixes from several sources, and now and then an edge knockout."""
-    rng = torch.Generator().manual_seed(seed)
-
-    def pick(n: int) -> int:
-        return int(torch.randint(n, (1,), generator=rng))
-
-    kinds = [
-        "attn.hook_z",
-        "hook_attn_out",
-        "hook_resid_mid",
-        "hook_mlp_out",
-        "hook_resid_post",
-        "hook_resid_pre",
-    ]
-    rows = []
-    for i in range(n_rows):
-        edits = []
-        for _ in range(1 + (pick(4) == 0)):
-            kind, layer = kinds[pick(len(kinds))], pick(cfg.n_layers)
-            if any(e.hook == f"blocks.{layer}.{kind}" for e in edits):
-                continue  # two patches of one hook in one row are refused (see below)
-            positions = [None, (pick(n_pos),), (pick(n_pos), pick(n_pos))][pick(3)]
-            heads = (pick(cfg.n_heads),) if kind == "attn.hook_z" and pick(2) else None
-            edits.append(
-                Patch(
-                    f"blocks.{layer}.{kind}",
-                    ["clean", "mean", "zero"][pick(3)],
-                    positions=positions,
-                    heads=heads,
-                    alpha=[1.0, 0.3][pick(2)],
-                )
-            )
-        if pick(8) == 0:
-            edits.append(Knockout(pick(cfg.n_layers), (n_pos - 1,), (0, 1)))
-        rows.append(PlanRow(i % 2, tuple(edits), (("row", i),)))
-    return InterventionPlan(rows)
 
 
 @pytest.mark.parametrize("seed", [0, 1])

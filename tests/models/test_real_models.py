@@ -11,10 +11,10 @@ import json
 
 import pytest
 import torch
+from random_plans import random_plan
 from transformer_lens import patching
 
 from interp.engine.batched import Engine
-from interp.engine.plan import InterventionPlan, Patch, PlanRow
 from interp.engine.sweeps import head_sweep
 from interp.errors import IclscopeError
 from interp.models import load_model
@@ -99,35 +99,17 @@ def test_engine_matches_transformer_lens_patching_on_smollm2(smollm2):
     assert (grid - ref).abs().max() <= TOL
 
 
-def _mixed_plan(cfg, n_pos: int) -> InterventionPlan:
-    """Rows that start at different layers and positions, with clean, mean and zero sources."""
-    gen = torch.Generator().manual_seed(0)
-    pick = lambda n: int(torch.randint(n, (1,), generator=gen))
-    rows = []
-    for i in range(12):
-        layer = pick(cfg.n_layers)
-        kind = ["attn.hook_z", "hook_resid_pre", "hook_mlp_out"][i % 3]
-        heads = (pick(cfg.n_heads),) if kind == "attn.hook_z" else None
-        edit = Patch(
-            f"blocks.{layer}.{kind}",
-            ["clean", "mean", "zero"][pick(3)],
-            positions=(pick(n_pos),),
-            heads=heads,
-        )
-        rows.append(PlanRow(i % 2, (edit,), (("row", i),)))
-    return InterventionPlan(rows)
-
-
 @pytest.mark.parametrize("name", REAL_MODELS)
-def test_engine_paths_equal_a_full_forward(name, real_pair, smollm2):
-    """SmolLM2 runs the native resumed path and Gemma 3 the hooked fallback; both must give
-    the numbers of a plain full forward with the same edits."""
+def test_engine_fast_path_equals_a_full_forward_on_random_plans(name, real_pair, smollm2):
+    """Both real models take the module forward (resumed by layer, position and tail); random
+    plans (patches at random hooks, positions and heads, mixes, knockouts) must give the
+    numbers of the hooked backend's full forward with the same edits."""
     model = smollm2 if name == "smollm2" else load_model(name)
     clean, corrupted = build_pair_batches(model.prompt_builder(), "nl_kind_natural", 2, 2, 7)
-    plan = _mixed_plan(model.cfg, clean.tokens.shape[1])
-    engine = Engine(model, max_batch=8)
+    plan = random_plan(model.cfg, clean.tokens.shape[1], seed=3, n_rows=24)
+    engine = Engine(model, max_batch=8, min_rows=4)
     fast = engine.run(plan, clean, corrupted, progress=False)
-    assert (engine._native(plan) is not None) == (name == "smollm2")
+    assert engine._native(plan) is not None
     slow = Engine(model, fast=False).run(plan, clean, corrupted, resume=False, progress=False)
     diff = (torch.tensor(fast.metric.values) - torch.tensor(slow.metric.values)).abs().max()
     assert diff <= TOL

@@ -12,7 +12,7 @@ Cho et al., "Revisiting In-context Learning Inference Circuit in Large Language 
 
 Each step is one small dataclass here (its hyper-parameters are its fields, with the paper's
 defaults), reading from :class:`CircuitStates`: everything the three steps look at, gathered
-from *one* ``run_with_cache`` per batch of prompts. The ablation table (attention-edge
+from *one* forward pass per batch of prompts. The ablation table (attention-edge
 knockouts in layer ranges) is one :class:`~interp.engine.plan.InterventionPlan` that the
 engine runs once; no step loops over components calling the model.
 

@@ -1,4 +1,4 @@
-"""Everything the three steps read, gathered from one ``run_with_cache`` per batch."""
+"""Everything the three steps read, gathered from one forward pass per batch of prompts."""
 
 from __future__ import annotations
 
@@ -95,27 +95,71 @@ class CircuitStates:
         parts: list[dict[str, Tensor]] = []
         for lo in range(0, len(batch), chunk):
             rows = slice(lo, lo + chunk)
-            # no logits: the forward ends at the last layer cached, before the unembedding
-            _, cache = model.run_with_cache(tokens[rows], resid + pattern, mask[rows], logits=False)
-            h = torch.stack([cache[n] for n in resid], 1)  # (b, depth, pos, d)
-            p = torch.stack([cache[n] for n in pattern], 1)  # (b, layer, head, q, k)
-            r = torch.arange(h.shape[0])
             sq = batch.s_q[rows]
             xq = torch.tensor([a.x_q[1] - 1 for a in batch.annotations[rows]])
             s, y = batch.s[rows], batch.y[rows]
-            parts.append(
-                {
-                    "h_sq": h[r, :, sq],
-                    "h_xq": h[r, :, xq],
-                    "h_s": h[r[:, None], :, s],
-                    "h_y": h[r[:, None], :, y],
-                    "a_yq_sq": attention_at(p, sq + 1, sq[:, None])[..., 0],
-                    "a_sq_y": attention_at(p, sq, y),
-                }
-            )
+            parts.append(_read_states(model, tokens[rows], mask[rows], sq, xq, s, y))
         fields = {k: torch.cat([part[k] for part in parts]).float() for k in parts[0]}
         visible = torch.arange(mask.shape[1])[None] <= batch.s_q[:, None]
         return cls(**fields, n_sq=(mask.bool() & visible).sum(1).float())
+
+
+class _StatesRead(Exception):
+    """Raised by the last hook of :func:`_read_states` to end the forward pass there."""
+
+
+def _read_states(
+    model: HookedModel, tokens: Tensor, mask: Tensor, sq: Tensor, xq: Tensor, s: Tensor, y: Tensor
+) -> dict[str, Tensor]:
+    """One forward of a chunk, each hook keeping only the positions the steps read.
+
+    Hooks read the residual stream at ``s_q``, ``x_q``, ``s_i``, ``y_i`` and the attention
+    entries of :func:`attention_at` as the forward reaches them, so no layer's whole activation
+    or attention pattern is copied or stacked; the last one ends the forward before the
+    unembedding (what ``run_with_cache(..., logits=False)`` does, without its full copies)."""
+    L = model.cfg.n_layers
+    r = torch.arange(len(tokens))
+    h: dict[int, dict[str, Tensor]] = {}
+    a: dict[int, dict[str, Tensor]] = {}
+
+    def at_resid(depth: int):
+        def read(act: Tensor, hook) -> None:
+            act = act.detach()
+            h[depth] = {
+                "h_sq": act[r, sq],
+                "h_xq": act[r, xq],
+                "h_s": act[r[:, None], s],
+                "h_y": act[r[:, None], y],
+            }
+            if len(h) == L + 1 and len(a) == L:
+                raise _StatesRead
+
+        return read
+
+    def at_pattern(layer: int):
+        def read(act: Tensor, hook) -> None:
+            p = act.detach()[:, None]  # (b, 1 layer, head, q, k)
+            a[layer] = {
+                "a_yq_sq": attention_at(p, sq + 1, sq[:, None])[..., 0],
+                "a_sq_y": attention_at(p, sq, y),
+            }
+            if len(h) == L + 1 and len(a) == L:
+                raise _StatesRead
+
+        return read
+
+    hooks = [("blocks.0.hook_resid_pre", at_resid(0))]
+    hooks += [(f"blocks.{i}.hook_resid_post", at_resid(i + 1)) for i in range(L)]
+    hooks += [(f"blocks.{i}.attn.hook_pattern", at_pattern(i)) for i in range(L)]
+    try:
+        model.run_with_hooks(tokens, hooks, mask)
+    except _StatesRead:
+        pass
+    # depth after the prompt axis, or after the demonstration axis for h_s and h_y
+    out = {k: torch.stack([h[d][k] for d in range(L + 1)], v.dim() - 1) for k, v in h[0].items()}
+    # attention_at puts the layer axis second: (b, layer, head[, n])
+    out |= {k: torch.cat([a[layer][k] for layer in range(L)], 1) for k in a[0]}
+    return out
 
 
 def _with_answer(batch: PromptBatch) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, "batch pos"]]:

@@ -275,6 +275,48 @@ def test_states_read_the_plain_prompt_up_to_s_q(tiny):
     assert (states.a_yq_sq > 0).all() and (states.a_yq_sq <= 1).all()
 
 
+def test_states_equal_the_full_cache_read_at_their_positions(tiny):
+    """collect keeps only the read positions inside its hooks; the values are exactly those of
+    a full run_with_cache read afterwards, across chunk boundaries, and the forward stops
+    before the unembedding."""
+    from circuits.icl_circuit.states import _with_answer
+
+    model, _ = tiny
+    batch = build_family_batch(model.prompt_builder(), "sentiment_arbitrary", 5, 3, seed=4)
+    unembedded = []
+    handle = model.hf_model.get_output_embeddings().register_forward_hook(
+        lambda *_: unembedded.append(1)
+    )
+    try:
+        model(batch.tokens[:1], batch.attention_mask[:1])
+        assert unembedded  # the probe sees a full forward's unembedding
+        unembedded.clear()
+        states = CircuitStates.collect(model, batch, chunk=2)
+        assert not unembedded  # three chunks, each stopped at its last hook
+    finally:
+        handle.remove()
+    L = model.cfg.n_layers
+    tokens, mask = _with_answer(batch)
+    resid = ["blocks.0.hook_resid_pre"] + [f"blocks.{i}.hook_resid_post" for i in range(L)]
+    pattern = [f"blocks.{i}.attn.hook_pattern" for i in range(L)]
+    logits, cache = model.run_with_cache(tokens, resid + pattern, mask, logits=False)
+    assert logits is None
+    h = torch.stack([cache[n] for n in resid], 1)
+    p = torch.stack([cache[n] for n in pattern], 1)
+    r, sq, s, y = torch.arange(5), batch.s_q, batch.s, batch.y
+    xq = torch.tensor([a.x_q[1] - 1 for a in batch.annotations])
+    expected = {
+        "h_sq": h[r, :, sq],
+        "h_xq": h[r, :, xq],
+        "h_s": h[r[:, None], :, s],
+        "h_y": h[r[:, None], :, y],
+        "a_yq_sq": attention_at(p, sq + 1, sq[:, None])[..., 0],
+        "a_sq_y": attention_at(p, sq, y),
+    }
+    for name, want in expected.items():
+        assert torch.equal(getattr(states, name), want.float()), name
+
+
 def test_wrong_labels_change_every_label_and_no_position():
     import random
 

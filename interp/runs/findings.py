@@ -11,8 +11,9 @@ import random
 import pandas as pd
 
 SINK_SHARE = 0.5
-"""A position other than the first is a sink when it is the strongest target of at least this
-share of the heads (whatever the prompt says, many heads park their attention there)."""
+"""A position other than the first is a sink when its token carries no word (punctuation, a
+newline, a special token) and it is the strongest target of at least this share of the heads
+(whatever the prompt says, many heads park their attention there)."""
 
 
 def chance_level(family: str) -> float | None:
@@ -55,16 +56,26 @@ def below_chance_sentence(rows: list[tuple[str, int, float]], chance: dict[str, 
 
 def attention_sinks(attention: pd.DataFrame, share: float = SINK_SHARE) -> list[int]:
     """The sink positions of one query's attention (a tidy table with ``layer``, ``head``,
-    ``position`` and ``weight``): the first position when some head attends to it most (the
-    usual sink, the first token whatever it says), and any position that is the strongest
-    target of at least ``share`` of the heads."""
+    ``position``, ``weight`` and ``token``): the first position when some head attends to it
+    most (the usual sink, the first token whatever it says), and any position whose token
+    carries no word and is the strongest target of at least ``share`` of the heads."""
     top = attention.loc[attention.groupby(["layer", "head"]).weight.idxmax()]
     first = int(attention.position.min())
     counts = top.position.value_counts() / len(top)
-    sinks = {int(p) for p, c in counts.items() if c >= share}
+    words = dict(zip(attention.position, attention.token.astype(str)))
+    sinks = {
+        int(p)
+        for p, c in counts.items()
+        if c >= share and not any(ch.isalnum() for ch in _bare(words[p]))
+    }
     if (top.position == first).any():
         sinks.add(first)
     return sorted(sinks)
+
+
+def _bare(token: str) -> str:
+    """A token without the angle brackets of a special token's name (``<s>`` carries no word)."""
+    return "" if token.startswith("<") and token.endswith(">") else token
 
 
 def sink_lines(attention: pd.DataFrame, describe) -> tuple[list[str], pd.DataFrame]:

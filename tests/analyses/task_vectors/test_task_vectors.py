@@ -169,6 +169,48 @@ def test_soft_injection_trains_and_leaves_model_frozen(organism, setup):
     assert all(torch.equal(a, b) for a, b in zip(before, after))
 
 
+def test_training_runs_the_last_token_on_cached_prefixes(organism, setup):
+    """Each training step computes only the last prompt token on the prefix's cached keys and
+    values (nothing before it depends on alpha): the same logits as the full forward, for
+    prompts of two tasks of different lengths in one batch, and every step's forward is one
+    position wide."""
+    from circuits.task_vectors.soft_injection import (
+        PrefixCache,
+        _stack,
+        cached_injection_logits,
+    )
+
+    builder, split, te = setup
+    short = split.build(builder, split.train[:4], 0, "short")
+    other = TaskSplit.make("fn_copy_last", n_test=12)
+    long = other.build(builder, other.train[:3], 1, "long")  # one shot: longer prompts
+    tasks = {TASK: (te.heads, short), "fn_copy_last": (te.heads.flip(0), long)}
+    items = [(name, i) for name, (_, b) in tasks.items() for i in range(len(b))]
+    width = max(b.tokens.shape[1] for _, b in tasks.values())
+    tokens, mask, last, _, te_rows = _stack(tasks, items, width)
+    assert last.unique().numel() > 1  # the prefixes differ in length
+    alpha = torch.rand(
+        organism.cfg.n_layers, organism.cfg.n_heads, generator=torch.Generator().manual_seed(3)
+    )
+    prefix = PrefixCache.build(organism, tokens, mask, last)
+    rows = torch.tensor([5, 0, 6, 2])
+    with torch.no_grad():
+        full = injection_logits(
+            organism, tokens[rows], mask[rows], last[rows], alpha, te_rows[rows]
+        )
+        fast = cached_injection_logits(organism, prefix, rows, alpha, te_rows[rows])
+    assert (full - fast).abs().max() <= 1e-4 * full.abs().max()
+    widths = []
+    hook = organism.plain_model().base_model.register_forward_pre_hook(
+        lambda m, a, k: widths.append(k["input_ids"].shape[1]), with_kwargs=True
+    )
+    try:
+        SoftInjection(steps=3, lr=0.2, batch=4).fit(organism, tasks)
+    finally:
+        hook.remove()
+    assert widths[0] > 1 and widths[1:] == [1, 1, 1]  # one prefix pass, then the last token
+
+
 def test_seed_reaches_alpha_through_batch_order_and_init(organism, setup):
     """theta starts at 0, so the seed acts only through which prompts fill each batch: seeds
     differ when a batch is a sample of the training prompts, barely when it holds them all

@@ -211,6 +211,12 @@ def compare_page(root: str) -> None:
     compare_runs(runs[0], runs[1])
 
 
+def run_label(run: Run, name: str) -> str:
+    """Which run a side is: ``A patch-1a2b (organism, sentiment_semantic)``."""
+    m = run.manifest
+    return f"{name} ({m.get('model')}, {m.get('task')})"
+
+
 def compare_runs(a: Run, b: Run) -> None:
     names = (f"A {short_id(a.path.name)}", f"B {short_id(b.path.name)}")
     ka, kb = a.manifest.get("kind"), b.manifest.get("kind")
@@ -249,9 +255,11 @@ def compare_runs(a: Run, b: Run) -> None:
     rest = [f for f in shared if f not in curves and f not in maps]
     if rest:
         st.subheader("Side by side")
+        st.caption(f"left: {run_label(a, names[0])} · right: {run_label(b, names[1])}")
         for f in rest:
             for col, run, name in zip(st.columns(2), (a, b), names):
                 with col:
+                    st.markdown(f"**{name}** · {f}")
                     show_figures(run, [f], f"cmp-{name}")
     only = sorted(set(a.figures) ^ set(b.figures))
     if only:

@@ -35,9 +35,12 @@ def main() -> None:
     st.sidebar.title("iclscope")
     pages = ["Runs", "Prompt view", "Compare"]
     wanted = st.query_params.get("page")
-    index = pages.index(wanted) if wanted in pages else 0
-    page = st.sidebar.radio("page", pages, index=index, key="page")
+    # the default through the session state only (a run page's links set the same key)
+    st.session_state.setdefault("page", wanted if wanted in pages else pages[0])
+    page = st.sidebar.radio("page", pages, key="page")
     st.sidebar.caption(f"runs under {root}")
+    if page != "Runs" and "run" in st.query_params:
+        del st.query_params["run"]  # the address names an open run only on the Runs page
     if page == "Runs":
         chosen = runs_page(root)
         if chosen:

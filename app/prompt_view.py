@@ -196,10 +196,12 @@ def pick_model() -> str | None:
     from interp.models.registry import MODELS
 
     names = [*MODELS, FOLDER]
+    # the default through the session state, never as the widget's own default as well: a
+    # preset from a run page sets the same key, and Streamlit warns when a key has both
+    st.session_state.setdefault("model_pick", "organism")
     choice = st.selectbox(
         "model",
         names,
-        index=names.index("organism"),
         key="model_pick",
         help="the models of `iclscope models`, or a model folder",
     )
@@ -240,10 +242,15 @@ def prompt_page() -> None:
     label = COUNT_LABELS.get(fam.kind, "shots")
     lo, hi = {"ranking": (2, 20), "retrieval": (2, 32)}.get(fam.kind, (0, 8))
     default = min(hi, max(lo, fam.default_k if label != "shots" else 4))
-    if not lo <= st.session_state.get("count", default) <= hi:
+    # a family of another kind (shots -> documents) starts from its own default count
+    bounds, previous = (label, lo, hi), st.session_state.get("count_bounds")
+    st.session_state["count_bounds"] = bounds
+    now = st.session_state.get("count")
+    if now is None or previous not in (None, bounds) or not lo <= now <= hi:
         st.session_state["count"] = default
-    count = top[2].slider(label, lo, hi, default, key="count")
-    seed = top[3].number_input("prompt seed", 0, 10_000, 0, key="seed")
+    st.session_state.setdefault("seed", 0)  # (defaults through the state, as for the model)
+    count = top[2].slider(label, lo, hi, key="count")
+    seed = top[3].number_input("prompt seed", 0, 10_000, key="seed")
     try:
         view = prompt_patterns(spec, family, int(count), int(seed))
     except IclscopeError as err:

@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from interp.runs.store import Run
+from interp.tokens import shown_token
 
 FINAL = "#dbe4ff"
 """The final rows (the query line): never evicted, decoded after the eviction."""
@@ -29,22 +30,54 @@ def token_colour(kept: float, context: bool) -> str:
 
 
 def kept_tokens_html(rows: pd.DataFrame) -> str:
-    """One prompt's tokens as spans coloured by :func:`token_colour`, the share in the title."""
+    """One prompt's tokens as spans coloured by :func:`token_colour`, the share in the title.
+    A token never breaks across lines (each span is one unbreakable box; lines break between
+    tokens) and its leading space shows as ``␣``."""
     spans = []
     for r in rows.sort_values("pos").itertuples():
-        text = html.escape(r.token).replace("\n", "\u21b5")
+        text = html.escape(shown_token(r.token))
         title = f"kept by {r.kept:.2f} of heads" if r.context else "final row"
         colour = token_colour(r.kept, r.context)
         spans.append(
             f'<span class="tok" title="{title}" style="background:{colour};'
-            f'padding:1px 3px;margin:1px;border-radius:3px">{text}</span>'
+            "display:inline-block;white-space:pre;padding:1px 3px;margin:1px;"
+            f'border-radius:3px">{text}</span>'
         )
-    return '<div class="tokens">' + "".join(spans) + "</div>"
+    style = "line-height:1.9;max-width:100%;overflow-wrap:normal;word-break:normal"
+    return f'<div class="tokens" style="{style}">' + "".join(spans) + "</div>"
+
+
+def compact_summary(summary: dict) -> pd.DataFrame:
+    """The summary's accuracies as one small table, a row per method and a column per eviction
+    rate (in place of the flattened per-setting numbers)."""
+    by_method = summary.get("by_method") or {}
+    rates = sorted({float(r) for v in by_method.values() for r in v})
+    rows = {m: {f"evict {r:g}": v.get(str(r)) for r in rates} for m, v in by_method.items()}
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=[f"evict {r:g}" for r in rates])
+    return table.rename_axis("method")
+
+
+def summary_line(summary: dict) -> str:
+    """Every key kept and the gate at its own threshold, in one line."""
+    parts = []
+    if summary.get("accuracy_full") is not None:
+        parts.append(f"every key kept: {summary['accuracy_full']:.3f}")
+    if summary.get("gate_accuracy") is not None:
+        parts.append(
+            f"gate at its own threshold: {summary['gate_accuracy']:.3f}, evicting "
+            f"{summary['gate_rate']:.2f} of the context"
+        )
+    return "; ".join(parts)
 
 
 def eviction_view(run: Run, name: str) -> None:
-    """Curves first, then the token view with a method picker, then the heatmaps."""
+    """A compact summary, the curves, then the token view with a method picker, then the
+    heatmaps, all full width."""
     figs = run.figures
+    if run.summary.get("by_method"):
+        st.subheader("Accuracy by method and eviction rate")
+        st.caption(summary_line(run.summary))
+        st.table(compact_summary(run.summary).map(lambda v: "-" if v != v else f"{v:.3f}"))
     if "accuracy_vs_rate" in figs:
         st.subheader("Accuracy against eviction rate")
         st.plotly_chart(figs["accuracy_vs_rate"], width="stretch", key=f"{name}-curves")

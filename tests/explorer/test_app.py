@@ -206,12 +206,18 @@ def test_paths_outside_the_root_are_refused(runs_root):
 
 
 def test_the_demo_opens_its_prompt_in_the_prompt_view(runs_root, tiny_dirs, monkeypatch):
+    from streamlit.elements.lib import policies
+
+    warned: list = []  # Streamlit's session-state warnings (a key set two ways) are logged
+    monkeypatch.setattr(policies._LOGGER, "warning", lambda *a, **k: warned.append(a))
     at = app(runs_root, monkeypatch)
     demo = next(p.name for p in runs_root.iterdir() if p.name.startswith("demo-2"))
     at.selectbox(key="run_pick").set_value(demo).run()
+    assert at.query_params.get("run") in (demo, [demo])
     at.button(key="link_prompt").click().run()
-    assert not at.exception
+    assert not at.exception and not warned, warned
     assert at.sidebar.radio(key="page").value == "Prompt view"
+    assert "run" not in at.query_params  # the address no longer names a run
     params = load_run(runs_root / demo).manifest["params"]
     assert at.text_input(key="model_spec").value == tiny_dirs["llama"]
     assert at.selectbox(key="task_pick").value == params["circuit_task"]

@@ -29,8 +29,9 @@ def bpe_model(tmp_path_factory):
         for w in words
     ] * 4
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(lines, vocab_size=1500, min_frequency=1,
-                            special_tokens=["<s>", "</s>", "<pad>"])  # fmt: skip
+    bpe.train_from_iterator(
+        lines, vocab_size=1500, min_frequency=1, special_tokens=["<s>", "</s>", "<pad>"]
+    )
     tok = transformers.PreTrainedTokenizerFast(
         tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", pad_token="<pad>"
     )
@@ -38,11 +39,17 @@ def bpe_model(tmp_path_factory):
     tok.save_pretrained(str(out))
     torch.manual_seed(0)
     config = transformers.LlamaConfig(
-        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
-    )  # fmt: skip
+    )
     transformers.LlamaForCausalLM(config).save_pretrained(str(out))
     return out, tok
 
@@ -59,8 +66,9 @@ def test_the_demo_shows_text_not_tokenizer_marks(bpe_model, tmp_path, monkeypatc
     monkeypatch.setenv(STATIC_ENV, "0")
     analysis = get("demo")
     config = analysis.config_type(n=2, shots=(0, 1), circuit=False)
-    path = run_analysis(analysis, config, out=tmp_path, model=str(folder), task="demo",
-                        log=lambda _: None)  # fmt: skip
+    path = run_analysis(
+        analysis, config, out=tmp_path, model=str(folder), task="demo", log=lambda _: None
+    )
     run = load_run(path)
     tokens = run.tables["query_attention"].token
     assert tokens.str.startswith("␣").any(), "a leading space is shown as ␣"

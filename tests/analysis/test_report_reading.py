@@ -61,8 +61,14 @@ def smallest_run(request, tmp_path_factory):
         analysis = get(kind)
         task, values = SMALLEST[kind]
         out = tmp_path_factory.mktemp(kind)
-        path = run_analysis(analysis, analysis.config_type(**values), out=out, model="organism",
-                            task=task, log=lambda _: None)  # fmt: skip
+        path = run_analysis(
+            analysis,
+            analysis.config_type(**values),
+            out=out,
+            model="organism",
+            task=task,
+            log=lambda _: None,
+        )
     return kind, path
 
 

@@ -23,11 +23,16 @@ def attention(sink: int | None) -> pd.DataFrame:
 
 def demo_report(att: pd.DataFrame, accuracy: list[float]) -> str:
     by_shots = pd.DataFrame(
-        {"task": "sentiment_arbitrary", "kind": "classification", "shots": [0, 4],
-         "accuracy": accuracy}
-    )  # fmt: skip
-    lens = pd.DataFrame({"layer": [0], "label": ["a"], "is_answer": [True], "prob": [0.5],
-                         "rank": [0]})  # fmt: skip
+        {
+            "task": "sentiment_arbitrary",
+            "kind": "classification",
+            "shots": [0, 4],
+            "accuracy": accuracy,
+        }
+    )
+    lens = pd.DataFrame(
+        {"layer": [0], "label": ["a"], "is_answer": [True], "prob": [0.5], "rank": [0]}
+    )
     return _report("m", by_shots, "text", lens, att)
 
 

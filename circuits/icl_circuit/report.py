@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from circuits.icl_circuit import EDGE_NAMES, IclCircuitResult
 from interp.analysis import Result
 from interp.runs.figures import heatmap, layer_head_heatmap
+from interp.runs.findings import below_chance_sentence, chance_level
 from interp.runs.reports import integer_axes
 
 CIRCUIT_TABLES = (
@@ -171,7 +172,8 @@ def circuit_report(
         f"# ICL inference circuit: {model} on `{task}`",
         "",
         f"{prompts} prompts with {shots} shots ({summary['seconds']:.1f} s). Accuracy "
-        f"{none:.3f} with the demonstrations, {zero:.3f} 0-shot.",
+        f"{none:.3f} with the demonstrations, {zero:.3f} 0-shot."
+        + _below_chance(task, shots, none),
         "",
         "## Step 1: summarize",
         "",
@@ -232,6 +234,12 @@ def circuit_report(
         ),
     ]
     return _nest("\n".join(lines) + "\n", level)
+
+
+def _below_chance(task: str, shots: int, accuracy: float) -> str:
+    """A sentence when the k-shot accuracy is below guessing among the prompt's labels."""
+    sentence = below_chance_sentence([(task, shots, accuracy)], {task: chance_level(task)})
+    return " " + sentence if sentence else ""
 
 
 def _nest(markdown: str, level: int) -> str:

@@ -57,3 +57,12 @@ def test_accuracy_below_chance_gets_a_sentence():
     assert "below chance" not in demo_report(attention(None), [0.0, chance + 0.1])
     assert below_chance_sentence([("x", 4, 0.1)], {"x": 0.5}).startswith("**Warning**")
     assert below_chance_sentence([("x", 4, 0.6)], {"x": 0.5}) == ""
+
+
+def test_the_circuit_report_says_when_its_accuracy_is_below_chance():
+    from circuits.icl_circuit.report import _below_chance
+
+    chance = chance_level("sentiment_arbitrary")
+    assert "below chance" in _below_chance("sentiment_arbitrary", 4, chance - 0.1)
+    assert _below_chance("sentiment_arbitrary", 4, chance + 0.1) == ""
+    assert _below_chance("fn_copy_first", 4, 0.0) == ""

@@ -160,7 +160,10 @@ def run_analysis(
             loaded = analysis.load(model, config)
             analysis.run_dir = run.path
             workers = execution.parallel_workers if execution is not None else 1
-            cost = analysis.estimate(model, task, config, workers, loaded=loaded)
+            from interp.analysis.timing import RUN_BUDGET_SECONDS, measuring_budget
+
+            with measuring_budget(RUN_BUDGET_SECONDS):  # the dry run times every plan
+                cost = analysis.estimate(model, task, config, workers, loaded=loaded)
             for line in cost.lines() if cost is not None else ():
                 log(f"estimate: {line}")
             cost = cost.with_time(loaded) if cost is not None else None

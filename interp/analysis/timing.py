@@ -10,6 +10,9 @@ eviction``, ``run block-relevance``) get a rougher time (:func:`time_work`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import replace
 from time import perf_counter
 
@@ -24,6 +27,11 @@ pass of milliseconds on a machine other jobs share can lose its time slice and r
 times slower; a longer one averages that out by itself."""
 REFINE_SECONDS = 3.0
 """The most :func:`time_plan` spends running the engine's own chunks (see there)."""
+RUN_BUDGET_SECONDS = 10.0
+"""What a run spends timing its engine plans as it starts (``--dry-run`` times every plan):
+once spent, the remaining plans are priced by their work at the rate of the measured plan of
+nearest prompt width. A 13-task task-vector run has 78 plans, and timing each one cost minutes
+before any work began."""
 SAMPLED = (0.5, 0.7, 0.9)
 """The chunks the engine runs to time itself: these quantiles of the chunks by work (the
 largest chunk would cost the most to time, the smallest are mostly overhead)."""
@@ -105,15 +113,53 @@ def time_plan(engine: Engine, plan, clean, corrupted=None, workers: int = 1) -> 
     return {"seconds": seconds, "measured_in": perf_counter() - start}
 
 
+_BUDGET: ContextVar[float | None] = ContextVar("iclscope_timing_budget", default=None)
+
+
+@contextmanager
+def measuring_budget(seconds: float | None) -> Iterator[None]:
+    """Inside, :func:`time_steps` measures plans until ``seconds`` are spent and prices the
+    rest by their work (None: measure every plan)."""
+    token = _BUDGET.set(seconds)
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
+
+
+def plan_units(engine: Engine, plan, clean, corrupted=None, workers: int = 1) -> float:
+    """A plan's work in position-layers as :func:`time_plan` prices it: its source runs and its
+    chunks (:func:`chunk_work`), the chunks spread over ``workers``."""
+    base = corrupted if plan.base == "corrupted" and corrupted is not None else clean
+    lay = engine.layout(plan, clean, base)
+    cfg, (batch, n_pos) = engine.model.cfg, base.tokens.shape
+    work = sum(chunk_work(lay, c, kind, n_pos, cfg.n_layers) for kind, c in lay.chunks)
+    sources = (1 + (corrupted is not None)) * batch * n_pos * cfg.n_layers
+    return sources + work / max(1, workers)
+
+
 def time_steps(engine: Engine, steps: list[Step], costs: Costs) -> Costs:
     """``costs`` (the :func:`~interp.engine.memory.estimate_steps` of ``steps``) with each
-    step's time (:func:`time_plan`)."""
-    return Costs(
-        [
-            (name, replace(est, **time_plan(engine, plan, clean, corrupted, est.workers)))
-            for (name, plan, clean, corrupted), (_, est) in zip(steps, costs.steps)
-        ]
-    )
+    step's time (:func:`time_plan`), or, once a :func:`measuring_budget` is spent, its work
+    (:func:`plan_units`) at the seconds per unit of the measured step whose prompts are
+    nearest in width."""
+    budget = _BUDGET.get()
+    rates: list[tuple[int, float]] = []  # (prompt width, seconds per unit) of measured steps
+    spent, timed = 0.0, []
+    for (name, plan, clean, corrupted), (_, est) in zip(steps, costs.steps):
+        width = clean.tokens.shape[1]
+        if budget is not None and rates and spent >= budget:
+            rate = min(rates, key=lambda r: abs(r[0] - width))[1]
+            units = plan_units(engine, plan, clean, corrupted, est.workers)
+            found = {"seconds": rate * units, "measured_in": 0.0}
+        else:
+            found = time_plan(engine, plan, clean, corrupted, est.workers)
+            spent += found["measured_in"]
+            if budget is not None:
+                units = plan_units(engine, plan, clean, corrupted, est.workers)
+                rates.append((width, found["seconds"] / max(1.0, units)))
+        timed.append((name, replace(est, **found)))
+    return Costs(timed)
 
 
 def time_work(work: WorkEstimate, module) -> WorkEstimate:

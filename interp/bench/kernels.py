@@ -8,7 +8,7 @@ Two measurements on one device (CUDA when present, else the CPU and the torch tw
   back, three slices of traffic; a device-to-device copy of the whole activation (one read, one
   write) is the yardstick. A patch kernel that streams as well as a copy reaches 1.0.
 * **hook cost**: a random Llama of GPT-2-small size (12 layers, d_model 768, 12 heads, d_mlp
-  3072), its native forward over ``batch`` rows with a head patch at every layer's ``hook_z``
+  3072), its module forward over ``batch`` rows with a head patch at every layer's ``hook_z``
   in every row, against the same forward with no hooks. The difference, as a percentage of the
   forward, is what the engine's hooks cost.
 
@@ -24,7 +24,7 @@ from torch import Tensor
 import kernels
 from interp.bench.timing import interleaved
 from interp.errors import IclscopeError
-from interp.models.native import LlamaNative
+from interp.models.module_forward import ModuleForward
 
 SIZES = {
     "small": dict(n_layers=12, d_model=768, n_heads=12, d_mlp=3072, vocab=50257),
@@ -106,9 +106,9 @@ def random_llama(size: str, device, dtype):
 
 @torch.no_grad()
 def hook_cost(size: str, batch: int, n_pos: int, device, dtype, repeats: int) -> dict:
-    """The native forward with a head patch at every layer, against the same forward bare."""
+    """The module forward with a head patch at every layer, against the same forward bare."""
     hf = random_llama(size, device, dtype)
-    native = LlamaNative(hf)
+    native = ModuleForward(hf)
     cfg = hf.config
     n_heads, d_head = cfg.num_attention_heads, cfg.hidden_size // cfg.num_attention_heads
     tokens = torch.randint(0, cfg.vocab_size, (batch, n_pos), device=device)

@@ -11,10 +11,19 @@ Two workloads on the same clean/corrupted prompts:
 Each runs four ways: ``transformer_lens.patching`` (one forward per component), the fastest
 nnsight form we could write (all rows of a chunk stacked in one trace, each layer's patches one
 indexed assignment), our engine without resuming, and our engine in full (resuming at the
-earliest edited layer and position). A plain Hugging Face forward over the same rows, in the same
-chunks, with the faster of its SDPA and eager attention, is the floor. All of them are timed in
-turns, after a warm-up call each, so the drifts of a shared machine hit every contender alike;
-times are medians over repeats; results are compared element-wise.
+earliest edited layer and position). Three plain Hugging Face forwards over the same rows, in
+the same chunks, with the faster of SDPA and eager attention, set the scale:
+
+* the **plain forward** (logits at every position, as the nnsight form computes them);
+* the **read-out forward**, logits at the last position only: the engine with the same rows and
+  no edits, against it, is the engine's overhead (``hook_overhead``);
+* the **limit**, each row's suffix from its resume position only, attending to its prompt's
+  cached prefix, logits at the last position: what the engine would cost if it skipped the
+  reused prefix and nothing else (``limit_ratio`` is engine / limit; below 1, the engine also
+  skips the layers before each row's first edit).
+
+All of them are timed in turns, after a warm-up call each, so the drifts of a shared machine hit
+every contender alike; times are medians over repeats; results are compared element-wise.
 """
 
 from __future__ import annotations
@@ -25,9 +34,10 @@ import torch
 
 from interp.bench.timing import interleaved
 from interp.engine.batched import Engine
-from interp.engine.plan import InterventionPlan
+from interp.engine.plan import InterventionPlan, PlanRow
 from interp.engine.sweeps import head_sweep
 from interp.models import load_model
+from interp.models.fast_path import engine_path
 from interp.tasks.suite import build_pair_batches, default_family, label_mode
 
 BENCH_FAMILIES = ("nl_kind_natural", "sentiment_semantic")
@@ -120,18 +130,66 @@ def _transformer_lens(tl, clean, corrupted, per_position: bool, positions: list[
         )
 
 
-def _plain(hf, tokens, chunk):
+def _plain(hf, tokens, chunk, keep: int = 0):
+    """A plain forward over ``tokens`` in chunks; ``keep``: logits at the last ``keep``
+    positions only (0: every position)."""
     with torch.no_grad():
         for start in range(0, tokens.shape[0], chunk):
-            hf(input_ids=tokens[start : start + chunk])
+            hf(input_ids=tokens[start : start + chunk], logits_to_keep=keep)
 
 
-def _plain_with(hf, impl: str, tokens, chunk):
-    hf.set_attn_implementation(impl)
-    try:
-        _plain(hf, tokens, chunk)
-    finally:
-        hf.set_attn_implementation("sdpa")
+def _fastest_attention(hf, run) -> dict:
+    """``run`` under SDPA and under eager attention: {implementation: callable}."""
+
+    def under(impl):
+        def go():
+            before = hf.config._attn_implementation
+            hf.set_attn_implementation(impl)
+            try:
+                run()
+            finally:
+                hf.set_attn_implementation(before)
+
+        return go
+
+    return {impl: under(impl) for impl in ("sdpa", "eager")}
+
+
+def _suffix_groups(hf, tokens, prompts: list[int], starts: list[int], chunk: int):
+    """For the limit: rows grouped by (prompt, resume position), each group's prefix keys and
+    values computed once, beforehand (they are the reused part)."""
+    from itertools import groupby
+
+    groups = []
+    keyed = sorted(zip(prompts, starts))
+    with torch.no_grad():
+        for (prompt, start), same in groupby(keyed):
+            n = len(list(same))
+            prefix = None
+            if start:
+                cache = hf(input_ids=tokens[prompt : prompt + 1, :start], use_cache=True)
+                prefix = cache.past_key_values
+            for lo in range(0, n, chunk):
+                groups.append((prompt, start, min(chunk, n - lo), prefix))
+    return groups
+
+
+def _limit(hf, tokens, groups):
+    """Each row's suffix alone, attending to its prompt's cached prefix; logits at the end."""
+    from transformers import DynamicCache
+
+    with torch.no_grad():
+        for prompt, start, rows, prefix in groups:
+            cache = None
+            if prefix is not None:
+                cache = DynamicCache(
+                    ddp_cache_data=[
+                        (layer.keys.expand(rows, -1, -1, -1), layer.values.expand(rows, -1, -1, -1))
+                        for layer in prefix.layers
+                    ]
+                )
+            suffix = tokens[prompt : prompt + 1, start:].expand(rows, -1)
+            hf(input_ids=suffix, past_key_values=cache, logits_to_keep=1)
 
 
 def bench_patching(
@@ -171,6 +229,8 @@ def _workload(
         )
     engine = Engine(tl)
     chunk = engine.rows_per_chunk(n_pos)
+    # the same rows, no edits, no resuming: the engine's own cost over a plain forward
+    unedited = InterventionPlan([PlanRow(r.prompt, (), r.labels) for r in plan.rows])
     log(
         f"workload {name}: {len(plan)} rows, {n_pos} tokens"
         + (f" ({len(positions)} positions patched)" if per_position else "")
@@ -179,6 +239,11 @@ def _workload(
     run = lambda resume: engine.run(plan, clean, corrupted, resume=resume, progress=False)
     row_tokens = corrupted.tokens[torch.tensor([r.prompt for r in plan.rows])]
     hf = tl.plain_model()
+    starts = [pos for pos, _ in engine.layout(plan, clean, corrupted).starts]
+    groups = _suffix_groups(hf, corrupted.tokens, [r.prompt for r in plan.rows], starts, chunk)
+    plain = _fastest_attention(hf, lambda: _plain(hf, row_tokens, chunk))
+    read_out = _fastest_attention(hf, lambda: _plain(hf, row_tokens, chunk, keep=1))
+    limit = _fastest_attention(hf, lambda: _limit(hf, corrupted.tokens, groups))
     _, clean_cache = tl.run_with_cache(
         clean.tokens, [f"blocks.{l}.attn.hook_z" for l in range(cfg.n_layers)]
     )
@@ -193,8 +258,12 @@ def _workload(
         {
             "engine": lambda: run(True),
             "engine_no_reuse": lambda: run(False),
-            "sdpa": lambda: _plain_with(hf, "sdpa", row_tokens, chunk),
-            "eager": lambda: _plain_with(hf, "eager", row_tokens, chunk),
+            "engine_no_edits": lambda: engine.run(
+                unedited, clean, corrupted, resume=False, progress=False
+            ),
+            **{f"plain_{k}": f for k, f in plain.items()},
+            **{f"read_out_{k}": f for k, f in read_out.items()},
+            **{f"limit_{k}": f for k, f in limit.items()},
             "transformer_lens": lambda: _transformer_lens(
                 tl, clean, corrupted, per_position, positions
             ),
@@ -213,7 +282,8 @@ def _workload(
     )
     t_full, t_noreuse = times["engine"], times["engine_no_reuse"]
     ours, ours_noreuse = outs["engine"], outs["engine_no_reuse"]
-    t_plain = min(times["sdpa"], times["eager"])
+    fastest = lambda kind: min(times[f"{kind}_sdpa"], times[f"{kind}_eager"])
+    t_plain, t_read, t_limit = fastest("plain"), fastest("read_out"), fastest("limit")
     t_tl, ref = times["transformer_lens"], outs["transformer_lens"]
     t_nn, nn_values = times["nnsight"], outs["nnsight"]
     keys = ["layer", "position", "head"] if per_position else ["layer", "head"]
@@ -224,6 +294,7 @@ def _workload(
     ]
 
     result = {
+        "engine_path": engine_path(hf.config) if engine.uses_native(plan) else "hooked",
         "rows": len(plan),
         "pairs": n_pairs,
         "tokens": n_pos,
@@ -233,11 +304,15 @@ def _workload(
             "nnsight": t_nn,
             "engine_no_reuse": t_noreuse,
             "engine": t_full,
+            "engine_no_edits": times["engine_no_edits"],
             "plain_forward": t_plain,
+            "read_out_forward": t_read,
+            "limit": t_limit,
         },
         "speedup_vs_transformer_lens": t_tl / t_full,
         "speedup_vs_nnsight": t_nn / t_full,
-        "hook_overhead": t_noreuse / t_plain,
+        "hook_overhead": times["engine_no_edits"] / t_read,
+        "limit_ratio": t_full / t_limit,
         "reuse_gain": t_noreuse / t_full,
         "max_abs_diff": max(float((g - ref_grid).abs().max()) for g in grids),
     }

@@ -1,0 +1,115 @@
+"""Every kind's run page in Chromium at 1280 px: a screenshot each, into a folder the test
+names (``ICLSCOPE_SCREENSHOTS`` to choose it), and no figure narrower than half the page."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from test_browser import CHROMIUM, FLAGS, free_port
+
+from interp.analysis import get, run_analysis
+from interp.runs.reports import STATIC_ENV
+
+WIDTH = 1280
+KINDS = {
+    "patch": ("sentiment_semantic", {"prompts": 2}),
+    "circuit": ("sentiment_arbitrary", {"prompts": 16, "ablation_prompts": 2}),
+    "task-vectors": (
+        "fn_copy_first",
+        {
+            "shots": 2,
+            "test_items": 4,
+            "te_prompts": 4,
+            "trials": 2,
+            "steps": 2,
+            "batch": 2,
+            "circuit_prompts": 0,
+        },
+    ),
+    "eviction": (
+        "sentiment_arbitrary",
+        {"shots": 4, "prompts": 2, "train": False, "lengths": (512,), "rates": (0.5,)},
+    ),
+    "block-relevance": ("ranking", {"prompts": 4, "docs": 4, "chunk": 2}),
+    "demo": ("demo", {"n": 2, "shots": (0, 1), "circuit_prompts": 16, "ablation_prompts": 2}),
+}
+FIGURE_WIDTHS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(e => ({
+    title: (e.layout.title || {}).text || '', width: e.getBoundingClientRect().width}))"""
+
+
+@pytest.fixture(scope="module")
+def every_kind(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kind-runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(STATIC_ENV, "0")
+        for kind, (task, values) in KINDS.items():
+            analysis = get(kind)
+            run_analysis(
+                analysis,
+                analysis.config_type(**values),
+                out=root,
+                model="organism",
+                task=task,
+                log=lambda _: None,
+            )
+    port = free_port()
+    log = tmp_path_factory.mktemp("kinds-log") / "server.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "interp.cli", "app", "--runs", str(root), "--port", str(port)],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).status == 200:
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        os.killpg(proc.pid, signal.SIGTERM)
+        pytest.fail("the explorer did not answer its health check")
+    yield url, root, log
+    os.killpg(proc.pid, signal.SIGTERM)  # stop it by its PID (and its process group)
+    proc.wait(timeout=30)
+
+
+def test_every_kind_s_run_page_draws_its_figures_wide(every_kind, tmp_path, record_property):
+    from playwright.sync_api import sync_playwright
+
+    url, root, log = every_kind
+    shots = Path(os.environ.get("ICLSCOPE_SCREENSHOTS") or tmp_path / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    record_property("screenshots", str(shots))
+    print(f"run-page screenshots in {shots}")
+    runs = sorted(p.name for p in root.iterdir() if (p / "manifest.json").is_file())
+    assert {r.rsplit("-", 3)[0] for r in runs} == set(KINDS)
+    narrow = {}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": WIDTH, "height": 6000})
+        for run in runs:
+            page.goto(f"{url}/?run={run}")
+            page.wait_for_selector(".js-plotly-plot", timeout=180_000)
+            time.sleep(3)  # the last figures draw after the first
+            widths = page.evaluate(FIGURE_WIDTHS)
+            assert widths, run
+            narrow[run] = [w for w in widths if w["width"] < WIDTH / 2]
+            kind = run.rsplit("-", 3)[0]
+            page.screenshot(path=str(shots / f"run-{kind}.png"), full_page=True)
+            errors = page.locator("[data-testid='stException']")
+            assert errors.count() == 0, run
+        browser.close()
+    assert not any(narrow.values()), narrow
+    assert sorted(p.name for p in shots.glob("run-*.png")) == sorted(f"run-{k}.png" for k in KINDS)
+    server = log.read_text()
+    assert "Traceback" not in server, server[-3000:]

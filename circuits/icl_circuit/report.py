@@ -76,6 +76,7 @@ def circuit_figures(result: IclCircuitResult) -> dict[str, go.Figure]:
         yaxis_title="heads",
         barmode="group",
         yaxis2={"title": "mean max_h A[y_q, s_q]", "overlaying": "y", "side": "right"},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},  # clear of y2
     )
     figs["step2_heads"] = fig
     figs["step2_label_states"] = px.line(

@@ -77,8 +77,10 @@ def _report(
         lines.append(f"| {fam} | {rows.kind.iloc[0]} | {cells} |")
     gains = by_shots.pivot(index="task", columns="shots", values="accuracy")
     gains = (gains[max(shots)] - gains[min(shots)]).sort_values(ascending=False)
-    learned = [f for f, g in gains.items() if g >= 0.2]
     chance = {f: c for f in gains.index if (c := chance_level(f)) is not None}
+    last = by_shots[by_shots.shots == max(shots)].set_index("task").accuracy
+    # a gain that ends below chance is no learning (the warning below says so)
+    learned = [f for f, g in gains.items() if g >= 0.2 and last[f] >= chance.get(f, 0.0)]
     cells = [(r.task, int(r.shots), float(r.accuracy)) for r in by_shots.itertuples()]
     warning = below_chance_sentence([c for c in cells if c[1] > 0], chance)
     lines += [

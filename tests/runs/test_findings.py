@@ -55,6 +55,9 @@ def test_accuracy_below_chance_gets_a_sentence():
     low = demo_report(attention(None), [0.5, chance - 0.2])
     assert "below chance" in low and f"chance {chance:.3f}" in low
     assert "below chance" not in demo_report(attention(None), [0.0, chance + 0.1])
+    assert "Learned in context" in demo_report(attention(None), [0.0, chance + 0.1])
+    rising = demo_report(attention(None), [0.0, chance - 0.01])  # a gain, still below chance
+    assert chance > 0.2 and "No family gains" in rising and "below chance" in rising
     assert below_chance_sentence([("x", 4, 0.1)], {"x": 0.5}).startswith("**Warning**")
     assert below_chance_sentence([("x", 4, 0.6)], {"x": 0.5}) == ""
 

@@ -12,6 +12,7 @@ import html
 import pandas as pd
 import streamlit as st
 
+from interp.runs.reports import integer_axes  # older runs were saved without
 from interp.runs.store import Run
 
 GOLD = "#b7ebb0"
@@ -49,7 +50,9 @@ def block_relevance_view(run: Run, name: str) -> None:
         )
     for fig_name in ("by_layer", "p_at_1_raw", "p_at_1_calibrated", "position_bias"):
         if fig_name in run.figures:
-            st.plotly_chart(run.figures[fig_name], width="stretch", key=f"{name}-{fig_name}")
+            st.plotly_chart(
+                integer_axes(run.figures[fig_name]), width="stretch", key=f"{name}-{fig_name}"
+            )
     prompts = run.tables.get("prompts")
     if prompts is None or not len(prompts):
         return

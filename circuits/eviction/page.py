@@ -12,6 +12,7 @@ import html
 import pandas as pd
 import streamlit as st
 
+from interp.runs.reports import integer_axes  # older runs were saved without
 from interp.runs.store import Run
 from interp.tokens import shown_token
 
@@ -80,7 +81,9 @@ def eviction_view(run: Run, name: str) -> None:
         st.table(compact_summary(run.summary).map(lambda v: "-" if v != v else f"{v:.3f}"))
     if "accuracy_vs_rate" in figs:
         st.subheader("Accuracy against eviction rate")
-        st.plotly_chart(figs["accuracy_vs_rate"], width="stretch", key=f"{name}-curves")
+        st.plotly_chart(
+            integer_axes(figs["accuracy_vs_rate"]), width="stretch", key=f"{name}-curves"
+        )
     tokens = run.tables.get("tokens")
     if tokens is not None and len(tokens):
         st.subheader("Kept and evicted tokens (first prompt, middle rate)")
@@ -97,6 +100,6 @@ def eviction_view(run: Run, name: str) -> None:
     if heads:
         st.subheader("Eviction per layer and head")
         pick = st.selectbox("heatmap", heads, key="evict_heatmap")
-        st.plotly_chart(figs[pick], width="stretch", key=f"{name}-{pick}")
+        st.plotly_chart(integer_axes(figs[pick]), width="stretch", key=f"{name}-{pick}")
     if "tokens_kept" in figs:
         st.plotly_chart(figs["tokens_kept"], width="stretch", key=f"{name}-tokens")

@@ -44,7 +44,7 @@ def last_token_states(
     for lo in range(0, len(batch), chunk):
         toks, mask = batch.tokens[lo : lo + chunk], batch.attention_mask[lo : lo + chunk]
         if runner is not None and batch.padding_side == "right":  # causal: right pads unseen
-            cache = runner.record(toks, names)[1].cache
+            cache = runner.record(toks, names, read_at=batch.s_q[lo : lo + chunk])[1].cache
         else:
             cache = model.run_with_cache(toks, names, mask)[1]
         rows, last = torch.arange(len(toks)), batch.s_q[lo : lo + chunk]

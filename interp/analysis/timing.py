@@ -53,6 +53,8 @@ def chunk_work(layout, rows: list[int], kind: str, n_pos: int, n_layers: int) ->
     start through every layer from its own start (on the fast path; otherwise from the chunk's
     earliest layer), plus its read-out. On the organism and SmolLM2 a chunk's measured time
     follows it with a correlation of 0.98-0.995."""
+    if kind == "bare":  # rows with no edits are read off the base run
+        return 0
     if kind == "last":  # the last layer's tail at the read-out position alone
         return 2 * len(rows)
     pos = min(layout.starts[j][0] for j in rows)

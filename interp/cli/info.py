@@ -53,7 +53,7 @@ def models_table(rows: list[dict], width: int) -> Table:
             r["name"],
             params,
             *(str(r[k] or "?") for k in ("layers", "heads", "kv_heads", "context")),
-            (r["engine"] or "?").split(" ")[0],
+            (r.get("engine") or "?").split(" ")[0],
             *([r["license"], r["source"]] if wide else []),
             "yes" if r["converted"] else "on first use",
         )

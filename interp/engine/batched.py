@@ -146,21 +146,22 @@ class Engine:
         if native is not None:
             names = sorted({*hooks, *resume_hooks})
             at_sq, clean_rec = native.record(clean.tokens, names, read_at=clean.s_q)
-            corrupt_rec = native.record(corrupted.tokens, names)[1] if corrupted else None
-            return at_sq, clean_rec, corrupt_rec
+            corrupt_at, corrupt_rec = None, None
+            if corrupted is not None:  # its logits are read at one position, not all
+                corrupt_at, corrupt_rec = native.record(corrupted.tokens, names, read_at=clean.s_q)
+            return at_sq, clean_rec, corrupt_at, corrupt_rec
+        rows = torch.arange(len(clean))
         clean_logits, clean_cache = self.model.run_with_cache(
             clean.tokens, hooks + resume_hooks, clean.attention_mask
         )
-        corrupt_cache = None
+        corrupt_at, corrupt_rec = None, None
         if corrupted is not None:
-            corrupt_cache = self.model.run_with_cache(
+            corrupt_logits, corrupt_cache = self.model.run_with_cache(
                 corrupted.tokens, hooks + resume_hooks, corrupted.attention_mask
-            )[1]
-        return (
-            clean_logits[torch.arange(len(clean)), clean.s_q],
-            Recording(cache=clean_cache),
-            (Recording(cache=corrupt_cache) if corrupt_cache is not None else None),
-        )
+            )
+            corrupt_at = corrupt_logits[rows, clean.s_q]
+            corrupt_rec = Recording(cache=corrupt_cache)
+        return clean_logits[rows, clean.s_q], Recording(cache=clean_cache), corrupt_at, corrupt_rec
 
     # -- one chunk --------------------------------------------------------------------------
     def _tail_at(self, native, rows, prompt, layer, at: list[int], rec, banks, n_pos) -> Tensor:
@@ -244,7 +245,10 @@ class Engine:
         # the last layer's tail at the read-out alone: edits elsewhere cannot reach it
         last = [i for i, layer in tails.items() if layer == n_layers - 1]
         chunks = [("last", last[lo : lo + per]) for lo in range(0, len(last), per)]
-        order = sorted(set(range(len(plan))) - set(last), key=start)
+        # rows with no edits are the base run itself, which the source runs already read out
+        bare = [i for i, r in enumerate(plan.rows) if not r.edits] if resume else []
+        chunks += [("bare", bare)] if bare else []
+        order = sorted(set(range(len(plan))) - set(last) - set(bare), key=start)
         # a pass joins rows in order of their start layer
         chunks += [
             ("pass", sorted(c, key=lambda j: start(j)[1]))
@@ -277,7 +281,7 @@ class Engine:
             row.check_overlaps()
         native = self._native(plan)
         lay = self.layout(plan, clean, base, resume)
-        clean_at_sq, clean_rec, corrupt_rec = self._caches(
+        clean_at_sq, clean_rec, corrupt_at_sq, corrupt_rec = self._caches(
             plan, clean, corrupted, native, lay.resume_hooks
         )
         base_rec = clean_rec if base is clean else corrupt_rec
@@ -299,6 +303,7 @@ class Engine:
             metric,
             clean.s_q,
             base.tokens.shape[1],
+            clean_at_sq if base is clean else corrupt_at_sq,
         )
 
     @torch.no_grad()
@@ -309,6 +314,8 @@ class Engine:
         native = self._native_model() if job.layout.native else None
         rows = [job.plan.rows[j] for j in chunk]
         prompt = torch.tensor([r.prompt for r in rows])
+        if kind == "bare":  # no edits: the base run's own read-out
+            return job.metric(job.base_at_sq[prompt], prompt).float().cpu()
         s_q, n_pos, banks, base_rec = job.s_q, job.n_pos, job.banks, job.base_rec
         start, tails = job.layout.starts.__getitem__, job.layout.tails
         if kind == "last":  # the last layer's tail, at the read-out position alone

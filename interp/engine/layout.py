@@ -24,7 +24,8 @@ class Layout:
     """How a plan runs: whether on the fast path and resumed, each row's start (position,
     layer), the rows that start from a layer's tail, and the chunks, one forward pass each:
     ``("last", rows)`` for rows edited only in the last layer's tail, ``("pass", rows)`` for a
-    resumed pass (rows in order of their start layer)."""
+    resumed pass (rows in order of their start layer), and ``("bare", rows)`` for rows with no
+    edits, read off the base run with no forward pass at all."""
 
     native: bool
     resume: bool
@@ -49,6 +50,7 @@ class Job:
     metric: Metric
     s_q: Tensor  # (batch,)
     n_pos: int
+    base_at_sq: Tensor | None = None  # (batch, d_vocab): the base run's logits at s_q
 
 
 def chunk_rows(order: list[int], start, per: int, min_rows: int) -> list[list[int]]:

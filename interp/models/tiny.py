@@ -5,8 +5,8 @@ One per decoder layout iclscope drives: GPT-2 (learned positions, LayerNorm, fus
 Qwen 3 (QK-norm), Gemma 2 (sandwich norms, soft-capping, alternating sliding windows), Gemma 3
 (QK-norm, scaled embeddings, local and global rotary bases), GPT-NeoX (partial rotary, a
 parallel residual), Gemma 1, Phi-3 (fused projections), OLMo (clipped QKV, norms without
-weights) and OLMo 2 (norms after attention and MLP, none before). They share the organism's word-level tokenizer, so every prompt family
-renders on them.
+weights) and OLMo 2 (norms after attention and MLP, none before). They share the organism's
+word-level tokenizer, so every prompt family renders on them.
 """
 
 from __future__ import annotations

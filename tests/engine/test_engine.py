@@ -175,3 +175,19 @@ def test_edits_given_as_lists_or_numpy_ints_run_like_tuples(model):
     plan = InterventionPlan([PlanRow(0, (as_tuples,)), PlanRow(0, (as_lists,))])
     out = Engine(model).run(plan, clean, corrupted, progress=False)
     assert out.metric[0] == out.metric[1]
+
+
+def test_rows_without_edits_are_read_off_the_base_run(model):
+    """An edit-free row costs no forward pass, and reads what a full forward of its prompt
+    would."""
+    clean, corrupted = build_pair_batches(model.prompt_builder(), "sentiment_semantic", 2, 3, 4)
+    plan = random_plan(model.cfg, clean.tokens.shape[1], seed=4, n_rows=6)
+    rows = [PlanRow(0, (), (("row", "none"),)), *plan.rows, PlanRow(0, (), (("row", "none2"),))]
+    plan = InterventionPlan(rows, base="corrupted")
+    engine = Engine(model, max_batch=4)
+    layout = engine.layout(plan, clean, corrupted)
+    assert ("bare", [0, len(rows) - 1]) in layout.chunks
+    fast = engine.run(plan, clean, corrupted, progress=False)
+    slow = Engine(model, fast=False).run(plan, clean, corrupted, resume=False, progress=False)
+    diff = (torch.tensor(fast.metric.values) - torch.tensor(slow.metric.values)).abs().max()
+    assert diff <= TOL

@@ -167,8 +167,7 @@ def _suffix_groups(hf, tokens, prompts: list[int], starts: list[int], chunk: int
             n = len(list(same))
             prefix = None
             if start:
-                cache = hf(input_ids=tokens[prompt : prompt + 1, :start], use_cache=True)
-                prefix = cache.past_key_values
+                prefix = hf(input_ids=tokens[prompt : prompt + 1, :start], use_cache=True).cache
             for lo in range(0, n, chunk):
                 groups.append((prompt, start, min(chunk, n - lo), prefix))
     return groups
@@ -189,7 +188,7 @@ def _limit(hf, tokens, groups):
                     ]
                 )
             suffix = tokens[prompt : prompt + 1, start:].expand(rows, -1)
-            hf(input_ids=suffix, past_key_values=cache, logits_to_keep=1)
+            hf(input_ids=suffix, cache=cache, logits_to_keep=1)
 
 
 def bench_patching(

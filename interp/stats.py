@@ -1,0 +1,99 @@
+"""Intervals for headline numbers: a number read off a few hundred prompts is an estimate, and a
+reader needs to know how far it could move on another draw of prompts.
+
+Two intervals, both torch-free (numpy and the standard library only):
+
+- :func:`wilson_ci` for a plain accuracy, ``successes`` out of ``n`` independent prompts. The
+  Wilson score interval keeps its coverage near the nominal level even at small ``n`` or at
+  accuracies near 0 or 1, where the textbook ``p ± z·sqrt(p(1-p)/n)`` interval collapses to a
+  point or leaves ``[0, 1]``.
+- :func:`bootstrap_ci` for anything else computed from per-prompt values (a mean of paired
+  differences, a drop in accuracy): resample the prompts with replacement, recompute the
+  statistic, and take the percentiles of the resampled statistics. It assumes nothing about the
+  statistic's distribution, only that prompts are independent draws. It is seeded, so a run's
+  interval is the same every time it is computed.
+
+:func:`beats_control` is the rule for "larger than a control": an effect's lower bound must clear
+a high percentile of the control's distribution, so neither a lucky effect nor a lucky control
+decides it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from statistics import NormalDist
+
+import numpy as np
+
+__all__ = ["beats_control", "bootstrap_ci", "wilson_ci"]
+
+
+def wilson_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a proportion ``successes / n``.
+
+    With ``z`` the two-sided normal quantile of ``level`` and ``p = successes / n``::
+
+        centre = (p + z²/2n) / (1 + z²/n)
+        half   = z / (1 + z²/n) · sqrt(p(1-p)/n + z²/4n²)
+
+    The interval always lies in ``[0, 1]`` and is not empty at ``p = 0`` or ``p = 1``. ``n = 0``
+    says nothing: the interval is ``(0, 1)``.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level {level} must be between 0 and 1")
+    if n < 0 or not 0 <= successes <= n:
+        raise ValueError(f"{successes} successes out of {n} is not a proportion")
+    if n == 0:
+        return 0.0, 1.0
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z / denom * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    low = 0.0 if successes == 0 else max(0.0, centre - half)  # exact ends, not rounding noise
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return float(low), float(high)
+
+
+def bootstrap_ci(
+    values: Sequence[float] | np.ndarray,
+    statistic: Callable[[np.ndarray], float] = np.mean,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic`` over ``values`` (one value per prompt).
+
+    Draws ``resamples`` samples of ``len(values)`` values with replacement (numpy's
+    ``default_rng(seed)``), applies ``statistic`` to each, and returns the ``(1 - level) / 2``
+    and ``(1 + level) / 2`` percentiles of the results. Values that are all equal give a
+    zero-width interval; one value gives that value twice. ``statistic`` receives a 1-D array
+    (vectorized statistics such as ``np.mean`` are applied to all resamples at once when they
+    take an ``axis``).
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level {level} must be between 0 and 1")
+    if resamples < 1:
+        raise ValueError(f"resamples {resamples} must be at least 1")
+    x = np.asarray(values, dtype=float).ravel()
+    if x.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, x.size, size=(resamples, x.size))
+    samples = x[idx]
+    try:
+        stats = np.asarray(statistic(samples, axis=1), dtype=float)
+    except TypeError:
+        stats = np.array([statistic(s) for s in samples], dtype=float)
+    alpha = (1 - level) / 2
+    low, high = np.quantile(stats, [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
+def beats_control(low: float, control: Sequence[float], q: float = 0.95) -> bool:
+    """Whether an effect whose interval starts at ``low`` is above the ``q`` quantile of a
+    control's values (e.g. drops of random knockouts of the same size): an effect counts only
+    when even its lower bound clears all but the top ``1 - q`` of the control."""
+    if len(control) == 0:
+        raise ValueError("no control values to compare with")
+    return bool(low > float(np.quantile(np.asarray(control, dtype=float), q)))

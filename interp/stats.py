@@ -62,28 +62,37 @@ def bootstrap_ci(
     level: float = 0.95,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``statistic`` over ``values`` (one value per prompt).
+    """Percentile bootstrap interval of ``statistic`` over ``values``, one entry per prompt.
 
-    Draws ``resamples`` samples of ``len(values)`` values with replacement (numpy's
+    Draws ``resamples`` samples of ``len(values)`` prompts with replacement (numpy's
     ``default_rng(seed)``), applies ``statistic`` to each, and returns the ``(1 - level) / 2``
     and ``(1 + level) / 2`` percentiles of the results. Values that are all equal give a
-    zero-width interval; one value gives that value twice. ``statistic`` receives a 1-D array
-    (vectorized statistics such as ``np.mean`` are applied to all resamples at once when they
-    take an ``axis``).
+    zero-width interval; one value gives that value twice.
+
+    ``values`` may be 2-D, ``(prompts, columns)``: whole rows are resampled, so a statistic
+    across columns (the largest of several column means, say) keeps each prompt's columns
+    together. ``statistic`` receives one resample (an array of the same shape as ``values``); a
+    1-D statistic that takes ``axis`` (``np.mean``, ``np.median``) is applied to all resamples
+    at once.
     """
     if not 0 < level < 1:
         raise ValueError(f"level {level} must be between 0 and 1")
     if resamples < 1:
         raise ValueError(f"resamples {resamples} must be at least 1")
-    x = np.asarray(values, dtype=float).ravel()
-    if x.size == 0:
+    x = np.asarray(values, dtype=float)
+    if x.ndim == 0:
+        x = x.ravel()
+    if x.shape[0] == 0:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, x.size, size=(resamples, x.size))
-    samples = x[idx]
-    try:
-        stats = np.asarray(statistic(samples, axis=1), dtype=float)
-    except TypeError:
+    samples = x[rng.integers(0, x.shape[0], size=(resamples, x.shape[0]))]
+    stats = None
+    if x.ndim == 1:
+        try:
+            stats = np.asarray(statistic(samples, axis=1), dtype=float)
+        except TypeError:
+            stats = None
+    if stats is None or stats.shape != (resamples,):
         stats = np.array([statistic(s) for s in samples], dtype=float)
     alpha = (1 - level) / 2
     low, high = np.quantile(stats, [alpha, 1 - alpha])

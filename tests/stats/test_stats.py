@@ -47,6 +47,15 @@ def test_bootstrap_is_the_percentile_of_an_independent_resampling():
     assert bootstrap_ci(values, seed=1) == bootstrap_ci(values, seed=1)
 
 
+def test_bootstrap_resamples_whole_rows_of_a_matrix():
+    # two columns that always move together: the largest column mean is column 1's mean
+    rows = np.array([[0.0, 1.0], [1.0, 2.0], [0.0, 1.0], [1.0, 2.0]])
+    low, high = bootstrap_ci(rows, statistic=lambda m: m.mean(0).max(), resamples=400, seed=2)
+    assert (low, high) == pytest.approx(
+        tuple(v + 1 for v in bootstrap_ci(rows[:, 0], resamples=400, seed=2))
+    )
+
+
 def test_bootstrap_on_two_values_by_enumeration():
     # resampling [0, 1] twice: mean 0 (1/4), 0.5 (1/2), 1 (1/4)
     assert bootstrap_ci([0.0, 1.0]) == (0.0, 1.0)  # 2.5% and 97.5% fall in the 0 and 1 masses

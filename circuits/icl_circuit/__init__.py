@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from circuits.icl_circuit.ablation import EdgeAblation
+from circuits.icl_circuit.ablation import EdgeAblation, random_control
 from circuits.icl_circuit.scores import (
     EDGE_NAMES,
     LAYER_RANGES,
@@ -48,6 +48,7 @@ from interp.errors import IclscopeError
 from interp.models import HookedModel
 from interp.organism.language import Episode
 from interp.prompts import check_pair
+from interp.stats import wilson_ci
 from interp.tasks.family import TaskFamily
 from interp.tasks.suite import get_family, label_mode
 
@@ -96,16 +97,32 @@ class IclCircuitResult:
     subspace: pd.DataFrame
     """pc1, pc2 of the best head's retrieval subspace per demonstration, with its label."""
     ablation: pd.DataFrame
-    """edge, range, start, end, first_layer, last_layer, acc, drop (vs none)."""
+    """edge, range, start, end, first_layer, last_layer, acc, drop (vs none), drop_low,
+    drop_high (bootstrap interval of the drop over prompts)."""
     seconds: float = 0.0
     ablation_prompts: int = 0
+    ablation_by_prompt: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """edge, range, draw (-1 outside the random control), prompt, acc: each prompt's score."""
+    prompts: int = 0
+    """Prompts of the probes (half calibrate the centroid classifiers, half test them)."""
 
     def summary(self) -> dict:
-        """The headline numbers. ``step1_best_layer``: the depth where the centroid classifier
-        at ``s_q`` is most accurate. ``step2_peak_layer``: the layer of largest copy magnitude.
-        ``step3_best_head``: ``[layer, head]`` of best label assignment (ties: correctness).
-        ``ablation_drop``: per circuit edge, its largest accuracy drop against ``none`` over
-        the layer ranges; ``random_drop`` the same for the random control."""
+        """The headline numbers, each measured number with a 95% interval ``<key>_ci``.
+
+        ``step1_best_layer``: the depth where the centroid classifier at ``s_q`` is most
+        accurate, ``step1_best_centroid_acc`` that accuracy on the held-out half (Wilson
+        interval). ``step2_peak_layer``: the layer of largest copy magnitude.
+        ``step3_best_head``: ``[layer, head]`` of best label assignment (ties: correctness),
+        ``step3_best_head_label_acc`` its accuracy over the prompts (Wilson). ``accuracy`` and
+        ``accuracy_0shot``: the ablation prompts unablated, with and without demonstrations
+        (Wilson). ``ablation_drop``: per circuit edge, its largest accuracy drop against
+        ``none`` over the layer ranges, with a bootstrap interval over the ablation prompts
+        (the range is chosen again in every resample); ``random_drop`` the same for the random
+        control averaged over its draws. ``random_drops``: the largest drop of each random draw;
+        ``random_drop_p95`` their 95th percentile; ``above_random``: the edges whose drop's
+        lower bound is above it (:func:`interp.stats.beats_control`). Layers and heads are
+        picks, not measurements, and have no interval.
+        """
         s1 = self.step1.query("position == 's_q' and measure == 'centroid'")
         best1 = s1.loc[s1.value.idxmax()]
         s2 = self.step2_layers.sort_values(
@@ -113,17 +130,48 @@ class IclCircuitResult:
         ).iloc[0]
         s3 = self.step3_heads.sort_values(["label_acc", "correctness"], ascending=False).iloc[0]
         drops = self.ablation.groupby("edge").drop.max()
-        return {
+        n = self.prompts or int(self.subspace.prompt.nunique())
+        n_test = n - n // 2
+        by = self.ablation_by_prompt
+        ranges = [
+            f"{a:g}-{b:g}" for a, b in sorted(set(zip(self.ablation.start, self.ablation.end)))
+        ]
+        ranges = [r for r in ranges if r in set(by["range"])]
+        control = random_control(by, ranges)
+        out = {
             "step1_best_layer": int(best1.depth),
             "step1_best_centroid_acc": float(best1.value),
+            "step1_best_centroid_acc_ci": _pair(_wilson(best1.value, n_test)),
             "step2_peak_layer": int(s2.layer),
             "step3_best_head": [int(s3.layer), int(s3["head"])],
             "step3_best_head_label_acc": float(s3.label_acc),
+            "step3_best_head_label_acc_ci": _pair(_wilson(s3.label_acc, n)),
+        }
+        for key, edge in (("accuracy", "none"), ("accuracy_0shot", "k=0")):
+            scores = by[by.edge == edge].acc
+            out[key] = float(scores.mean())
+            out[f"{key}_ci"] = _pair(wilson_ci(int(round(scores.sum())), len(scores)))
+        return out | {
             "ablation_drop": {e: float(drops[e]) for e in EDGE_NAMES},
+            "ablation_drop_ci": control["ablation_drop_ci"],
             "random_drop": float(drops["random"]),
+            "random_drop_ci": control["random_drop_ci"],
+            "random_drops": control["random_drops"],
+            "random_drop_p95": control["random_drop_p95"],
+            "above_random": control["above_random"],
             "seconds": round(self.seconds, 3),
             "ablation_prompts": self.ablation_prompts,
         }
+
+
+def _wilson(accuracy: float, n: int) -> tuple[float, float]:
+    """Wilson interval of an accuracy measured on ``n`` prompts."""
+    return wilson_ci(int(round(float(accuracy) * n)), n)
+
+
+def _pair(ci: tuple[float, float]) -> list[float]:
+    """An interval as summary.json stores it: ``[low, high]``, rounded to 4 places."""
+    return [round(float(v), 4) for v in ci]
 
 
 @dataclass
@@ -133,7 +181,7 @@ class IclCircuit:
     ``shots`` [4] demonstrations per prompt, ``prompts`` [512] prompts (half calibrate the
     centroid classifiers, half test them), ``chunk`` prompts per cached forward pass.
     ``ablation_prompts`` [all] caps the prompts of the ablation table, the costly part on a
-    real model (32 rows of up to a full forward each per prompt); its first prompts are used.
+    real model (77 rows of up to a full forward each per prompt); its first prompts are used.
     """
 
     shots: int = 4
@@ -204,7 +252,7 @@ class IclCircuit:
         s3_heads, s3_vanilla, subspace = self.retrieve.measure(model, states, data)
         both, n_shot = self.ablation_batch(builder, fam, episodes)
         log(f"ablations on {n_shot} prompts: one plan through the engine")
-        ablation = self.ablation.measure(model, both, n_shot)
+        ablation, by_prompt = self.ablation.measure(model, both, n_shot)
         return IclCircuitResult(
             step1,
             s2_layers,
@@ -216,4 +264,6 @@ class IclCircuit:
             ablation,
             time.perf_counter() - start,
             n_shot,
+            by_prompt,
+            len(episodes),
         )

@@ -13,7 +13,7 @@ from interp.analysis.base import Log, engine_costs
 @dataclass
 class CircuitConfig(AnalysisConfig):
     """``shots`` demonstrations per prompt; ``prompts`` for the probes and the ablation table;
-    ``ablation_prompts``: the first N of them for the edge knockouts (all when None: up to 32
+    ``ablation_prompts``: the first N of them for the edge knockouts (all when None: up to 77
     forward passes each); ``max_batch``: rows per forward pass of the ablation engine."""
 
     shots: int = 4

@@ -27,6 +27,7 @@ CIRCUIT_TABLES = (
     "step3_vanilla",
     "subspace",
     "ablation",
+    "ablation_by_prompt",
 )
 
 
@@ -117,7 +118,52 @@ def circuit_figures(result: IclCircuitResult) -> dict[str, go.Figure]:
         origin=None,
         text=".2f",
     )
+    figs["ablation_random_control"] = random_control_figure(result.summary())
     return {name: integer_axes(fig) for name, fig in figs.items()}
+
+
+def random_control_figure(summary: dict) -> go.Figure:
+    """Each circuit edge's largest drop with its 95% interval, beside the drops of the random
+    edge sets (one point per draw) and their 95th percentile, the bar an edge's lower bound must
+    clear."""
+    edges = sorted(summary["ablation_drop"], key=lambda e: -summary["ablation_drop"][e])
+    drops = [summary["ablation_drop"][e] for e in edges]
+    cis = [summary["ablation_drop_ci"][e] for e in edges]
+    randoms = summary["random_drops"]
+    fig = go.Figure(
+        [
+            go.Scatter(
+                x=edges,
+                y=drops,
+                mode="markers",
+                name="circuit edge (95% interval)",
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [hi - d for d, (_, hi) in zip(drops, cis)],
+                    "arrayminus": [d - lo for d, (lo, _) in zip(drops, cis)],
+                },
+            ),
+            go.Box(
+                x=["random"] * len(randoms),
+                y=randoms,
+                name=f"random edge sets ({len(randoms)} draws)",
+                boxpoints="all",
+            ),
+        ]
+    )
+    fig.add_hline(
+        y=summary["random_drop_p95"],
+        line_dash="dash",
+        annotation_text="95th percentile of random",
+    )
+    fig.update_layout(
+        title="Largest accuracy drop per knocked-out edge against random edge sets",
+        xaxis_title="edge",
+        yaxis_title="accuracy drop",
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+    )
+    return fig
 
 
 CIRCUIT_SECTIONS = {
@@ -127,6 +173,7 @@ CIRCUIT_SECTIONS = {
     "step3_retrieval_heads": "Step 3",
     "step3_subspace": "Step 3",
     "ablation": "Ablations",
+    "ablation_random_control": "Ablations",
 }
 """Each circuit figure's report section (the start of its heading)."""
 
@@ -169,17 +216,24 @@ def circuit_report(
     none = float(abl.query("edge == 'none'").acc.iloc[0])
     zero = float(abl.query("edge == 'k=0'").acc.iloc[0])
     rand = summary["random_drop"]
+    accuracy = with_ci(summary.get("accuracy", none), summary.get("accuracy_ci"))
+    zero_shot = with_ci(summary.get("accuracy_0shot", zero), summary.get("accuracy_0shot_ci"))
+    step1_acc = with_ci(
+        summary["step1_best_centroid_acc"], summary.get("step1_best_centroid_acc_ci")
+    )
+    head_acc = with_ci(best.label_acc, summary.get("step3_best_head_label_acc_ci"))
     lines = [
         f"# ICL inference circuit: {model} on `{task}`",
         "",
         f"{prompts} prompts with {shots} shots ({summary['seconds']:.1f} s). Accuracy "
-        f"{none:.3f} with the demonstrations, {zero:.3f} 0-shot."
-        + _below_chance(task, shots, none),
+        f"{accuracy} with the demonstrations, {zero_shot} 0-shot (on the ablation prompts; "
+        "brackets: 95% intervals)." + _below_chance(task, shots, none),
         "",
         "## Step 1: summarize",
         "",
         f"The query's class is read from `h[s_q]` by nearest centroid best at depth "
-        f"{summary['step1_best_layer']} ({summary['step1_best_centroid_acc']:.3f}); it reaches "
+        f"{summary['step1_best_layer']} "
+        f"({step1_acc}); it reaches "
         f"90% of its rise at depths {b1[0]}-{b1[1]}. At the last input token the best is "
         f"{x1.value.max():.3f} (depth {int(x1.loc[x1.value.idxmax()].depth)}). Kernel "
         f"alignment with the text reference peaks at {a1.value.max():.3f} against "
@@ -202,7 +256,7 @@ def circuit_report(
         "## Step 3: retrieve and copy",
         "",
         f"Best retrieval head L{best_l}H{best_h}: label assignment accuracy "
-        f"{best.label_acc:.3f}, p(gold) {best.p_gold:.3f} (mean over heads "
+        f"{head_acc}, p(gold) {best.p_gold:.3f} (mean over heads "
         f"{heads.p_gold.mean():.3f}); {int(heads.correctness_head.sum())} heads pass the "
         f"correctness threshold, best in layers {b3[0]}-{b3[1]}. From `s_q` it reads each "
         f"gold-label token with {best.per_gold_label:.3f} and each other label token with "
@@ -213,28 +267,56 @@ def circuit_report(
         "",
         "## Ablations",
         "",
-        f"On {summary.get('ablation_prompts', prompts)} of the prompts. Largest accuracy drop "
-        f"of the random-edge control: {rand:.3f}.",
+        f"On {summary.get('ablation_prompts', prompts)} of the prompts. {_control(summary)}",
         "",
-        "| edge | largest drop | in range | × random |",
-        "|---|---|---|---|",
+        "| edge | largest drop [95% interval] | in range | × random | against random |",
+        "|---|---|---|---|---|",
     ]
     ranked = sorted(summary["ablation_drop"].items(), key=lambda kv: -kv[1])
+    above = summary.get("above_random", [])
     for edge, drop in ranked:
         rows = abl.query("edge == @edge")
         where = rows.loc[rows["drop"].idxmax(), "range"]
         ratio = f"{drop / rand:.1f}" if rand > 0 else ("inf" if drop > 0 else "-")
-        lines.append(f"| {edge} | {drop:.3f} | {where} | {ratio} |")
-    hurt = [e for e, d in ranked if d > rand]
+        shown = with_ci(drop, summary.get("ablation_drop_ci", {}).get(edge))
+        verdict = "above random" if edge in above else "not distinguishable from random"
+        lines.append(f"| {edge} | {shown} | {where} | {ratio} | {verdict} |")
+    others = [e for e, _ in ranked if e not in above]
     lines += [
         "",
         (
-            f"Knockouts that hurt more than the random control: {', '.join(hurt)}."
-            if hurt
-            else "No knockout hurts more than the random control."
-        ),
+            f"Knockouts whose drop is above random (its interval's lower bound clears the "
+            f"control's 95th percentile): {', '.join(above)}."
+            if above
+            else "No knockout's drop is distinguishable from random."
+        )
+        + (f" Not distinguishable from random: {', '.join(others)}." if above and others else ""),
     ]
     return _nest("\n".join(lines) + "\n", level)
+
+
+def with_ci(value: float, ci: Sequence[float] | None, digits: int = 3) -> str:
+    """``0.734 [0.68, 0.78]``: a number with its interval (the number alone without one)."""
+    if ci is None:
+        return f"{value:.{digits}f}"
+    low, high = ci
+    return f"{value:.{digits}f} [{low:.{digits - 1}f}, {high:.{digits - 1}f}]"
+
+
+def _control(summary: dict) -> str:
+    """The random-edge control in words: its draws, their spread and the bar to clear."""
+    randoms = summary.get("random_drops")
+    mean = with_ci(summary["random_drop"], summary.get("random_drop_ci"))
+    if not randoms:
+        return f"Largest accuracy drop of the random-edge control: {mean}."
+    return (
+        f"The random-edge control knocks out {len(randoms)} independently drawn sets of random "
+        f"edges, each as large as the largest circuit row; their largest drops run from "
+        f"{min(randoms):.3f} to {max(randoms):.3f} (95th percentile "
+        f"{summary['random_drop_p95']:.3f}; averaged over the draws {mean}). An edge counts "
+        "as above random only when the lower bound of its drop's interval is above that "
+        "95th percentile."
+    )
 
 
 def _below_chance(task: str, shots: int, accuracy: float) -> str:

@@ -178,7 +178,7 @@ def run_circuit_command(
     ablation_prompts: int | None = options.count(
         None,
         "Run the ablation table on the first N prompts only [all]: it costs up to "
-        "32 forward passes per prompt.",
+        "77 forward passes per prompt.",
     ),
     max_batch: int | None = options.max_batch(),
     execution: ExecutionOptions = None,

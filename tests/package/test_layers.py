@@ -14,7 +14,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("interp", "circuits", "probes", "kernels", "app")
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundations", ("interp.errors", "interp.io", "interp.stats", "interp.stops", "kernels")),
+    (
+        "foundations",
+        ("interp.errors", "interp.io", "interp.stats", "interp.stops", "interp.tokens", "kernels"),
+    ),
     (
         "prompts",
         (

@@ -143,7 +143,9 @@ def test_plan_holds_every_row_of_every_range():
     other = Annotation(x=[(1, 4)], s=[5], y=[6], x_q=(8, 9), s_q=10, length=11)
     plan = EdgeAblation().plan([ANN, other], n_layers=4, zero_shot=[2, 3])
     labels = [dict(r.labels) for r in plan.rows]
-    assert len(plan) == 2 * (1 + len(LAYER_RANGES) * 6) + 2
+    draws = EdgeAblation().random_draws
+    assert draws >= 10
+    assert len(plan) == 2 * (1 + len(LAYER_RANGES) * (len(EDGE_NAMES) + draws)) + 2
     assert plan.base == "clean"
     assert sum(lab["edge"] == "k=0" for lab in labels) == 2
     for row, lab in zip(plan.rows, labels):
@@ -159,6 +161,65 @@ def test_plan_holds_every_row_of_every_range():
         if lab["edge"] == "random" and lab["range"] == "0-1":
             per_layer = len(row.edits) // 4
             assert per_layer == largest[row.prompt]
+    # every draw of the control is its own seeded set of edges, drawn the same every time
+    sets = [
+        frozenset(r.edits)
+        for r, lab in zip(plan.rows, labels)
+        if lab["edge"] == "random" and lab["range"] == "0-1" and r.prompt == 0
+    ]
+    assert len(sets) == draws == len(set(sets))
+    again = EdgeAblation().plan([ANN, other], n_layers=4, zero_shot=[2, 3])
+    assert [r.edits for r in again.rows] == [r.edits for r in plan.rows]
+
+
+def synthetic_engine_table(planted: str, prompts: int = 40, draws: int = 10):
+    """An engine table on which knocking out ``planted`` turns every right answer wrong in
+    range 0-0.5, while every other edge and each random draw flips a few prompts at random."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    rows = [{"edge": "none", "range": "all", "prompt": p, "metric": 1.0} for p in range(prompts)]
+    rows += [{"edge": "k=0", "range": "all", "prompt": p, "metric": 0.5} for p in range(prompts)]
+    for rng_name in ("0-0.5", "0.5-1"):
+        for edge in EDGE_NAMES:
+            for p in range(prompts):
+                hit = edge == planted and rng_name == "0-0.5"
+                metric = 0.0 if hit else float(rng.random() > 0.1)
+                rows.append({"edge": edge, "range": rng_name, "prompt": p, "metric": metric})
+        for draw in range(draws):
+            for p in range(prompts):
+                rows.append(
+                    {
+                        "edge": "random",
+                        "range": rng_name,
+                        "draw": draw,
+                        "prompt": p,
+                        "metric": float(rng.random() > 0.1),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_a_planted_edge_beats_the_random_control_and_a_null_edge_does_not():
+    from circuits.icl_circuit.ablation import random_control
+
+    abl = EdgeAblation(ranges=((0.0, 0.5), (0.5, 1.0)))
+    table, by_prompt = abl.tables(synthetic_engine_table("yi_to_sq"), n_layers=4)
+    assert set(by_prompt.columns) == {"edge", "range", "draw", "prompt", "acc"}
+    assert (by_prompt.query("edge != 'random'").draw == -1).all()
+    planted = table.query("edge == 'yi_to_sq' and range == '0-0.5'").iloc[0]
+    assert planted["drop"] == 1.0 and planted.drop_low == planted.drop_high == 1.0
+    paired = table.query("edge != 'k=0'")  # 0-shot prompts are others: no paired interval
+    assert table.query("edge == 'k=0'").drop_low.isna().all()
+    assert (paired.drop_low <= paired["drop"] + 1e-9).all()
+    assert (paired["drop"] <= paired.drop_high + 1e-9).all()
+    control = random_control(by_prompt, ["0-0.5", "0.5-1"])
+    assert len(control["random_drops"]) == 10
+    assert control["above_random"] == ["yi_to_sq"]  # the null edges drop like random ones
+    low, high = control["ablation_drop_ci"]["xi_to_si"]
+    assert low <= control["random_drop_p95"]
+    assert control["ablation_drop_ci"]["yi_to_sq"] == [1.0, 1.0]
 
 
 # -- knockouts against an eager forward with explicit 4-D masks --------------------------------
@@ -353,8 +414,26 @@ def test_run_circuit_writes_a_complete_run(tiny_dirs, tmp_path, monkeypatch, arc
         "ablation_drop",
         "random_drop",
         "seconds",
+        "step1_best_centroid_acc_ci",
+        "step3_best_head_label_acc_ci",
+        "accuracy_ci",
+        "accuracy_0shot_ci",
+        "ablation_drop_ci",
+        "random_drop_ci",
+        "random_drops",
+        "random_drop_p95",
+        "above_random",
     }
     assert keys <= set(run.summary)
+    for key, value in run.summary.items():
+        if key.endswith("_ci") and key != "ablation_drop_ci":
+            low, high = value
+            assert low <= run.summary[key[: -len("_ci")]] <= high, key
+    for edge, (low, high) in run.summary["ablation_drop_ci"].items():
+        assert low - 1e-4 <= run.summary["ablation_drop"][edge] <= high + 1e-4, edge
+    assert len(run.summary["random_drops"]) >= 10
+    assert set(run.summary["above_random"]) <= set(EDGE_NAMES)
+    assert "[" in run.report and "random" in run.report
     assert set(run.summary["ablation_drop"]) == set(EDGE_NAMES)
     assert len(run.summary["step3_best_head"]) == 2
     assert {
@@ -366,6 +445,7 @@ def test_run_circuit_writes_a_complete_run(tiny_dirs, tmp_path, monkeypatch, arc
         "step3_vanilla",
         "subspace",
         "ablation",
+        "ablation_by_prompt",
     } <= set(run.tables)
     assert {
         "step1_by_layer",
@@ -373,6 +453,7 @@ def test_run_circuit_writes_a_complete_run(tiny_dirs, tmp_path, monkeypatch, arc
         "step3_retrieval_heads",
         "step3_subspace",
         "ablation",
+        "ablation_random_control",
     } <= set(run.figures)
     L, H = 2, {"llama": 8, "gpt2": 4}[arch]
     assert len(run.tables["step3_heads"]) == L * H

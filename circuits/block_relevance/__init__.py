@@ -19,7 +19,9 @@ the model is fine-tuned with an auxiliary contrastive loss on it, under a block-
 * :mod:`~circuits.block_relevance.analysis`: the registered analysis (kind ``block-relevance``:
   its config, the run, the dry run's estimate), and :mod:`~circuits.block_relevance.report` its
   figures and report;
-* :mod:`~circuits.block_relevance.train`: :class:`BlockRankTrainer`, the fine-tuning.
+* :mod:`~circuits.block_relevance.train`: :class:`BlockRankTrainer`, the fine-tuning;
+* :mod:`~circuits.block_relevance.documents`: the seeded split of a family's document pool into
+  training and unseen documents (precision@1 on seen and on unseen documents).
 """
 
 from circuits.block_relevance.compute import (

@@ -7,6 +7,11 @@ decoded answer, and relevance under the structure BlockRank trains with). The be
 head are picked on the first half of the prompts and measured on the second, so a head that
 wins by luck on few prompts does not report its luck.
 
+Two more sets of held-out prompts split the measure by document: ``seen`` prompts built only
+from the training documents and ``unseen`` prompts built only from the documents kept out of
+training (:mod:`~circuits.block_relevance.documents`; for a BlockRank folder, the split its
+training record names). The first two sets draw from the whole pool, as before.
+
 This module is the science alone and runs in a notebook on a loaded model;
 :mod:`~circuits.block_relevance.analysis` wraps it as the registered analysis (its config, the
 BlockRank folder's trained layer, the dry run's estimate) and
@@ -23,6 +28,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from circuits.block_relevance.documents import UNSEEN_SHARE, DocumentSplit
 from circuits.block_relevance.hook import collect_relevance
 from circuits.block_relevance.metrics import positional_heads, ranking_metrics, top_position_share
 from circuits.block_relevance.relevance import calibrate
@@ -36,6 +42,8 @@ VARIANTS = ("raw", "calibrated", "block_sparse")
 block_sparse: relevance read under BlockRank's structured mask."""
 MEAN_HEAD = -1
 """``head`` value of the relevance averaged over heads (r_d, docs/analyses/block-relevance.md)."""
+DOCUMENT_SETS = ("seen", "unseen")
+"""The held-out prompts split by document: built from training documents, or from unseen ones."""
 
 
 @dataclass
@@ -71,6 +79,12 @@ class BlockRelevanceResult:
     """Positional heads per variant (see ``positional_heads``)."""
     trained_layer: int | None = None
     seconds: float = 0.0
+    documents: dict | None = None
+    """The document split the ``seen`` and ``unseen`` prompts come from: source (``training
+    record``, ``default split``, or ``trained on the whole pool`` for a BlockRank folder that
+    kept no document out), what the pool holds (``documents``, or the organism's ``words``),
+    seed, unseen share, the number of training and unseen documents,
+    and the prompts per set; ``None`` for a family with no known pool."""
 
     def metric(self, variant: str, layer: int, head: int, split: str = "test") -> pd.Series:
         rows = self.heads.query(
@@ -103,6 +117,33 @@ class BlockRelevanceResult:
             for variant in VARIANTS:
                 row = self.metric(variant, self.trained_layer, MEAN_HEAD)
                 out[f"p_at_1_trained_layer_{variant}"] = float(row.p_at_1)
+        out.update(self.document_summary())
+        return out
+
+    def document_summary(self) -> dict:
+        """Precision@1 on the seen and on the unseen documents' prompts: ``p_at_1_seen`` and
+        ``p_at_1_unseen`` are the headline (the head-averaged block-sparse relevance at the
+        trained layer of a BlockRank folder, else the best raw head), beside the best head's,
+        each variant's at the trained layer and the decoded answer's on both sets. A set that
+        was not measured (no pool, or no document kept out of training) reads ``None``."""
+        out: dict = {"documents": self.documents}
+        measured = set(self.heads.split)
+        for side in DOCUMENT_SETS:
+            keys = [f"p_at_1_{side}", f"p_at_1_best_{side}", f"p_at_1_decoded_{side}"]
+            if self.trained_layer is not None:
+                keys += [f"p_at_1_trained_layer_{v}_{side}" for v in VARIANTS]
+            out.update(dict.fromkeys(keys))
+            if side not in measured:
+                continue
+            best = self.metric("raw", *self.best["raw"], split=side)
+            out[f"p_at_1_best_{side}"] = float(best.p_at_1)
+            out[f"p_at_1_decoded_{side}"] = self.decoded.get(f"p_at_1_decoded_{side}")
+            out[f"p_at_1_{side}"] = float(best.p_at_1)
+            if self.trained_layer is not None:
+                for variant in VARIANTS:
+                    row = self.metric(variant, self.trained_layer, MEAN_HEAD, split=side)
+                    out[f"p_at_1_trained_layer_{variant}_{side}"] = float(row.p_at_1)
+                out[f"p_at_1_{side}"] = out[f"p_at_1_trained_layer_block_sparse_{side}"]
         return out
 
 
@@ -113,7 +154,10 @@ class BlockRelevance:
     ``prompts`` [128]: the first half picks the best layer and head, the second half measures
     it. ``docs`` [10] documents per prompt; ``rows`` [2] last query rows read (``[`` and the
     token before it); ``content_free`` the query of the calibration prompts; ``chunk`` prompts
-    per forward pass.
+    per forward pass. ``split_prompts`` [``prompts - prompts // 2``] prompts in each of the
+    ``seen`` and ``unseen`` sets, their documents split by ``split_seed`` with
+    ``unseen_share`` of the pool unseen (a BlockRank folder's training record overrides both
+    with the split it trained on); 0 measures neither set.
     """
 
     prompts: int = 128
@@ -122,6 +166,28 @@ class BlockRelevance:
     seed: int = 0
     chunk: int = 16
     content_free: str = "N/A"
+    split_prompts: int | None = None
+    unseen_share: float = UNSEEN_SHARE
+    split_seed: int = 0
+
+    def per_set(self) -> int:
+        """Prompts in each of the ``seen`` and ``unseen`` sets."""
+        if self.split_prompts is None:
+            return self.prompts - self.prompts // 2
+        return self.split_prompts
+
+    def documents(self, model: str, family: str) -> tuple[DocumentSplit | None, str]:
+        """The document split for ``model`` (a folder) on ``family``, and where it comes from:
+        a BlockRank folder's training record when it names one for this family's pool, else the
+        default split by ``split_seed``."""
+        from circuits.block_relevance.train import training_split
+
+        if self.per_set() == 0:
+            return None, "not measured"
+        trained = training_split(model, family)
+        if trained is not None:
+            return trained
+        return DocumentSplit.of(family, self.split_seed, self.unseen_share), "default split"
 
     def run(
         self,
@@ -145,18 +211,39 @@ class BlockRelevance:
             raise IclscopeError(f"{self.prompts} prompts are too few", fix="use at least 4")
         start = time.perf_counter()
         data = self.collect(model, family, log, executor)
-        half = self.prompts // 2
-        heads = heads_table(data, half)
+        n, half = self.prompts, self.prompts // 2
+        split, source = self.documents(model.path, family)
+        parts = {"select": slice(0, half), "test": slice(half, n)}
+        documents = None
+        if split is not None:
+            m = self.per_set()
+            parts["seen"] = slice(n, n + m)
+            if source != "trained on the whole pool":
+                parts["unseen"] = slice(n + m, n + 2 * m)
+            documents = {
+                "source": source,
+                "pool": "words" if family == "ranking" else "documents",
+                "seed": split.seed,
+                "unseen_share": split.unseen_share,
+                "train": len(split.train),
+                "unseen": len(split.unseen),
+                "prompts": m,
+            }
+        heads = heads_table(data, parts)
         best = {v: pick_best(heads, v) for v in VARIANTS}
-        test = slice(half, None)
+        test, every = parts["test"], slice(0, n)
         decoded = {
             "p_at_1_decoded": _acc(data.decoded[test], data.answer_ids[test]),
             "p_at_1_block_sparse": _acc(data.decoded_sparse[test], data.answer_ids[test]),
-            "p_at_1_decoded_all": _acc(data.decoded, data.answer_ids),
-            "p_at_1_block_sparse_all": _acc(data.decoded_sparse, data.answer_ids),
+            "p_at_1_decoded_all": _acc(data.decoded[every], data.answer_ids[every]),
+            "p_at_1_block_sparse_all": _acc(data.decoded_sparse[every], data.answer_ids[every]),
         }
-        position, bias = position_table(data)
-        prompts = prompts_table(data, best["raw"], half)
+        for side in DOCUMENT_SETS:
+            if side in parts:
+                part = parts[side]
+                decoded[f"p_at_1_decoded_{side}"] = _acc(data.decoded[part], data.answer_ids[part])
+        position, bias = position_table(data, every)
+        prompts = prompts_table(data, best["raw"], half, n)
         return BlockRelevanceResult(
             heads,
             position,
@@ -166,12 +253,19 @@ class BlockRelevance:
             bias,
             trained_layer,
             time.perf_counter() - start,
+            documents,
         )
 
     def chunks(self, model: str, backend: str, family: str) -> RelevanceChunks:
         """This analysis's prompts as :class:`RelevanceChunks` of ``chunk`` prompts each, the
-        model named by its folder (what a worker loads)."""
+        model named by its folder (what a worker loads): the ``prompts`` from the whole pool,
+        then the ``seen`` set and the ``unseen`` set (each from its own random stream, apart
+        from the training prompts' and the others')."""
         episodes = sample_episodes(family, self.prompts, self.docs, self.seed)
+        split, _ = self.documents(model, family)
+        if split is not None:
+            for side, stream in (("train", "seen"), ("unseen", "unseen")):
+                episodes += split.episodes(side, self.per_set(), self.docs, self.seed, stream)
         return RelevanceChunks(
             model,
             backend,
@@ -292,12 +386,14 @@ def with_head_mean(rel: Float[Tensor, "batch layer head doc"]) -> Tensor:
     return torch.cat([rel, rel.mean(2, keepdim=True)], 2)
 
 
-def heads_table(data: RelevanceData, half: int) -> pd.DataFrame:
+def heads_table(data: RelevanceData, parts: dict[str, slice]) -> pd.DataFrame:
+    """Every variant, prompt set (``parts``: split name -> its prompts), layer and head's
+    precision@1, MRR and nDCG@10."""
     rows = []
     for variant, rel in data.relevance.items():
         rel = with_head_mean(rel)
         n_heads = rel.shape[2] - 1
-        for split, part in (("select", slice(0, half)), ("test", slice(half, None))):
+        for split, part in parts.items():
             m = ranking_metrics(rel[part], data.gold[part])
             for layer in range(rel.shape[1]):
                 for h in range(rel.shape[2]):
@@ -323,10 +419,11 @@ def pick_best(heads: pd.DataFrame, variant: str) -> list[int]:
     return [int(top.layer), int(top["head"])]
 
 
-def position_table(data: RelevanceData) -> tuple[pd.DataFrame, dict]:
+def position_table(data: RelevanceData, part: slice) -> tuple[pd.DataFrame, dict]:
+    """How often each position is ranked first, on the prompts ``part``."""
     rows, bias = [], {}
     for variant, rel in data.relevance.items():
-        share = top_position_share(rel)  # (layer, head, doc)
+        share = top_position_share(rel[part])  # (layer, head, doc)
         bias[variant] = positional_heads(share)
         for layer in range(share.shape[0]):
             for head in range(share.shape[1]):
@@ -351,13 +448,14 @@ def decoded_id(data: RelevanceData, b: int) -> str:
     return "other"
 
 
-def prompts_table(data: RelevanceData, best: list[int], half: int) -> pd.DataFrame:
-    """Every held-out prompt's documents with their relevance at the best head."""
+def prompts_table(data: RelevanceData, best: list[int], half: int, n: int) -> pd.DataFrame:
+    """Every held-out prompt's (``half..n``) documents with their relevance at the best
+    head."""
     layer, head = best
     raw = data.relevance["raw"][:, layer, head]
     cal = data.relevance["calibrated"][:, layer, head]
     rows = []
-    for b in range(half, len(data.gold)):
+    for b in range(half, n):
         decoded = decoded_id(data, b)
         correct = bool(data.decoded[b] == data.answer_ids[b])
         for d, (doc_id, content) in enumerate(data.docs[b]):

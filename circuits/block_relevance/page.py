@@ -38,6 +38,16 @@ def documents_html(rows: pd.DataFrame, column: str = "relevance") -> str:
     return '<div class="documents">' + "".join(lines) + "</div>"
 
 
+def seen_unseen(summary: dict) -> str:
+    """The precision@1 on seen and on unseen documents, for the caption ("" when a run has
+    neither, as older runs do)."""
+    seen, unseen = summary.get("p_at_1_seen"), summary.get("p_at_1_unseen")
+    if seen is None and unseen is None:
+        return ""
+    shown = ["-" if v is None else f"{v:.3f}" for v in (seen, unseen)]
+    return f"; seen / unseen documents {shown[0]} / {shown[1]}"
+
+
 def block_relevance_view(run: Run, name: str) -> None:
     """The summary's headline, the figures by layer and head, then a prompt picker."""
     s = run.summary
@@ -46,7 +56,7 @@ def block_relevance_view(run: Run, name: str) -> None:
             f"best head L{s.get('best_layer')}H{s.get('best_head')}: precision@1 "
             f"{s.get('p_at_1_best', float('nan')):.3f} (held-out); decoded "
             f"{s.get('p_at_1_decoded', float('nan')):.3f}; calibrated "
-            f"{s.get('p_at_1_calibrated', float('nan')):.3f}"
+            f"{s.get('p_at_1_calibrated', float('nan')):.3f}" + seen_unseen(s)
         )
     for fig_name in ("by_layer", "p_at_1_raw", "p_at_1_calibrated", "position_bias"):
         if fig_name in run.figures:

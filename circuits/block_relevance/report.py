@@ -11,11 +11,17 @@ from __future__ import annotations
 import plotly.express as px
 import plotly.graph_objects as go
 
-from circuits.block_relevance.compute import MEAN_HEAD, BlockRelevanceResult
+from circuits.block_relevance.compute import MEAN_HEAD, VARIANTS, BlockRelevanceResult
 from interp.analysis import Result
 from interp.runs.figures import heatmap
 
 TABLES = ("heads", "position", "prompts")
+DOCUMENT_LABELS = {
+    "test": "all documents",
+    "seen": "seen documents",
+    "unseen": "unseen documents",
+}
+"""How the figures name the held-out prompt sets."""
 
 
 def block_relevance_figures(result: BlockRelevanceResult) -> dict[str, go.Figure]:
@@ -34,15 +40,24 @@ def block_relevance_figures(result: BlockRelevanceResult) -> dict[str, go.Figure
             color="precision@1",
             title=f"Precision@1 per layer and head ({variant}, held-out prompts)",
         )
-    mean = test[test["head"] == MEAN_HEAD]
+    heads = result.heads
+    mean = heads[(heads["head"] == MEAN_HEAD) & heads.split.isin(list(DOCUMENT_LABELS))].copy()
+    mean["documents"] = mean.split.map(DOCUMENT_LABELS)
     figs["by_layer"] = px.line(
         mean,
         x="layer",
         y="p_at_1",
         color="variant",
+        line_dash="documents",
         markers=True,
-        title="Precision@1 of the head-averaged relevance per layer (held-out prompts)",
+        category_orders={"documents": list(DOCUMENT_LABELS.values())},
+        title="Precision@1 of the head-averaged relevance per layer (held-out prompts: all, "
+        "seen and unseen documents)",
     )
+    if result.trained_layer is not None:
+        figs["by_layer"].add_vline(
+            x=result.trained_layer, line_dash="dot", annotation_text="trained layer"
+        )
     pos = result.position.query("variant == 'raw'").groupby("position").share.mean()
     figs["position_bias"] = px.bar(
         x=pos.index,
@@ -99,6 +114,7 @@ def block_relevance_report(
             f"| head-averaged at the trained layer {summary['trained_layer']} "
             f"(block-sparse) | {summary['p_at_1_trained_layer_block_sparse']:.3f} |"
         )
+    lines += documents_lines(summary)
     lines += ["", "## Position bias", ""]
     for variant, b in bias.items():
         lines.append(
@@ -118,6 +134,61 @@ def block_relevance_report(
             f"{', '.join(map(str, gold)) or '-'}, decoded answer {one.decoded.iloc[0]}.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _value(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def documents_lines(summary: dict) -> list[str]:
+    """The section on seen and unseen documents: where the split comes from, then precision@1
+    on each set side by side."""
+    docs = summary.get("documents")
+    lines = ["", "## Seen and unseen documents", ""]
+    unit = "documents" if docs is None else docs.get("pool", "documents")
+    if docs is None:
+        return lines + [
+            "This family has no document pool to split: precision@1 is measured on the "
+            "held-out prompts above only."
+        ]
+    where = {
+        "training record": "the documents this model's BlockRank training kept out",
+        "default split": f"a split of the pool by seed {docs['seed']} (this model was not "
+        "trained with BlockRank, so both sets are new to it)",
+        "trained on the whole pool": "none: this model was trained on every document, so "
+        "no unseen precision@1 is measured",
+    }[docs["source"]]
+    lines += [
+        f"{docs['prompts']} more held-out prompts built only from the {docs['train']} training "
+        f"{unit} (seen) and {docs['prompts']} built only from the {docs['unseen']} unseen "
+        f"{unit}; unseen {unit}: {where}.",
+        "",
+        "| measure | seen documents | unseen documents |",
+        "|---|---|---|",
+    ]
+    trained = "trained_layer" in summary
+    headline = (
+        f"head-averaged at the trained layer {summary['trained_layer']} (block-sparse)"
+        if trained
+        else f"best head L{summary['best_layer']}H{summary['best_head']}"
+    )
+    rows = [(f"**{headline}**", "p_at_1_{}")]
+    if trained:
+        rows.append(
+            (f"best head L{summary['best_layer']}H{summary['best_head']}", "p_at_1_best_{}")
+        )
+        rows += [
+            (f"head-averaged at the trained layer ({v})", f"p_at_1_trained_layer_{v}_{{}}")
+            for v in VARIANTS
+            if v != "block_sparse"
+        ]
+    rows.append(("decoded answer", "p_at_1_decoded_{}"))
+    for label, key in rows:
+        lines.append(
+            f"| {label} | {_value(summary.get(key.format('seen')))} | "
+            f"{_value(summary.get(key.format('unseen')))} |"
+        )
+    return lines
 
 
 class BlockRelevanceRun(Result):

@@ -36,6 +36,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
+from circuits.block_relevance.documents import UNSEEN_SHARE, DocumentSplit, document_pool
 from circuits.block_relevance.mask import block_sparse_mask
 from circuits.block_relevance.relevance import doc_of_token, query_rows
 from interp.errors import IclscopeError, Interrupted
@@ -122,6 +123,11 @@ class BlockRankTrainer:
     waits for a smaller backward); ``aux_weight`` the contrastive loss's weight;
     ``max_minutes`` stops early (the adapters trained so far are kept); ``seed`` draws the
     training prompts from their own stream (``train:<seed>``), apart from any evaluation's.
+    ``unseen_share`` [0.25] of the family's document pool is kept out of training, split by
+    ``split_seed`` (:class:`~circuits.block_relevance.documents.DocumentSplit`): the training
+    prompts draw only the other documents, and the record names the unseen ones, so block
+    relevance can measure precision@1 on documents the model never trained on (``None``:
+    train on the whole pool, as a family with no known pool always does).
 
     ``status`` says how training ended: ``complete``, ``time limit`` or ``interrupted``
     (Ctrl-C or SIGTERM, then ``stopped`` says which and at which step).
@@ -140,6 +146,8 @@ class BlockRankTrainer:
     aux_weight: float = 1.0
     seed: int = 0
     max_minutes: float | None = None
+    unseen_share: float | None = UNSEEN_SHARE
+    split_seed: int = 0
     history: list[dict] = field(default_factory=list)
     status: str = "not started"
     stopped: dict | None = None
@@ -154,10 +162,23 @@ class BlockRankTrainer:
             )
         return layer, cut
 
+    def documents(self, family: str) -> DocumentSplit | None:
+        """The split of ``family``'s documents into training and unseen ones, or ``None``
+        (no share kept out, or a family with no known pool)."""
+        if self.unseen_share is None:
+            return None
+        return DocumentSplit.of(family, self.split_seed, self.unseen_share)
+
     def prompts(self, builder: PromptBuilder, family: str, step: int) -> PromptBatch:
+        """Step ``step``'s prompts, drawn from the training documents only."""
         fam = get_family(family)
         rng = random.Random(f"train:{family}:{self.seed}:{step}")
-        return builder.build(fam.template, [fam.sample(rng, self.docs) for _ in range(self.batch)])
+        split = self.documents(family)
+        if split is None:
+            episodes = [fam.sample(rng, self.docs) for _ in range(self.batch)]
+        else:
+            episodes = [split.sample("train", rng, self.docs) for _ in range(self.batch)]
+        return builder.build(fam.template, episodes)
 
     def loss(self, model, batch: PromptBatch, layer: int) -> tuple[Tensor, dict]:
         """The answer loss plus the contrastive loss on ``layer``'s relevance, one forward."""
@@ -276,6 +297,7 @@ class BlockRankTrainer:
         params = {
             k: v for k, v in asdict(self).items() if k not in ("history", "status", "stopped")
         }
+        split = self.documents(family)
         return {
             "method": "BlockRank (LoRA above a cut)",
             "base_model": base,
@@ -286,9 +308,28 @@ class BlockRankTrainer:
             "status": self.status,
             "steps_done": len(self.history),
             "stopped": self.stopped,
+            "documents": None if split is None else split.record(),
             "history": self.history,
             "seconds": self.history[-1]["seconds"] if self.history else 0.0,
         }
+
+
+def training_split(model_path: str, family: str) -> tuple[DocumentSplit | None, str] | None:
+    """For a BlockRank folder trained on a family with ``family``'s document pool: the split
+    its record names (``training record``), or, for a folder that kept no document out, the
+    default split marked ``trained on the whole pool`` (its unseen documents were seen in
+    training). ``None`` for any other model."""
+    path = Path(model_path) / RECORD
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    pool = document_pool(family)
+    if pool is None or document_pool(record.get("task", "")) != pool:
+        return None
+    documents = record.get("documents")
+    if documents is None:
+        return DocumentSplit.of(family), "trained on the whole pool"
+    return DocumentSplit.from_record(family, documents), "training record"
 
 
 def batch_rows(batch: PromptBatch, start: int, stop: int) -> PromptBatch:

@@ -209,8 +209,9 @@ def test_block_relevance_on_ray_equals_local_and_manifest_lists_it(
     ours, ref = run(tmp_path / "ray", executor), run(tmp_path / "local", None)
     record, local = manifest(ours)["executor"], manifest(ref)["executor"]
     assert record["executor"] == "ray" and local["executor"] == "local"
-    assert [r["kind"] for r in record["runs"]] == ["work"] and record["chunks"] == 3
-    assert local["chunks"] == 3 and record["retries"] == [] and record["unfinished"] == []
+    # 6 prompts, then 3 on seen and 3 on unseen documents: 12 prompts in chunks of 2
+    assert [r["kind"] for r in record["runs"]] == ["work"] and record["chunks"] == 6
+    assert local["chunks"] == 6 and record["retries"] == [] and record["unfinished"] == []
     for name in ("heads", "position", "prompts"):
         a, b = (pd.read_parquet(p / f"{name}.parquet") for p in (ours, ref))
         assert len(a) > 0

@@ -38,7 +38,7 @@ def test_run_writes_summary_keys_and_tables(tiny_run):
     }
     assert keys <= set(run.summary)
     heads = run.tables["heads"]
-    assert set(heads.split) == {"select", "test"}
+    assert set(heads.split) == {"select", "test", "seen", "unseen"}
     assert set(heads.variant) == {"raw", "calibrated", "block_sparse"}
     test = heads[(heads.variant == "raw") & (heads.split == "test")]
     best = test[

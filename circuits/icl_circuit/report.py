@@ -17,6 +17,7 @@ from interp.analysis import Result
 from interp.runs.figures import heatmap, layer_head_heatmap
 from interp.runs.findings import below_chance_sentence, chance_level
 from interp.runs.reports import integer_axes
+from interp.stats import wilson_ci
 
 CIRCUIT_TABLES = (
     "step1",
@@ -49,14 +50,18 @@ def circuit_figures(result: IclCircuitResult) -> dict[str, go.Figure]:
     """One plotly figure per view of the circuit."""
     figs: dict[str, go.Figure] = {}
     s1 = result.step1.assign(view=result.step1.measure + " @ " + result.step1.position)
+    s1[["above", "below"]] = _centroid_error_bars(result)
     figs["step1_by_layer"] = px.line(
         s1,
         x="depth",
         y="value",
         color="view",
         markers=True,
+        error_y="above",
+        error_y_minus="below",
         title="Step 1, summarize: query class read from each depth (0 = embeddings)",
         labels={"value": "accuracy / alignment"},
+        hover_data={"above": False, "below": False},
     )
     s2 = result.step2_layers
     fig = go.Figure(
@@ -120,6 +125,22 @@ def circuit_figures(result: IclCircuitResult) -> dict[str, go.Figure]:
     )
     figs["ablation_random_control"] = random_control_figure(result.summary())
     return {name: integer_axes(fig) for name, fig in figs.items()}
+
+
+def _centroid_error_bars(result: IclCircuitResult) -> list[tuple[float, float]]:
+    """Per step-1 row, the distance from its value up and down to its 95% Wilson interval: the
+    centroid accuracies are plain accuracies on the held-out half of the prompts; the other
+    measures get no bar (NaN)."""
+    n = result.prompts or int(result.subspace.prompt.nunique())
+    n_test = n - n // 2
+    bars = []
+    for measure, value in zip(result.step1.measure, result.step1.value):
+        if measure != "centroid" or n_test == 0:
+            bars.append((float("nan"), float("nan")))
+            continue
+        low, high = wilson_ci(int(round(float(value) * n_test)), n_test)
+        bars.append((high - value, value - low))
+    return bars
 
 
 def random_control_figure(summary: dict) -> go.Figure:

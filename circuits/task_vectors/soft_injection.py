@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -91,25 +92,34 @@ def injection_logits(
     modules run with a pre-hook on each output projection (its input is ``z`` with the heads
     side by side), and only the last token's state reaches the unembedding."""
     hf = model.plain_model()  # the modules alone: no hook wrappers in the way of autograd
+    with _injecting(model, hf, last, alpha, te):
+        device = next(hf.parameters()).device
+        hidden = hf.base_model(input_ids=tokens.to(device), attention_mask=mask.to(device))[0]
+        rows = torch.arange(tokens.shape[0], device=device)
+        return hf.get_output_embeddings()(hidden[rows, last.to(device)])
+
+
+@contextmanager
+def _injecting(model: HookedModel, hf, at: Tensor, alpha: Tensor, te: Tensor) -> Iterator[None]:
+    """A pre-hook on each layer's output projection (its input is ``z`` with the heads side by
+    side) that soft-injects ``te`` at positions ``at``, removed on leaving."""
     n_heads, d_head = model.cfg.n_heads, model.cfg.d_head
-    handles = []
 
     def pre(layer: int):
         def hook(module, args):
             (x,) = args
             z = x.view(*x.shape[:2], n_heads, d_head)
-            out = soft_inject(z, last.to(x.device), alpha[layer], te[..., layer, :, :])
+            out = soft_inject(z, at.to(x.device), alpha[layer], te[..., layer, :, :])
             return (out.reshape(x.shape),)
 
         return hook
 
+    handles = [
+        out_proj(hf, layer).register_forward_pre_hook(pre(layer))
+        for layer in range(model.cfg.n_layers)
+    ]
     try:
-        for layer in range(model.cfg.n_layers):
-            handles.append(out_proj(hf, layer).register_forward_pre_hook(pre(layer)))
-        device = next(hf.parameters()).device
-        hidden = hf.base_model(input_ids=tokens.to(device), attention_mask=mask.to(device))[0]
-        rows = torch.arange(tokens.shape[0], device=device)
-        return hf.get_output_embeddings()(hidden[rows, last.to(device)])
+        yield
     finally:
         for h in handles:
             h.remove()
@@ -188,21 +198,7 @@ def cached_injection_logits(
         cache.update(k[rows], v[rows], layer)
     mask = torch.cat([prefix.mask[rows], torch.ones(len(rows), 1, dtype=torch.long)], 1)
     zero = torch.zeros(len(rows), dtype=torch.long)
-    n_heads, d_head = model.cfg.n_heads, model.cfg.d_head
-    handles = []
-
-    def pre(layer: int):
-        def hook(module, args):
-            (x,) = args
-            z = x.view(*x.shape[:2], n_heads, d_head)
-            out = soft_inject(z, zero.to(x.device), alpha[layer], te[..., layer, :, :])
-            return (out.reshape(x.shape),)
-
-        return hook
-
-    try:
-        for layer in range(model.cfg.n_layers):
-            handles.append(out_proj(hf, layer).register_forward_pre_hook(pre(layer)))
+    with _injecting(model, hf, zero, alpha, te):
         hidden = hf.base_model(
             input_ids=prefix.token[rows, None].to(device),
             attention_mask=mask.to(device),
@@ -211,9 +207,6 @@ def cached_injection_logits(
             **{_cache_kwarg(hf): cache},
         )[0]
         return hf.get_output_embeddings()(hidden[:, 0])
-    finally:
-        for h in handles:
-            h.remove()
 
 
 def _cache_kwarg(hf) -> str:

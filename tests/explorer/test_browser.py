@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -42,6 +44,36 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def explorer_server(root, log) -> Iterator[str]:
+    """``iclscope app`` on the runs in ``root``, on a free port, its output in ``log``; yields
+    its address once it answers its health check, and stops it (its whole process group) on
+    leaving."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "interp.cli", "app", "--runs", str(root), "--port", str(port)],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).status == 200:
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        os.killpg(proc.pid, signal.SIGTERM)
+        pytest.fail("the explorer did not answer its health check")
+    try:
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # stop it by its PID (and its process group)
+        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -82,28 +114,9 @@ def served(tiny_dirs, tmp_path_factory):
             )
     (root / "patch-broken").mkdir()
     (root / "patch-broken" / "manifest.json").write_text('{"status": "comp')
-    port = free_port()
     log = tmp_path_factory.mktemp("explorer-log") / "server.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "interp.cli", "app", "--runs", str(root), "--port", str(port)],
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).status == 200:
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        os.killpg(proc.pid, signal.SIGTERM)
-        pytest.fail("the explorer did not answer its health check")
-    yield url, root, log
-    os.killpg(proc.pid, signal.SIGTERM)  # stop it by its PID (and its process group)
-    proc.wait(timeout=30)
+    with explorer_server(root, log) as url:
+        yield url, root, log
 
 
 PLOTS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(e => ({

@@ -4,15 +4,11 @@ names (``ICLSCOPE_SCREENSHOTS`` to choose it), and no figure narrower than half 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from test_browser import CHROMIUM, FLAGS, free_port
+from test_browser import CHROMIUM, FLAGS, explorer_server
 
 from interp.analysis import get, run_analysis
 from interp.runs.reports import STATIC_ENV
@@ -59,28 +55,9 @@ def every_kind(tmp_path_factory):
                 task=task,
                 log=lambda _: None,
             )
-    port = free_port()
     log = tmp_path_factory.mktemp("kinds-log") / "server.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "interp.cli", "app", "--runs", str(root), "--port", str(port)],
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).status == 200:
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        os.killpg(proc.pid, signal.SIGTERM)
-        pytest.fail("the explorer did not answer its health check")
-    yield url, root, log
-    os.killpg(proc.pid, signal.SIGTERM)  # stop it by its PID (and its process group)
-    proc.wait(timeout=30)
+    with explorer_server(root, log) as url:
+        yield url, root, log
 
 
 def test_every_kind_s_run_page_draws_its_figures_wide(every_kind, tmp_path, record_property):

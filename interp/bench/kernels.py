@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-import kernels
+from interp import kernels
 from interp.bench.timing import interleaved
 from interp.errors import IclscopeError
 from interp.models.module_forward import ModuleForward

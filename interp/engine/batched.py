@@ -13,7 +13,7 @@ Given an :class:`~interp.engine.plan.InterventionPlan`, the engine
 4. starts a row whose edits all sit after a layer's attention (``hook_z`` .. ``hook_resid_post``)
    from that layer's position-wise tail, computed only where the edits land, and computes the
    last layer only at the read-out position;
-5. at each hook applies every row's edits with one kernel call (:mod:`kernels`).
+5. at each hook applies every row's edits with one kernel call (:mod:`interp.kernels`).
 
 No Python loop over components calls the model: a sweep of N components costs about N / chunk
 forward passes of the layers after the earliest edit. The row stacking of step 5 is

@@ -1,10 +1,10 @@
 """Row stacking: every plan row of a forward pass edited by one kernel call per hook point.
 
 The engine stacks plan rows along the batch axis; at each hook it touches, a single call to
-:mod:`kernels` applies every row's patches (or masks every row's knocked-out attention edges),
-so a chunk of N rows costs one forward pass, never N Python-level edits. Kept apart from the
-engine's run loop because the same stacking serves the resumed pass, a layer's tail and the
-last layer's read-out alike.
+:mod:`interp.kernels` applies every row's patches (or masks every row's knocked-out attention
+edges), so a chunk of N rows costs one forward pass, never N Python-level edits. Kept apart
+from the engine's run loop because the same stacking serves the resumed pass, a layer's tail
+and the last layer's read-out alike.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-import kernels
+from interp import kernels
 from interp.engine.plan import Knockout, PlanRow
 from interp.engine.sources import SourceBank
 from interp.models import HookedModel, HookFn

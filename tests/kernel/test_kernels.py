@@ -17,9 +17,9 @@ os.environ.setdefault("TRITON_INTERPRET", "1")  # before anything imports triton
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-import kernels  # noqa: E402
+from interp import kernels  # noqa: E402
 from interp.errors import IclscopeError  # noqa: E402
-from kernels import blend, dispatch, edge_mask  # noqa: E402
+from interp.kernels import blend, dispatch, edge_mask  # noqa: E402
 
 DEVICE = os.environ.get("ICLSCOPE_TEST_DEVICE", "cpu")
 TOL = {torch.float32: dict(rtol=1e-6, atol=1e-6), torch.bfloat16: dict(rtol=1e-2, atol=1e-6)}

@@ -11,12 +11,19 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("interp", "circuits", "probes", "kernels", "app")
+PACKAGES = ("interp", "circuits", "probes", "app")
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     (
         "foundations",
-        ("interp.errors", "interp.io", "interp.stats", "interp.stops", "interp.tokens", "kernels"),
+        (
+            "interp.errors",
+            "interp.io",
+            "interp.stats",
+            "interp.stops",
+            "interp.tokens",
+            "interp.kernels",
+        ),
     ),
     (
         "prompts",

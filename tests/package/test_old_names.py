@@ -15,7 +15,6 @@ MOVED = [
     ("interp.patching.memory", "estimate_steps", "interp.engine.memory"),
     ("interp.patching.executor", "RayExecutor", "interp.execution"),
     ("interp.patching.executor", "recorded", "interp.execution"),
-    ("kernels.patch", "patch_or_mix", "kernels.blend"),
     ("interp.models.hooked", "HookedModel", "interp.models.interface"),
     ("interp.models.hooked", "load_model", "interp.models.loader"),
     ("interp.runs.store", "atomic_write_text", "interp.io"),

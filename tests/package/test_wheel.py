@@ -44,7 +44,7 @@ def test_wheel_contains_app_and_organism(tmp_path):
         "circuits/__init__.py",
         "circuits/icl_circuit/steps.py",
         "probes/centroid.py",
-        "kernels/__init__.py",
+        "interp/kernels/__init__.py",
     ):
         assert required in names, required
     entry = next(n for n in names if n.endswith("entry_points.txt"))

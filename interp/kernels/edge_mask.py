@@ -28,7 +28,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from interp.errors import IclscopeError
-from kernels.dispatch import as_index, check_ranges, use_triton
+from interp.kernels.dispatch import as_index, check_ranges, use_triton
 
 
 def _check(scores, rows, heads, queries, keys, value, n_kv_heads):
@@ -189,7 +189,7 @@ def mask_edges(
 ) -> Float[Tensor, "batch head q k"]:
     """Add ``value`` to each edge's pre-softmax score in place (see module docstring).
 
-    Dispatches to the Triton kernel or the torch twin per ``kernels.dispatch.use_triton``.
+    Dispatches to the Triton kernel or the torch twin per ``interp.kernels.dispatch.use_triton``.
     """
     fn = mask_edges_triton if use_triton(scores) else mask_edges_torch
     return fn(scores, rows, heads, queries, keys, value, n_kv_heads)

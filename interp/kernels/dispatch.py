@@ -12,7 +12,8 @@ advanced indexing (the reference, and the only option on CPU). ``ICLSCOPE_KERNEL
   who forces a backend wants to know when it cannot run.
 * ``torch``: always the twin (useful to bisect a suspected kernel bug).
 
-Triton is imported lazily, so ``import kernels`` works (and picks torch) on machines without it.
+Triton is imported lazily, so ``import interp.kernels`` works (and picks torch) on machines
+without it.
 """
 
 from __future__ import annotations

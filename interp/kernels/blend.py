@@ -25,7 +25,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from interp.errors import IclscopeError
-from kernels.dispatch import as_index, check_ranges, use_triton
+from interp.kernels.dispatch import as_index, check_ranges, use_triton
 
 # Elements per program-block (heads x d). Big enough that the interpreter (whose cost is per
 # block operation) stays fast, small enough to live in registers on a GPU without spilling.
@@ -248,7 +248,7 @@ def patch_or_mix(
 ) -> Float[Tensor, "batch pos *head d"]:
     """Blend ``src`` slices into ``act`` in place (see module docstring); returns ``act``.
 
-    Dispatches to the Triton kernel or the torch twin per ``kernels.dispatch.use_triton``.
+    Dispatches to the Triton kernel or the torch twin per ``interp.kernels.dispatch.use_triton``.
     """
     fn = patch_or_mix_triton if use_triton(act) else patch_or_mix_torch
     return fn(act, src, rows, positions, heads, src_index, src_positions, alpha)

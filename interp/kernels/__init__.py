@@ -11,8 +11,8 @@ Two primitives cover every intervention a hook makes:
 
 Each has a Triton kernel (one launch, touches only edited elements, works through strides so
 views are edited in place) and a torch twin with identical semantics (advanced indexing). The
-public names dispatch per call with ``kernels.dispatch.use_triton``, driven by the environment
-variable ``ICLSCOPE_KERNELS``:
+public names dispatch per call with ``interp.kernels.dispatch.use_triton``, driven by the
+environment variable ``ICLSCOPE_KERNELS``:
 
 * ``auto`` (default): Triton for CUDA tensors when ``triton`` imports, the twin otherwise;
 * ``triton``: force the kernel (on CPU only with ``TRITON_INTERPRET=1``; an error otherwise);
@@ -21,9 +21,9 @@ variable ``ICLSCOPE_KERNELS``:
 The ``*_torch`` and ``*_triton`` variants are exported for tests and benchmarks.
 """
 
-from kernels.blend import patch_or_mix, patch_or_mix_torch, patch_or_mix_triton
-from kernels.dispatch import use_triton
-from kernels.edge_mask import mask_edges, mask_edges_torch, mask_edges_triton
+from interp.kernels.blend import patch_or_mix, patch_or_mix_torch, patch_or_mix_triton
+from interp.kernels.dispatch import use_triton
+from interp.kernels.edge_mask import mask_edges, mask_edges_torch, mask_edges_triton
 
 __all__ = [
     "mask_edges",

@@ -1,12 +1,21 @@
 """The demo as a registered analysis (kind ``demo``): what a researcher does first with a
 model. Score a few families by number of demonstrations (does it learn in context at all?),
-look inside one prompt, then run the ICL circuit on a classification family."""
+look inside one prompt, then run the ICL circuit on the classification family whose
+demonstrations help most (:mod:`circuits.demo.choice`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from circuits.demo.look import CIRCUIT_TASK, DEMO_FAMILIES, SHOTS, demo_suite, first_look
+from circuits.demo.choice import choose_circuit_task
+from circuits.demo.look import (
+    CIRCUIT_TASK,
+    DEMO_FAMILIES,
+    SHOTS,
+    circuit_candidates,
+    demo_suite,
+    first_look,
+)
 from circuits.demo.report import DemoRun, shots_table
 from interp.analysis import Analysis, AnalysisConfig
 from interp.analysis.base import Log
@@ -40,7 +49,7 @@ class DemoAnalysis(Analysis):
 
         torch.manual_seed(config.seed)
         suite = demo_suite(model.tokenizer)
-        families, circuit_task = DEMO_FAMILIES[suite], CIRCUIT_TASK[suite]
+        families = DEMO_FAMILIES[suite]
         log(
             f"evaluating {len(families)} families at {config.shots} shots ({config.n} prompts "
             "per cell) ..."
@@ -63,21 +72,19 @@ class DemoAnalysis(Analysis):
                 progress=step,
             )
             bar.update()
+        by_shots = shots_table(result)
+        choice = choose_circuit_task(
+            by_shots, circuit_candidates(families, model.tokenizer), CIRCUIT_TASK[suite]
+        )
+        circuit_task = choice.task
+        log(f"the circuit's task: {circuit_task} ({choice.why})")
         log("looking inside one prompt ...")
         text, lens, attention = first_look(model, circuit_task, seed=config.seed)
         circuit = None
         if config.circuit:
             circuit = self._circuit(model, circuit_task, config, log)
         return DemoRun(
-            model.cfg.name,
-            shots_table(result),
-            text,
-            lens,
-            attention,
-            suite,
-            families,
-            circuit_task,
-            circuit,
+            model.cfg.name, by_shots, text, lens, attention, suite, families, choice, circuit
         )
 
     @staticmethod

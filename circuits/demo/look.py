@@ -20,7 +20,9 @@ DEMO_FAMILIES = {
     ),
     "organism": ("sentiment_semantic", "sentiment_arbitrary", "fn_copy_first", "fn_class_last"),
 }
-CIRCUIT_TASK = {"natural": "nl_sentiment_natural", "organism": "sentiment_arbitrary"}
+CIRCUIT_TASK = {"natural": "nl_kind_arbitrary", "organism": "sentiment_arbitrary"}
+"""The arbitrary-label family of each suite: the circuit's task when no family gains from its
+demonstrations (see :func:`circuits.demo.choice.choose_circuit_task`)."""
 SHOTS = (0, 1, 2, 4, 8)
 
 
@@ -29,6 +31,15 @@ def demo_suite(tokenizer) -> str:
     ``organism`` (the organism and the tiny test models share its word vocabulary)."""
     ok = all(family_support(get_family(f), tokenizer) is None for f in DEMO_FAMILIES["natural"])
     return "natural" if ok else "organism"
+
+
+def circuit_candidates(families, tokenizer) -> list[str]:
+    """The classification ``families`` whose labels are single tokens on ``tokenizer`` (the
+    circuit reads each label at one position), in suite order. Tokenizes, runs no model."""
+    fams = [get_family(f) for f in families]
+    return [
+        f.name for f in fams if f.kind == "classification" and family_support(f, tokenizer) is None
+    ]
 
 
 def first_look(model, task: str, shots: int = 4, seed: int = 0):

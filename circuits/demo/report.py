@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.express as px
 
+from circuits.demo.choice import CircuitChoice
 from circuits.icl_circuit.report import (
     CIRCUIT_SECTIONS,
     circuit_figures,
@@ -142,10 +143,12 @@ class DemoRun(Result):
     """The demo as a run directory reads it. ``circuit``: the ICL circuit's result with what
     its report needs (``None`` without the circuit)."""
 
-    def __init__(self, model, by_shots, text, lens, attention, suite, families, task, circuit):
+    def __init__(self, model, by_shots, text, lens, attention, suite, families, choice, circuit):
         self.model, self.by_shots, self.text = model, by_shots, text
         self.lens, self.attention = lens, attention
-        self.suite, self.families, self.task = suite, families, task
+        self.suite, self.families = suite, families
+        self.choice: CircuitChoice = choice
+        self.task = choice.task
         self.circuit = circuit
 
     def params(self) -> dict:
@@ -187,7 +190,7 @@ class DemoRun(Result):
         return own | CIRCUIT_SECTIONS
 
     def summary(self) -> dict:
-        summary = _eval_summary(self.by_shots)
+        summary = _eval_summary(self.by_shots) | self.choice.summary()
         if self.circuit is not None:
             found = self.circuit["result"].summary()
             summary.update({f"circuit_{k}": v for k, v in found.items()})
@@ -195,6 +198,11 @@ class DemoRun(Result):
 
     def report(self, summary: dict) -> str:
         report = _report(self.model, self.by_shots, self.text, self.lens, self.attention)
+        # the choice belongs to the evaluation: it reads that table, before the prompt inside
+        head, sep, rest = report.partition("\n## One prompt, inside")
+        ran = "runs" if self.circuit is not None else "would run (--no-pipeline left it out)"
+        chose = f"The ICL circuit {ran} on `{self.task}`: {self.choice.why}.\n"
+        report = head.rstrip("\n") + "\n\n" + chose + sep + rest
         if self.circuit is not None:
             c = self.circuit
             found = c["result"].summary()

@@ -14,19 +14,27 @@ from interp.analysis.base import Log, engine_costs
 class CircuitConfig(AnalysisConfig):
     """``shots`` demonstrations per prompt; ``prompts`` for the probes and the ablation table;
     ``ablation_prompts``: the first N of them for the edge knockouts (all when None: up to 77
-    forward passes each); ``max_batch``: rows per forward pass of the ablation engine."""
+    forward passes each); ``max_batch``: rows per forward pass of the ablation engine;
+    ``seeds``: run the whole circuit once per seed, each on its own draw of prompts (``None``:
+    once, with ``seed``)."""
 
     shots: int = 4
     prompts: int = 512
     ablation_prompts: int | None = None
     max_batch: int | None = None
+    seeds: tuple[int, ...] | None = None
 
-    def circuit(self) -> IclCircuit:
-        """The :class:`IclCircuit` this config describes (the run and its dry run share it)."""
+    def seed_list(self) -> list[int]:
+        """The seeds the run samples prompts with, the first giving its tables and figures."""
+        return list(self.seeds) if self.seeds else [self.seed]
+
+    def circuit(self, seed: int | None = None) -> IclCircuit:
+        """The :class:`IclCircuit` this config describes for one ``seed`` [the first] (the run
+        and its dry run share it)."""
         return IclCircuit(
             shots=self.shots,
             prompts=self.prompts,
-            seed=self.seed,
+            seed=self.seed_list()[0] if seed is None else seed,
             ablation_prompts=self.ablation_prompts,
             ablation=EdgeAblation(max_batch=self.max_batch),
         )
@@ -54,17 +62,33 @@ class IclCircuitAnalysis(Analysis):
         from interp.models import load_model
 
         m = loaded if loaded is not None else load_model(model)
-        circuit = config.circuit()
-        costs = engine_costs(m, circuit.engine_steps(m, task), config.max_batch, workers)
+        seeds = config.seed_list()
+        steps = []
+        for seed in seeds:  # each seed's ablation table is a plan of its own prompts
+            for name, *rest in config.circuit(seed).engine_steps(m, task):
+                steps.append((name + (f" (seed {seed})" if len(seeds) > 1 else ""), *rest))
+        costs = engine_costs(m, steps, config.max_batch, workers)
+        n, chunk = len(seeds) * config.prompts, config.circuit().chunk
         besides = (
-            f"besides: {2 * config.prompts} prompts cached (correct and wrong labels) in "
-            f"{2 * -(-config.prompts // circuit.chunk)} forward passes, in this process"
+            f"besides: {2 * n} prompts cached (correct and wrong labels) in "
+            f"{2 * len(seeds) * -(-config.prompts // chunk)} forward passes, in this process"
         )
         return CostEstimate(costs, "--ablation-prompts", (besides,))
 
     def run(self, model, task: str, config: CircuitConfig, executor, *, log: Log = print):
-        circuit = config.circuit()
-        result = circuit.run(model, task, log=log)
+        seeds, results = config.seed_list(), []
+        for i, seed in enumerate(seeds):
+            if len(seeds) > 1:
+                log(f"seed {seed} ({i + 1} of {len(seeds)}): sampling its own prompts")
+            results.append(config.circuit(seed).run(model, task, log=log))
+        m = config.circuit().summarize.m
         return CircuitRun(
-            result, model.cfg.name, task, config.shots, config.prompts, circuit.summarize.m
+            results[0],
+            model.cfg.name,
+            task,
+            config.shots,
+            config.prompts,
+            m,
+            seeds=seeds,
+            others=results[1:],
         )

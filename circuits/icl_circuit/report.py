@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import plotly.express as px
 import plotly.graph_objects as go
 
-from circuits.icl_circuit import EDGE_NAMES, IclCircuitResult
+from circuits.icl_circuit import IclCircuitResult
+from circuits.icl_circuit.figures import (  # noqa: F401 (re-exported: the demo imports them here)
+    circuit_figures,
+    random_control_figure,
+)
+from circuits.icl_circuit.seeds import combined_summary, seed_lines
 from interp.analysis import Result
-from interp.runs.figures import heatmap, layer_head_heatmap
 from interp.runs.findings import below_chance_sentence, chance_level
-from interp.runs.reports import integer_axes
-from interp.stats import wilson_ci
 
 CIRCUIT_TABLES = (
     "step1",
@@ -44,147 +45,6 @@ def write_circuit(run, result: IclCircuitResult) -> None:
 def circuit_tables(result: IclCircuitResult) -> dict:
     """The result's tidy tables by name, as a run directory stores them."""
     return {name: getattr(result, name) for name in CIRCUIT_TABLES}
-
-
-def circuit_figures(result: IclCircuitResult) -> dict[str, go.Figure]:
-    """One plotly figure per view of the circuit."""
-    figs: dict[str, go.Figure] = {}
-    s1 = result.step1.assign(view=result.step1.measure + " @ " + result.step1.position)
-    s1[["above", "below"]] = _centroid_error_bars(result)
-    figs["step1_by_layer"] = px.line(
-        s1,
-        x="depth",
-        y="value",
-        color="view",
-        markers=True,
-        error_y="above",
-        error_y_minus="below",
-        title="Step 1, summarize: query class read from each depth (0 = embeddings)",
-        labels={"value": "accuracy / alignment"},
-        hover_data={"above": False, "below": False},
-    )
-    s2 = result.step2_layers
-    fig = go.Figure(
-        [
-            go.Bar(x=s2.layer, y=s2.forerunner_heads, name="forerunner-token heads"),
-            go.Scatter(
-                x=s2.layer,
-                y=s2.copy_magnitude,
-                name="copy magnitude",
-                yaxis="y2",
-                mode="lines+markers",
-            ),
-        ]
-    )
-    fig.update_layout(
-        title="Step 2, semantics merge: heads where y attends to its forerunner",
-        xaxis_title="layer",
-        yaxis_title="heads",
-        barmode="group",
-        yaxis2={"title": "mean max_h A[y_q, s_q]", "overlaying": "y", "side": "right"},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},  # clear of y2
-    )
-    figs["step2_heads"] = fig
-    figs["step2_label_states"] = px.line(
-        result.step2_labels,
-        x="depth",
-        y="centroid",
-        color="labels",
-        markers=True,
-        title="Step 2: input class from label-token states, correct vs wrong labels",
-    )
-    figs["step3_retrieval_heads"] = layer_head_heatmap(
-        result.step3_heads,
-        "label_acc",
-        title="Step 3: label assignment accuracy per head",
-        color="label acc",
-        zmin=0,
-        zmax=1,
-    )
-    sub = result.subspace
-    figs["step3_subspace"] = px.scatter(
-        sub,
-        x="pc1",
-        y="pc2",
-        color="class",
-        hover_data=["label_word", "prompt", "demo"],
-        title=f"Retrieval subspace of head L{sub.layer.iloc[0]}H{sub['head'].iloc[0]}: "
-        "W_Qᵀ W_K label states, PCA",
-    )
-    abl = result.ablation.pivot(index="edge", columns="range", values="acc")
-    abl = abl.reindex([*EDGE_NAMES, "random", "none", "k=0"])
-    figs["ablation"] = heatmap(
-        abl,
-        title="Accuracy with attention edges knocked out",
-        color="accuracy",
-        scale="RdBu",
-        zmin=0,
-        zmax=1,
-        origin=None,
-        text=".2f",
-    )
-    figs["ablation_random_control"] = random_control_figure(result.summary())
-    return {name: integer_axes(fig) for name, fig in figs.items()}
-
-
-def _centroid_error_bars(result: IclCircuitResult) -> list[tuple[float, float]]:
-    """Per step-1 row, the distance from its value up and down to its 95% Wilson interval: the
-    centroid accuracies are plain accuracies on the held-out half of the prompts; the other
-    measures get no bar (NaN)."""
-    n = result.prompts or int(result.subspace.prompt.nunique())
-    n_test = n - n // 2
-    bars = []
-    for measure, value in zip(result.step1.measure, result.step1.value):
-        if measure != "centroid" or n_test == 0:
-            bars.append((float("nan"), float("nan")))
-            continue
-        low, high = wilson_ci(int(round(float(value) * n_test)), n_test)
-        bars.append((high - value, value - low))
-    return bars
-
-
-def random_control_figure(summary: dict) -> go.Figure:
-    """Each circuit edge's largest drop with its 95% interval, beside the drops of the random
-    edge sets (one point per draw) and their 95th percentile, the bar an edge's lower bound must
-    clear."""
-    edges = sorted(summary["ablation_drop"], key=lambda e: -summary["ablation_drop"][e])
-    drops = [summary["ablation_drop"][e] for e in edges]
-    cis = [summary["ablation_drop_ci"][e] for e in edges]
-    randoms = summary["random_drops"]
-    fig = go.Figure(
-        [
-            go.Scatter(
-                x=edges,
-                y=drops,
-                mode="markers",
-                name="circuit edge (95% interval)",
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": [hi - d for d, (_, hi) in zip(drops, cis)],
-                    "arrayminus": [d - lo for d, (lo, _) in zip(drops, cis)],
-                },
-            ),
-            go.Box(
-                x=["random"] * len(randoms),
-                y=randoms,
-                name=f"random edge sets ({len(randoms)} draws)",
-                boxpoints="all",
-            ),
-        ]
-    )
-    fig.add_hline(
-        y=summary["random_drop_p95"],
-        line_dash="dash",
-        annotation_text="95th percentile of random",
-    )
-    fig.update_layout(
-        title="Largest accuracy drop per knocked-out edge against random edge sets",
-        xaxis_title="edge",
-        yaxis_title="accuracy drop",
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
-    )
-    return fig
 
 
 CIRCUIT_SECTIONS = {
@@ -238,7 +98,9 @@ def circuit_report(
     zero = float(abl.query("edge == 'k=0'").acc.iloc[0])
     rand = summary["random_drop"]
     accuracy = with_ci(summary.get("accuracy", none), summary.get("accuracy_ci"))
-    zero_shot = with_ci(summary.get("accuracy_0shot", zero), summary.get("accuracy_0shot_ci"))
+    zero_at = summary.get("accuracy_0shot", zero)
+    zero_shot = with_ci(zero_at, summary.get("accuracy_0shot_ci"))
+    seeds = summary.get("seeds", [])
     step1_acc = with_ci(
         summary["step1_best_centroid_acc"], summary.get("step1_best_centroid_acc_ci")
     )
@@ -246,9 +108,10 @@ def circuit_report(
     lines = [
         f"# ICL inference circuit: {model} on `{task}`",
         "",
-        f"{prompts} prompts with {shots} shots ({summary['seconds']:.1f} s). Accuracy "
-        f"{accuracy} with the demonstrations, {zero_shot} 0-shot (on the ablation prompts; "
-        "brackets: 95% intervals)." + _below_chance(task, shots, none),
+        *accuracy_lines(zero_shot, accuracy, shots, summary.get("accuracy", none) <= zero_at),
+        f"{prompts} prompts with {shots} shots ({summary['seconds']:.1f} s)"
+        + (f", repeated for seeds {', '.join(map(str, seeds))}." if len(seeds) > 1 else ".")
+        + _below_chance(task, shots, none),
         "",
         "## Step 1: summarize",
         "",
@@ -295,25 +158,45 @@ def circuit_report(
     ]
     ranked = sorted(summary["ablation_drop"].items(), key=lambda kv: -kv[1])
     above = summary.get("above_random", [])
+    every = " in every seed" if len(seeds) > 1 else ""  # the rule across seeds: see seeds.py
     for edge, drop in ranked:
         rows = abl.query("edge == @edge")
         where = rows.loc[rows["drop"].idxmax(), "range"]
         ratio = f"{drop / rand:.1f}" if rand > 0 else ("inf" if drop > 0 else "-")
         shown = with_ci(drop, summary.get("ablation_drop_ci", {}).get(edge))
-        verdict = "above random" if edge in above else "not distinguishable from random"
+        verdict = "above random" + every if edge in above else "not distinguishable from random"
         lines.append(f"| {edge} | {shown} | {where} | {ratio} | {verdict} |")
     others = [e for e, _ in ranked if e not in above]
     lines += [
         "",
         (
             f"Knockouts whose drop is above random (its interval's lower bound clears the "
-            f"control's 95th percentile): {', '.join(above)}."
+            f"control's 95th percentile{every}): {', '.join(above)}."
             if above
             else "No knockout's drop is distinguishable from random."
         )
         + (f" Not distinguishable from random: {', '.join(others)}." if above and others else ""),
     ]
+    spread = seed_lines(summary, shots)
+    lines += ["", *spread] if spread else []
     return _nest("\n".join(lines) + "\n", level)
+
+
+def accuracy_lines(zero_shot: str, k_shot: str, shots: int, no_gain: bool) -> list[str]:
+    """The report's first lines: the accuracy without and with the demonstrations, and, when
+    the demonstrations do not raise it, a plain sentence saying what that means."""
+    lines = [
+        f"Accuracy at 0 shots {zero_shot}; at {shots} shots {k_shot} (on the ablation prompts; "
+        "brackets: 95% intervals).",
+        "",
+    ]
+    if no_gain:
+        lines[1:1] = [
+            "",
+            f"**Demonstrations do not help on this task: 0-shot {zero_shot} vs {shots}-shot "
+            f"{k_shot}; the circuit below dissects a model that does not need its context.**",
+        ]
+    return lines
 
 
 def with_ci(value: float, ci: Sequence[float] | None, digits: int = 3) -> str:
@@ -362,13 +245,24 @@ def _selectivity(gold: float, other: float) -> str:
 
 
 class CircuitRun(Result):
-    """The circuit's result as a run directory reads it (see :class:`~interp.analysis.Result`)."""
+    """The circuit's result as a run directory reads it (see :class:`~interp.analysis.Result`).
+    ``others``: the results of the further seeds, in order (the tables and figures are the
+    first seed's; the summary and the report add the spread across all of them)."""
 
     def __init__(
-        self, result: IclCircuitResult, model: str, task: str, shots: int, prompts: int, m: int
+        self,
+        result: IclCircuitResult,
+        model: str,
+        task: str,
+        shots: int,
+        prompts: int,
+        m: int,
+        seeds: Sequence[int] = (0,),
+        others: Sequence[IclCircuitResult] = (),
     ) -> None:
         self.result, self.model, self.task = result, model, task
         self.shots, self.prompts, self.m = shots, prompts, m
+        self.seeds, self.others = list(seeds), list(others)
 
     def tables(self) -> dict:
         return circuit_tables(self.result)
@@ -380,7 +274,8 @@ class CircuitRun(Result):
         return CIRCUIT_SECTIONS
 
     def summary(self) -> dict:
-        return self.result.summary()
+        results = [self.result, *self.others]
+        return combined_summary(self.seeds, [r.summary() for r in results])
 
     def report(self, summary: dict) -> str:
         return circuit_report(

@@ -16,9 +16,10 @@ from rich.table import Table
 from interp.analysis.base import config_from
 from interp.analysis.runner import ExecutionOptions
 from interp.cli import checks, options
-from interp.cli.app import app, console, next_steps, run_app
+from interp.cli.app import app, console, log, next_steps, run_app
 from interp.cli.options import Ablation, Component, Metric, Score
 from interp.cli.running import run_command
+from interp.errors import IclscopeError
 
 
 @app.command(
@@ -170,10 +171,19 @@ def run_patch_command(
 @options.task_file_options()
 def run_circuit_command(
     model: str = options.model(),
-    task: str = typer.Option("sentiment_arbitrary", help="A classification task family."),
+    task: str | None = typer.Option(
+        None,
+        help="A classification task family [the model's own arbitrary-label family, or the "
+        "first whose labels are single tokens on its tokenizer].",
+    ),
     shots: int = options.shots(),
     prompts: int = options.count(512, "Prompts for the probes and the ablation table."),
     seed: int = options.seed(),
+    seeds: str | None = typer.Option(
+        None,
+        help="Comma-separated seeds, e.g. 0,1,2: run the circuit once per seed, each on its "
+        "own draw of prompts, and report the spread across seeds [one run, with --seed].",
+    ),
     out: Path = options.out_folder(),
     ablation_prompts: int | None = options.count(
         None,
@@ -186,9 +196,47 @@ def run_circuit_command(
 ):
     """The ICL inference circuit (Cho et al.): summarize, semantics merge, retrieve and copy,
     and the attention-edge ablation table, written as a run directory. The ablation table is
-    one engine plan (it runs on --executor); caching the prompts' states runs here."""
-    _check_run(out, model, task, shots)
+    one engine plan (it runs on --executor); caching the prompts' states runs here. With
+    --seeds it all runs once per seed (that many times as long)."""
     from circuits.icl_circuit.analysis import CircuitConfig, IclCircuitAnalysis
 
+    seeds = _circuit_seeds(seeds, seed)  # free to check: before the model or the task
+    seed = seeds[0] if seeds else seed
+    if task is None:
+        checks.output_folder(out)
+        task = _default_circuit_task(model)
+    _check_run(out, model, task, shots)
     config = config_from(CircuitConfig, locals())
     run_command(IclCircuitAnalysis(), config, locals())
+
+
+def _circuit_seeds(text: str | None, seed: int) -> tuple[int, ...] | None:
+    """``--seeds`` as a tuple (``None`` without it), each seed once; a ``--seed`` beside it
+    must be its first (the seed whose tables the run keeps)."""
+    if text is None:
+        return None
+    seeds = tuple(checks.int_list(text, "--seeds", minimum=0, example="0,1,2"))
+    if len(set(seeds)) < len(seeds):
+        raise IclscopeError(
+            f"--seeds {text!r} repeats a seed: the same seed draws the same prompts again",
+            fix="list each seed once, e.g. --seeds 0,1,2",
+        )
+    if seed not in (0, seeds[0]):
+        raise IclscopeError(
+            f"--seed {seed} and --seeds {text} disagree on the first seed",
+            fix="pass --seeds alone (its first seed gives the tables and figures)",
+        )
+    return seeds
+
+
+def _default_circuit_task(model: str) -> str:
+    """The circuit's task when none is given: one the model's tokenizer builds with every
+    label a single token, said in the log."""
+    from transformers import AutoTokenizer
+
+    from circuits.icl_circuit.tasks import default_task
+
+    folder = checks.model_folder(model)
+    task, why = default_task(AutoTokenizer.from_pretrained(folder))
+    log(f"task: {task} ({why}; --task picks another)")
+    return task

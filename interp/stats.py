@@ -25,7 +25,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-__all__ = ["beats_control", "bootstrap_ci", "wilson_ci"]
+__all__ = ["accuracy_ci", "beats_control", "bootstrap_ci", "wilson_ci", "with_ci"]
 
 
 def wilson_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -53,6 +53,20 @@ def wilson_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, float
     low = 0.0 if successes == 0 else max(0.0, centre - half)  # exact ends, not rounding noise
     high = 1.0 if successes == n else min(1.0, centre + half)
     return float(low), float(high)
+
+
+def accuracy_ci(accuracy: float, n: int, level: float = 0.95) -> list[float]:
+    """The Wilson interval of an accuracy measured on ``n`` prompts, as a summary stores it
+    beside the number (``<key>_ci``): ``[low, high]``, rounded to 4 places."""
+    return [round(v, 4) for v in wilson_ci(int(round(float(accuracy) * n)), n, level)]
+
+
+def with_ci(value: float, ci: Sequence[float] | None, digits: int = 3) -> str:
+    """``0.734 [0.68, 0.78]``: a number with its interval (the number alone without one)."""
+    if ci is None:
+        return f"{value:.{digits}f}"
+    low, high = ci
+    return f"{value:.{digits}f} [{low:.{digits - 1}f}, {high:.{digits - 1}f}]"
 
 
 def bootstrap_ci(

@@ -67,6 +67,7 @@ class EvictionResult:
     by_head: pd.DataFrame
     tokens: pd.DataFrame
     gate: dict = field(default_factory=dict)  # setting -> {rate, accuracy}
+    gate_rows: dict = field(default_factory=dict)  # setting -> each prompt's measured rate
 
 
 @dataclass
@@ -106,7 +107,7 @@ class EvictionEval:
             log(f"{setting}: {min(i + step, n)}/{n} prompts")
 
         parts = executor.map(work, len(spans), loaded=(hf, tokenizer), done=done)
-        curves, heads, tokens, gate_out = [], [], [], {}
+        curves, heads, tokens, gate_out, gate_rows = [], [], [], {}, {}
         for setting in settings:
             hits, rates_seen = defaultdict(list), defaultdict(list)
             lost, evicted = defaultdict(list), defaultdict(list)
@@ -131,6 +132,7 @@ class EvictionEval:
                 )
                 if rate is None:
                     gate_out[setting] = dict(rate=row["measured_rate"], accuracy=row["accuracy"])
+                    gate_rows[setting] = list(rates_seen.get((name, rate), []))
                     continue
                 curves.append(row)
             for (name, rate), chunks in evicted.items():
@@ -150,7 +152,7 @@ class EvictionEval:
                             )
                         )
         return EvictionResult(
-            pd.DataFrame(curves), pd.DataFrame(heads), pd.DataFrame(tokens), gate_out
+            pd.DataFrame(curves), pd.DataFrame(heads), pd.DataFrame(tokens), gate_out, gate_rows
         )
 
 

@@ -4,42 +4,64 @@ methods, as measured."""
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
 from circuits.eviction.evaluate import GATE, GATE_WINDOW, EvictionResult
 from interp.analysis import Result
 from interp.runs.figures import layer_head_heatmap
+from interp.stats import accuracy_ci, bootstrap_ci, with_ci
 from interp.tokens import shown_token
+
+
+def pooled_accuracy(curves: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy per (method, rate) pooled over settings by prompt: ``acc`` and ``n`` prompts."""
+    d = curves.assign(hits=curves.accuracy * curves.prompts)
+    out = d.groupby(["method", "rate"]).agg(hits=("hits", "sum"), n=("prompts", "sum"))
+    return out.assign(acc=out.hits / out.n).reset_index()
 
 
 def eviction_summary(result: EvictionResult, seconds: float, record: dict | None) -> dict:
     """The summary keys: ``accuracy_full``, ``by_method`` (method -> rate -> accuracy), pooled
-    over settings by prompt; ``gate_rate``/``gate_accuracy`` at the gate's own threshold."""
+    over settings by prompt; ``gate_rate``/``gate_accuracy`` at the gate's own threshold. Every
+    accuracy has its 95% Wilson interval over prompts beside it (``<key>_ci``; ``by_method_ci``
+    and ``by_setting_ci`` mirror their tables); ``gate_rate_ci`` is a bootstrap over prompts
+    of each prompt's measured rate."""
     c = result.curves
-    pooled = c.assign(hits=c.accuracy * c.prompts).groupby(["method", "rate"])
-    acc = (pooled.hits.sum() / pooled.prompts.sum()).reset_index(name="acc")
-    full = acc.query("method == 'full'").acc
+    acc = pooled_accuracy(c)
+    full = acc.query("method == 'full'").iloc[0]
     by_method: dict = {}
+    by_method_ci: dict = {}
     for row in acc.query("method != 'full'").itertuples():
         by_method.setdefault(row.method, {})[str(row.rate)] = round(float(row.acc), 4)
+        by_method_ci.setdefault(row.method, {})[str(row.rate)] = accuracy_ci(row.acc, int(row.n))
     g = result.gate
     n = {s: int(c.query("setting == @s and method == 'full'").prompts.iloc[0]) for s in g}
     pool = lambda key: sum(g[s][key] * n[s] for s in g) / sum(n.values()) if g else None  # noqa: E731
-    by_setting = {
-        s: {
-            m: {str(r): round(float(a), 4) for r, a in zip(d.rate, d.accuracy)}
-            for m, d in c.query("setting == @s").groupby("method")
-        }
-        for s in c.setting.unique()
-    }
+    by_setting, by_setting_ci = {}, {}
+    for s in c.setting.unique():
+        for m, d in c.query("setting == @s").groupby("method"):
+            rows = list(zip(d.rate, d.accuracy, d.prompts))
+            by_setting.setdefault(s, {})[m] = {str(r): round(float(a), 4) for r, a, _ in rows}
+            by_setting_ci.setdefault(s, {})[m] = {
+                str(r): accuracy_ci(a, int(k)) for r, a, k in rows
+            }
+    rows = [r for s in g for r in result.gate_rows.get(s, [])]
+    gate_cis = {s: {**v, "accuracy_ci": accuracy_ci(v["accuracy"], n[s])} for s, v in g.items()}
+    gate_accuracy = None if not g else round(pool("accuracy"), 4)
     return dict(
-        accuracy_full=round(float(full.iloc[0]), 4),
+        accuracy_full=round(float(full.acc), 4),
+        accuracy_full_ci=accuracy_ci(full.acc, int(full.n)),
         by_method=by_method,
+        by_method_ci=by_method_ci,
         gate_rate=None if not g else round(pool("rate"), 4),
-        gate_accuracy=None if not g else round(pool("accuracy"), 4),
+        gate_rate_ci=_pair(bootstrap_ci(rows)) if rows else None,
+        gate_accuracy=gate_accuracy,
+        gate_accuracy_ci=None if not g else accuracy_ci(gate_accuracy, sum(n.values())),
         by_setting=by_setting,
-        gate_by_setting=g or None,
+        by_setting_ci=by_setting_ci,
+        gate_by_setting=gate_cis or None,
         gate_training=None
         if record is None
         else {
@@ -57,10 +79,25 @@ def eviction_summary(result: EvictionResult, seconds: float, record: dict | None
     )
 
 
+def _pair(ci: tuple[float, float]) -> list[float]:
+    return [round(float(v), 4) for v in ci]
+
+
+def with_intervals(curves: pd.DataFrame) -> pd.DataFrame:
+    """``curves`` with each accuracy's Wilson interval: ``low``, ``high`` and the error-bar
+    lengths ``err_minus``, ``err_plus``."""
+    cis = [accuracy_ci(a, int(k)) for a, k in zip(curves.accuracy, curves.prompts)]
+    low = [lo for lo, _ in cis]
+    high = [hi for _, hi in cis]
+    return curves.assign(
+        low=low, high=high, err_minus=curves.accuracy - low, err_plus=high - curves.accuracy
+    )
+
+
 def eviction_figures(result: EvictionResult) -> dict[str, go.Figure]:
     """The accuracy curves, the per-head heatmaps at the middle rate, the token view."""
     figs: dict[str, go.Figure] = {}
-    c = result.curves
+    c = with_intervals(result.curves)
     curves = c.query("method != 'full'")
     figs["accuracy_vs_rate"] = px.line(
         curves,
@@ -69,12 +106,16 @@ def eviction_figures(result: EvictionResult) -> dict[str, go.Figure]:
         color="method",
         facet_col="setting",
         markers=True,
-        title="Accuracy against eviction rate (dashed: every key kept)",
+        error_y="err_plus",
+        error_y_minus="err_minus",
+        title="Accuracy against eviction rate, 95% intervals (dashed and shaded: every key kept)",
         range_y=[0, 1.02],
     )
     for row in c.query("method == 'full'").itertuples():
         col = list(c.setting.unique()).index(row.setting) + 1
-        figs["accuracy_vs_rate"].add_hline(y=row.accuracy, line_dash="dash", col=col, row=1)
+        fig = figs["accuracy_vs_rate"]
+        fig.add_hline(y=row.accuracy, line_dash="dash", col=col, row=1)
+        fig.add_hrect(y0=row.low, y1=row.high, opacity=0.12, line_width=0, col=col, row=1)
     heads = result.by_head
     mid = sorted(r for r in heads.rate.dropna().unique())
     mid = mid[len(mid) // 2] if mid else None
@@ -139,24 +180,22 @@ def eviction_report(result: EvictionResult, summary: dict, model: str, task: str
         lines += [
             f"## {setting} ({n} prompts)",
             "",
-            f"Every key kept: {full:.3f}.",
+            f"Every key kept: {with_ci(full, accuracy_ci(full, n))}. Accuracies with their "
+            "95% Wilson intervals over prompts.",
             "",
             "| method | " + " | ".join(f"evict {r:g}" for r in rates) + " |",
             "|---" * (len(rates) + 1) + "|",
         ]
         for method, m in d.query("method != 'full'").groupby("method"):
-            acc = dict(zip(m.rate, m.accuracy))
-            lines.append(
-                f"| {method} | "
-                + " | ".join(f"{acc.get(r, float('nan')):.3f}" for r in rates)
-                + " |"
-            )
+            acc = {r: (a, k) for r, a, k in zip(m.rate, m.accuracy, m.prompts)}
+            cells = [with_ci(acc[r][0], accuracy_ci(*acc[r])) if r in acc else "-" for r in rates]
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
         g = result.gate.get(setting)
         if g:
             lines += [
                 "",
                 f"Gate at its threshold: evicts {g['rate']:.3f} of the context, "
-                f"accuracy {g['accuracy']:.3f}.",
+                f"accuracy {with_ci(g['accuracy'], accuracy_ci(g['accuracy'], n))}.",
             ]
         lines.append("")
     lines += _verdict(summary)
@@ -166,7 +205,7 @@ def eviction_report(result: EvictionResult, summary: dict, model: str, task: str
 def _verdict(summary: dict) -> list[str]:
     """Where each gate variant stands against full attention and the best training-free
     method at each rate, as measured; nothing is claimed that the numbers do not show."""
-    by = summary["by_method"]
+    by, cis = summary["by_method"], summary.get("by_method_ci", {})
     gates = [g for g in (GATE, GATE_WINDOW) if g in by]
     if not gates:
         return ["No gate in this run."]
@@ -178,9 +217,9 @@ def _verdict(summary: dict) -> list[str]:
             best = max(others, key=others.get)
             verdict = "ahead or level" if acc >= others[best] else "behind"
             out.append(
-                f"- {gate}, evict {rate}: {acc:.3f} (full minus it "
-                f"{summary['accuracy_full'] - acc:+.3f}); best training-free {best} "
-                f"{others[best]:.3f}: the gate is {verdict}"
+                f"- {gate}, evict {rate}: {with_ci(acc, cis.get(gate, {}).get(rate))} (full "
+                f"minus it {summary['accuracy_full'] - acc:+.3f}); best training-free {best} "
+                f"{with_ci(others[best], cis.get(best, {}).get(rate))}: the gate is {verdict}"
             )
     return out
 

@@ -185,3 +185,61 @@ def test_gemma_key_value_prompts_start_with_one_bos(gemma_tokenizer, kv_keys):
             real = row[mask.bool()].tolist()
             assert real[0] == bos and real.count(bos) == 1
             assert real == tokenizer(text).input_ids  # the tokenizer's own BOS, no second one
+
+
+def _pairs(summary: dict, value_key: str):
+    """Every (value, interval) pair under ``value_key`` and ``value_key_ci``, nested or not."""
+    value, ci = summary[value_key], summary[f"{value_key}_ci"]
+    if isinstance(value, dict):
+        return [p for k in value for p in _pairs({"v": value[k], "v_ci": ci[k]}, "v")]
+    return [(value, ci)]
+
+
+def test_every_headline_accuracy_has_an_interval_that_brackets_it(eviction_run):
+    from interp.runs.store import load_run
+
+    _, path = eviction_run
+    s = load_run(path).summary
+    pairs = []
+    for key in ("accuracy_full", "by_method", "gate_accuracy", "gate_rate", "by_setting"):
+        pairs += _pairs(s, key)
+    # full, 7 methods x 3 rates, the gate's accuracy and rate; the one setting's full and methods
+    assert len(pairs) == 1 + 7 * 3 + 2 + (1 + 7 * 3)
+    for value, (low, high) in pairs:
+        assert 0.0 <= low <= value <= high <= 1.0
+    # 4 prompts say little: a Wilson interval on 4 is wide, never a point
+    assert all(high - low > 0.2 for v, (low, high) in _pairs(s, "by_method"))
+    report = (path / "report.md").read_text()
+    assert f"{s['accuracy_full']:.3f} [{s['accuracy_full_ci'][0]:.2f}" in report
+
+
+def test_summary_intervals_are_wilson_over_prompts_pooled_across_settings():
+    import pandas as pd
+
+    from circuits.eviction.evaluate import EvictionResult
+    from circuits.eviction.report import eviction_figures, eviction_summary
+    from interp.stats import wilson_ci
+
+    curves = pd.DataFrame(
+        [
+            dict(setting="a", method="full", rate=0.0, accuracy=0.75, measured_rate=0, prompts=8),
+            dict(setting="b", method="full", rate=0.0, accuracy=0.5, measured_rate=0, prompts=4),
+            dict(setting="a", method="h2o", rate=0.5, accuracy=0.5, measured_rate=0.5, prompts=8),
+            dict(setting="b", method="h2o", rate=0.5, accuracy=0.0, measured_rate=0.5, prompts=4),
+        ]
+    )
+    gate = {"a": dict(rate=0.4, accuracy=0.25), "b": dict(rate=0.6, accuracy=1.0)}
+    rows = {"a": [0.4] * 8, "b": [0.6] * 4}
+    heads = pd.DataFrame(columns=["setting", "method", "rate", "layer", "head", "evicted"])
+    result = EvictionResult(curves, heads, pd.DataFrame(), gate, rows)
+    s = eviction_summary(result, 1.0, None)
+    assert s["accuracy_full"] == round(8 / 12, 4)
+    assert s["accuracy_full_ci"] == [round(v, 4) for v in wilson_ci(8, 12)]
+    assert s["by_method_ci"]["h2o"]["0.5"] == [round(v, 4) for v in wilson_ci(4, 12)]
+    assert s["gate_accuracy_ci"] == [round(v, 4) for v in wilson_ci(6, 12)]
+    assert s["by_setting_ci"]["b"]["h2o"]["0.5"] == [0.0, round(wilson_ci(0, 4)[1], 4)]
+    low, high = s["gate_rate_ci"]
+    assert 0.4 <= low < s["gate_rate"] < high <= 0.6
+    fig = eviction_figures(result)["accuracy_vs_rate"]
+    bars = [t.error_y.array for t in fig.data if t.error_y.array is not None]
+    assert bars and all(b > 0 for arr in bars for b in arr)

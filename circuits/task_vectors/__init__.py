@@ -26,7 +26,13 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from circuits.task_vectors.aie import AverageIndirectEffect, aie_loop, top_heads
+from circuits.task_vectors.aie import (
+    AverageIndirectEffect,
+    aie_loop,
+    indirect_effects,
+    prompt_effects,
+    top_heads,
+)
 from circuits.task_vectors.data import TaskSplit, task_pairs, wilson
 from circuits.task_vectors.embeddings import TaskEmbedding, task_embedding
 from circuits.task_vectors.function_vector import FunctionVector, add_sweep, function_vector
@@ -149,12 +155,14 @@ class TaskVectors:
             out.append(AlphaFit(lr, seed, alpha, si.losses, hits, time.monotonic() - t0))
         return out
 
-    def batches(self, builder, task: str) -> TaskBatches:
+    def batches(self, builder, task: str, prompt_seed: int | None = None) -> TaskBatches:
         """One task's prompts: held-out 0-shot and k-shot, 0-shot dev (the train items, or a
         task file's valid split),
-        the task embedding's k-shot prompts and the AIE's shuffled-label ones."""
-        split = TaskSplit.make(task, self.test_items, self.seed)
-        seed = self.seed
+        the task embedding's k-shot prompts and the AIE's shuffled-label ones. ``prompt_seed``
+        draws them (the split included) instead of ``seed``; soft injection's fits keep
+        ``seed``."""
+        seed = self.seed if prompt_seed is None else prompt_seed
+        split = TaskSplit.make(task, self.test_items, seed)
         return TaskBatches(
             split,
             test0=split.build(builder, split.test, 0, f"test:{seed}"),
@@ -172,7 +180,9 @@ class TaskVectors:
             ),
         )
 
-    def engine_steps(self, model: HookedModel, tasks: list[str]) -> list:
+    def engine_steps(
+        self, model: HookedModel, tasks: list[str], prompt_seed: int | None = None
+    ) -> list:
         """The engine runs of :meth:`run`, per task, with zero tensors where :meth:`run` puts
         measured ones (the dry run's estimate reads shapes only): the AIE, the FV and TV layer
         sweeps and the soft-injection evaluations (every fit of :meth:`fits`, per task and
@@ -184,7 +194,7 @@ class TaskVectors:
         layers = list(range(cfg.n_layers))
         steps = []
         for task in tasks:
-            b = self.batches(builder, task)
+            b = self.batches(builder, task, prompt_seed)
             fv, tv = FunctionVector(self.top_k), TaskVector()
             states = torch.zeros(len(b.dev0), cfg.n_layers, cfg.d_model)
             alpha = torch.zeros(cfg.n_layers, cfg.n_heads)
@@ -203,12 +213,19 @@ class TaskVectors:
         return steps
 
     def run(
-        self, model: HookedModel, tasks: list[str], log: Callable[[str], object] = print
+        self,
+        model: HookedModel,
+        tasks: list[str],
+        log: Callable[[str], object] = print,
+        prompt_seed: int | None = None,
     ) -> TaskVectorsResult:
+        """Every method on ``tasks``; ``prompt_seed`` draws the prompts (see :meth:`batches`)."""
         builder = model.prompt_builder(labels="first")
         engine = Engine(model, max_batch=self.max_batch)
         seconds: dict[str, float] = {"aie": 0.0, "fv": 0.0, "tv": 0.0, "soft_injection": 0.0}
         rows, aies, sweeps, losses, data = [], [], [], [], {}
+        hit_rows: list[pd.DataFrame] = []
+        by_prompt: list[pd.DataFrame] = []
         stability: list[dict] = []
         fits_by: dict[str, list[AlphaFit]] = {}
         if len(self.fits()) > 1:
@@ -216,6 +233,8 @@ class TaskVectors:
 
         def score(task, method, hits: Tensor, layer=None):
             lo, hi = wilson(float(hits.sum()), len(hits))
+            per = hits.float().numpy()
+            hit_rows.append(pd.DataFrame({"task": task, "method": method, "hit": per}))
             rows.append(
                 {
                     "task": task,
@@ -230,7 +249,7 @@ class TaskVectors:
 
         for i, task in enumerate(tasks):
             log(f"[{i + 1}/{len(tasks)}] {task}: embeddings, 0-shot and {self.shots}-shot")
-            b = self.batches(builder, task)
+            b = self.batches(builder, task, prompt_seed)
             split, test0, testk, dev0 = b.split, b.test0, b.testk, b.dev0
             te = task_embedding(model, b.te)
             score(task, "zero_shot", accuracy(model, test0))
@@ -240,8 +259,11 @@ class TaskVectors:
                 "shuffled-label prompts, one plan"
             )
             t0 = time.monotonic()
-            aie = AverageIndirectEffect(self.max_batch).run(model, te.heads, b.shuffled, engine)
-            aies.append(aie.assign(task=task))
+            table = AverageIndirectEffect(self.max_batch).run_table(
+                model, te.heads, b.shuffled, engine
+            )
+            aies.append(indirect_effects(table).assign(task=task))
+            by_prompt.append(prompt_effects(table).assign(task=task))
             seconds["aie"] += time.monotonic() - t0
             data[task] = (split, test0, dev0, te)
 
@@ -298,4 +320,13 @@ class TaskVectors:
             seconds,
             pd.DataFrame(stability),
             {name: {f.label: f.alpha for f in fits} for name, fits in fits_by.items()},
+            pd.concat(by_prompt, ignore_index=True),
+            _numbered(hit_rows),
         )
+
+
+def _numbered(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Per-prompt hits ``(task, method, prompt, hit)``, prompts numbered within each part."""
+    return pd.concat([p.assign(prompt=range(len(p))) for p in parts], ignore_index=True)[
+        ["task", "method", "prompt", "hit"]
+    ]

@@ -70,17 +70,37 @@ class AverageIndirectEffect:
     ) -> pd.DataFrame:
         """``(layer, head, aie, aie_std)`` per head; the indirect effect is read as the answer
         probability over the whole vocabulary at the last token."""
+        return indirect_effects(self.run_table(model, te, batch, engine, progress))
+
+    def run_table(
+        self,
+        model: HookedModel,
+        te: Float[Tensor, "layer head d_head"],
+        batch: PromptBatch,
+        engine: Engine | None = None,
+        progress: bool = False,
+    ) -> pd.DataFrame:
+        """The engine's table ``(prompt, layer, head, metric)``, baseline rows included: what
+        :func:`indirect_effects` averages and :func:`prompt_effects` keeps per prompt."""
         engine = engine or Engine(model, max_batch=self.max_batch)
-        table = engine.run(self.plan(te, batch), batch, metric="prob", progress=progress)
-        return indirect_effects(table)
+        return engine.run(self.plan(te, batch), batch, metric="prob", progress=progress)
+
+
+def prompt_effects(table: pd.DataFrame) -> pd.DataFrame:
+    """``(prompt, layer, head, ie)``: each head's indirect effect on each prompt, ``metric``
+    less the unedited baseline of that prompt (the rows an interval over prompts resamples)."""
+    base = table[table.layer < 0].set_index("prompt").metric
+    heads = table[table.layer >= 0]
+    ie = heads.metric.to_numpy() - base.loc[heads.prompt].to_numpy()
+    out = heads[["prompt", "layer", "head"]].assign(ie=ie)
+    return out.sort_values(["prompt", "layer", "head"], ignore_index=True)
 
 
 def indirect_effects(table: pd.DataFrame) -> pd.DataFrame:
     """Per head, the mean and spread over prompts of ``metric - baseline of that prompt``."""
-    base = table[table.layer < 0].set_index("prompt").metric
-    heads = table[table.layer >= 0].copy()
-    heads["ie"] = heads.metric.to_numpy() - base.loc[heads.prompt].to_numpy()
-    out = heads.groupby(["layer", "head"]).ie.agg(aie="mean", aie_std="std").reset_index()
+    base = table[table.layer < 0].metric
+    out = prompt_effects(table).groupby(["layer", "head"]).ie
+    out = out.agg(aie="mean", aie_std="std").reset_index()
     out["baseline"] = float(base.mean())
     return out
 

@@ -22,12 +22,15 @@ from interp.analysis.base import Log, engine_costs
 
 @dataclass
 class TaskVectorsConfig(AnalysisConfig):
-    """The knobs of :class:`TaskVectors` (see there), plus two of the run's own.
+    """The knobs of :class:`TaskVectors` (see there), plus three of the run's own.
 
     ``circuit_prompts``: classification prompts that find the ICL circuit's step-3 heads to
     compare with the top AIE heads (0 skips the comparison). ``tasks``: the function families
     to run, as :func:`~circuits.task_vectors.data.tasks_for` resolves the task argument; None
-    resolves it with the loaded model's tokenizer (the result then adds them to the manifest)."""
+    resolves it with the loaded model's tokenizer (the result then adds them to the manifest).
+    ``seeds``: draw the prompts (test items, demonstrations, embedding and AIE prompts) once
+    per seed and run every method on each draw (empty: once, with ``seed``); soft injection's
+    fits keep ``seed``."""
 
     shots: int = 8
     test_items: int = 40
@@ -44,6 +47,11 @@ class TaskVectorsConfig(AnalysisConfig):
     init_std: float = 0.0
     circuit_prompts: int = 64
     tasks: list[str] | None = None
+    seeds: tuple[int, ...] = ()
+
+    def prompt_seeds(self) -> list[int]:
+        """The seeds that draw the prompts, one run each: ``seeds``, or the run's seed alone."""
+        return list(self.seeds) or [self.seed]
 
     def task_vectors(self) -> TaskVectors:
         """The :class:`TaskVectors` this config describes (the run and its dry run share it)."""
@@ -56,6 +64,7 @@ class TaskVectorsConfig(AnalysisConfig):
         values = super().params()
         values["stability_lrs"] = list(self.stability_lrs)
         values["stability_seeds"] = list(self.stability_seeds)
+        values["seeds"] = list(self.seeds)
         return values
 
 
@@ -87,12 +96,17 @@ class TaskVectorsAnalysis(Analysis):
         m = loaded if loaded is not None else load_model(model)
         tasks = config.tasks or tasks_for(model, task)
         analysis = config.task_vectors()
-        costs = engine_costs(m, analysis.engine_steps(m, tasks), config.max_batch, workers)
+        seeds = config.prompt_seeds()
+        steps = []
+        for s in seeds:  # every seed's prompts are drawn again: its own plans, same shapes
+            named = analysis.engine_steps(m, tasks, s)
+            steps += [(f"seed {s}: {n}", *rest) for n, *rest in named] if len(seeds) > 1 else named
+        costs = engine_costs(m, steps, config.max_batch, workers)
         besides = (
             f"besides, in this process: {len(tasks)} tasks' embeddings and ICL accuracies (up "
             f"to {config.te_prompts + 2 * config.test_items} prompts each), soft injection's "
             f"{config.steps} training steps per task and fit ({len(analysis.fits())} fits per "
-            "alpha)"
+            "alpha)" + (f", all of it once per seed ({len(seeds)} seeds)" if len(seeds) > 1 else "")
         )
         return CostEstimate(costs, memory_knobs(tasks), (besides,))
 
@@ -102,7 +116,13 @@ class TaskVectorsAnalysis(Analysis):
         t0 = time.monotonic()
         tasks = config.tasks if config.tasks is not None else resolve_tasks(task, model.tokenizer)
         analysis = config.task_vectors()
-        result = analysis.run(model, tasks, log=log)
+        seeds = config.prompt_seeds()
+        by_seed = {}
+        for k, s in enumerate(seeds):
+            if len(seeds) > 1:
+                log(f"prompt seed {s} ({k + 1}/{len(seeds)})")
+            by_seed[s] = analysis.run(model, tasks, log=log, prompt_seed=s)
+        result = by_seed[seeds[0]]
         circuit = None
         if config.circuit_prompts:
             log(f"ICL circuit step-3 heads on {config.circuit_prompts} prompts")
@@ -112,7 +132,7 @@ class TaskVectorsAnalysis(Analysis):
                 model.cfg.n_layers * model.cfg.n_heads,
             )
         seconds = round(time.monotonic() - t0, 1)
-        return TaskVectorsRun(result, circuit, seconds, model.cfg.name, analysis, tasks)
+        return TaskVectorsRun(result, circuit, seconds, model.cfg.name, analysis, tasks, by_seed)
 
 
 def memory_knobs(tasks: list[str]) -> dict[str, str]:

@@ -15,7 +15,20 @@ import plotly.express as px
 import plotly.graph_objects as go
 import torch
 
+from circuits.icl_circuit.report import with_ci
 from circuits.task_vectors import METHODS, TaskVectors, TaskVectorsResult
+from circuits.task_vectors.intervals import (
+    accuracy_ci,
+    headline_intervals,
+    method_means,
+    seed_spread,
+)
+from circuits.task_vectors.sections import (  # noqa: F401 (targets: re-exported, its old home)
+    heads_line,
+    seeds_section,
+    stability_section,
+    targets,
+)
 from interp.analysis import Result
 from interp.io import atomic_write_bytes
 from interp.runs.figures import heatmap, layer_head_heatmap
@@ -44,6 +57,10 @@ def task_vectors_tables(result: TaskVectorsResult) -> dict[str, pd.DataFrame]:
     }
     if len(result.stability):
         tables["alpha_stability"] = result.stability
+    if len(result.aie_by_prompt):
+        tables["aie_by_prompt"] = result.aie_by_prompt  # what the AIE intervals resample
+    if len(result.hits):
+        tables["accuracy_by_prompt"] = result.hits
     return tables
 
 
@@ -92,7 +109,7 @@ def figures(result: TaskVectorsResult) -> dict[str, go.Figure]:
         markers=True,
         title="0-shot accuracy with the function vector added / task vector written at each layer",
     )
-    acc = result.accuracy
+    acc = pd.concat([result.accuracy, _mean_rows(result)], ignore_index=True)
     figs["accuracy"] = px.bar(
         acc,
         x="task",
@@ -103,22 +120,69 @@ def figures(result: TaskVectorsResult) -> dict[str, go.Figure]:
         error_y_minus=acc.acc - acc.lo,
         title="Held-out accuracy (first answer token), 95% Wilson intervals",
     )
+    intervals = headline_intervals(result, [])
+    if intervals.get("top_heads_aie_ci"):
+        figs["top_heads"] = _heads_figure(result.top_heads, intervals)
     return figs
 
 
-def task_vectors_summary(result: TaskVectorsResult, circuit: dict | None, seconds: float) -> dict:
+def _mean_rows(result: TaskVectorsResult) -> pd.DataFrame:
+    """Each method's mean over tasks as a ``task = 'mean'`` row with its interval (none when
+    the per-prompt hits were not kept)."""
+    if not len(result.hits):
+        return pd.DataFrame()
+    means = method_means(result.per_task(), list(METHODS))
+    rows = []
+    for m, value in means.items():
+        lo, hi = accuracy_ci(result.hits, m)
+        rows.append({"task": "mean", "method": m, "acc": value, "lo": lo, "hi": hi})
+    return pd.DataFrame(rows)
+
+
+def _heads_figure(heads: list[tuple[int, int]], intervals: dict) -> go.Figure:
+    """The top heads' mean AIE with their bootstrap intervals, best first."""
+    values = intervals["top_heads_aie"]
+    lows, highs = zip(*intervals["top_heads_aie_ci"])
+    fig = go.Figure(
+        go.Bar(
+            x=[f"L{l}H{h}" for l, h in heads],
+            y=values,
+            error_y={
+                "type": "data",
+                "array": [h - v for h, v in zip(highs, values)],
+                "arrayminus": [v - lo for lo, v in zip(lows, values)],
+            },
+        )
+    )
+    fig.update_layout(
+        title="Top heads by AIE (mean over tasks), 95% bootstrap intervals over prompts",
+        xaxis_title="head",
+        yaxis_title="AIE",
+    )
+    return fig
+
+
+def task_vectors_summary(
+    result: TaskVectorsResult,
+    circuit: dict | None,
+    seconds: float,
+    by_seed: dict[int, TaskVectorsResult] | None = None,
+) -> dict:
     """The headline numbers: mean accuracy per method, per task, intervals, chosen layers,
     the gains against the published ones, the top heads and their overlap with the circuit's,
-    alpha and its stability."""
+    alpha and its stability. Each measured headline number ``<key>`` has its 95% interval
+    ``<key>_ci`` (see :mod:`~circuits.task_vectors.intervals`). ``by_seed``: every prompt
+    seed's result, the first being ``result``; with more than one, ``seeds`` lists them and
+    ``<key>_by_seed`` gives each number's per-seed values, mean, sd, min and max."""
     per_task = result.per_task()
-    means = {
-        m: float(sum(t[m] for t in per_task.values()) / len(per_task))
-        for m in METHODS
-        if all(m in t for t in per_task.values())
-    }
+    means = method_means(per_task, list(METHODS))
     acc = result.accuracy
+    spread = seed_spread(by_seed, list(means)) if by_seed and len(by_seed) > 1 else {}
     return {
         **means,
+        **headline_intervals(result, list(means)),
+        "seeds": list(by_seed) if by_seed else None,
+        **spread,
         "per_task": per_task,
         "intervals": {
             f"{r.task}/{r.method}": [round(r.lo, 4), round(r.hi, 4)] for r in acc.itertuples()
@@ -145,32 +209,6 @@ def task_vectors_summary(result: TaskVectorsResult, circuit: dict | None, second
     }
 
 
-def targets(per_task: dict[str, dict[str, float]], icl_floor: float = 0.6) -> dict:
-    """The published gains, over the tasks where k-shot ICL reaches ``icl_floor``: soft
-    injection >= ICL + 0.05 on average and never more than 0.05 below it; FV >= 0-shot + 0.30;
-    TV >= 0-shot + 0.40 (all on average)."""
-    tasks = [t for t, r in per_task.items() if r["icl"] >= icl_floor]
-    if not tasks:
-        return {"tasks": [], "icl_floor": icl_floor}
-    mean = lambda key: sum(per_task[t][key] for t in tasks) / len(tasks)  # noqa: E731
-    si_gap = [per_task[t]["soft_injection"] - per_task[t]["icl"] for t in tasks]
-    out = {
-        "tasks": tasks,
-        "icl_floor": icl_floor,
-        "soft_injection_minus_icl": round(mean("soft_injection") - mean("icl"), 4),
-        "soft_injection_worst_minus_icl": round(min(si_gap), 4),
-        "fv_minus_zero_shot": round(mean("fv") - mean("zero_shot"), 4),
-        "tv_minus_zero_shot": round(mean("tv") - mean("zero_shot"), 4),
-    }
-    out["met"] = {
-        "soft_injection": out["soft_injection_minus_icl"] >= 0.05
-        and out["soft_injection_worst_minus_icl"] >= -0.05,
-        "fv": out["fv_minus_zero_shot"] >= 0.30,
-        "tv": out["tv_minus_zero_shot"] >= 0.40,
-    }
-    return out
-
-
 def task_vectors_report(
     result: TaskVectorsResult, summary: dict, model: str, analysis: TaskVectors
 ) -> str:
@@ -185,7 +223,9 @@ def task_vectors_report(
         f"{len(summary['per_task'])} function tasks, {n}+ held-out items each, scored by the "
         "argmax over the whole vocabulary at the last prompt token against the answer's first "
         f"token; every method except ICL runs on the 0-shot prompt. ICL uses {analysis.shots} "
-        f"demonstrations. Brackets: 95% Wilson intervals. {summary['seconds']:.0f} s in all.",
+        f"demonstrations. Brackets: 95% Wilson intervals (the mean row: every task's items "
+        "pooled, or, with unequal counts per task, a bootstrap resampling each task's items). "
+        f"{summary['seconds']:.0f} s in all.",
         "",
         "## Accuracy per task",
         "",
@@ -203,7 +243,9 @@ def task_vectors_report(
             at = f" (L{int(r.layer)})" if r.layer is not None and r.layer == r.layer else ""
             cells.append(f"{r.acc:.2f} [{r.lo:.2f}, {r.hi:.2f}]{at}")
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
-    mean = " | ".join(f"{summary[m]:.3f}" if m in summary else "-" for m in methods)
+    mean = " | ".join(
+        with_ci(summary[m], summary.get(f"{m}_ci")) if m in summary else "-" for m in methods
+    )
     lines += [f"| **mean** | {mean} |", ""]
     t = summary["targets"]
     if t.get("tasks"):
@@ -227,8 +269,7 @@ def task_vectors_report(
         "",
         "## Heads",
         "",
-        f"Top heads by AIE (mean over tasks, {analysis.trials} shuffled-label prompts per "
-        "task): " + ", ".join(f"L{l}H{h}" for l, h in result.top_heads) + ".",
+        heads_line(summary, analysis.trials),
         "",
     ]
     circuit = summary["overlap_with_circuit_heads"]
@@ -261,47 +302,12 @@ def task_vectors_report(
             + ".",
         ]
     lines += stability_section(result, summary)
+    lines += seeds_section(summary, methods)
     lines += [
         "",
         "Times (s): " + ", ".join(f"{k} {v}" for k, v in summary["seconds_by_part"].items()) + ".",
     ]
     return "\n".join(lines) + "\n"
-
-
-def stability_section(result: TaskVectorsResult, summary: dict) -> list[str]:
-    """The report's lines on alpha across fits (other learning rates and seeds): per fit,
-    heads above 0.9 and held-out accuracy; per alpha, the heads above 0.9 in every fit and
-    the fits' mean pairwise Jaccard index. Nothing when only the main fit ran."""
-    st = result.stability
-    if st.empty or st.groupby("task").size().max() < 2:
-        return []
-    lines = [
-        "",
-        "## Alpha across learning rates and seeds",
-        "",
-        f"{st.groupby('task').size().max()} fits per alpha: the main one (the alpha above), the "
-        "other learning rates at the main seed and the other seeds at the main learning rate. "
-        "Accuracy: held-out 0-shot items with that fit's alpha (shared: every task's items "
-        "pooled). Stable heads: above 0.9 in every fit. Agreement: mean Jaccard index of the "
-        "fits' above-0.9 sets over all pairs.",
-        "",
-        "| alpha | fit | heads > 0.9 | heads < 0.1 | accuracy |",
-        "|---|---|---|---|---|",
-    ]
-    for r in st.itertuples():
-        fit = f"{r.fit} (main)" if r.main else r.fit
-        lines.append(
-            f"| {r.task} | {fit} | {r.above_0_9} | {r.below_0_1} | "
-            f"{r.acc:.2f} [{r.lo:.2f}, {r.hi:.2f}] |"
-        )
-    lines.append("")
-    for task, heads in summary["alpha_stable_heads"].items():
-        if heads is None:
-            continue
-        names = ", ".join(f"L{l}H{h}" for l, h in heads) or "none"
-        agree = summary["alpha_fit_agreement"][task]
-        lines.append(f"- {task}: {len(heads)} stable heads (agreement {agree:.2f}): {names}")
-    return lines
 
 
 class TaskVectorsRun(Result):
@@ -317,9 +323,11 @@ class TaskVectorsRun(Result):
         model: str,
         analysis: TaskVectors,
         tasks: list[str],
+        by_seed: dict[int, TaskVectorsResult] | None = None,
     ) -> None:
         self.result, self.circuit, self.seconds = result, circuit, seconds
         self.model, self.analysis, self.tasks = model, analysis, tasks
+        self.by_seed = by_seed  # prompt seed -> result, ``result`` first
 
     def params(self) -> dict:
         """The families the run covered: ``all`` is resolved only once the tokenizer is known,
@@ -327,7 +335,12 @@ class TaskVectorsRun(Result):
         return {"tasks": list(self.tasks)}
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        return task_vectors_tables(self.result)
+        tables = task_vectors_tables(self.result)
+        if self.by_seed and len(self.by_seed) > 1:
+            tables["accuracy_by_seed"] = pd.concat(
+                [r.accuracy.assign(seed=s) for s, r in self.by_seed.items()], ignore_index=True
+            )
+        return tables
 
     def figures(self) -> dict[str, go.Figure]:
         return figures(self.result)
@@ -337,11 +350,12 @@ class TaskVectorsRun(Result):
             "accuracy": "Accuracy per task",
             "layer_sweeps": "Accuracy per task",
             "aie": "Heads",
+            "top_heads": "Heads",
             "alpha": "Learned alpha",
         }
 
     def summary(self) -> dict:
-        return task_vectors_summary(self.result, self.circuit, self.seconds)
+        return task_vectors_summary(self.result, self.circuit, self.seconds, self.by_seed)
 
     def report(self, summary: dict) -> str:
         return task_vectors_report(self.result, summary, self.model, self.analysis)

@@ -30,6 +30,9 @@ class TaskVectorsResult:
     # task (or 'shared'), fit, lr, seed, main, above_0_9, below_0_1, acc, lo, hi, n
     stability: pd.DataFrame = field(default_factory=pd.DataFrame)
     alpha_fits: dict[str, dict[str, Tensor]] = field(default_factory=dict)  # task -> fit -> alpha
+    # task, prompt, layer, head, ie: the AIE before averaging (its intervals resample prompts)
+    aie_by_prompt: pd.DataFrame = field(default_factory=pd.DataFrame)
+    hits: pd.DataFrame = field(default_factory=pd.DataFrame)  # task, method, prompt, hit (0/1)
 
     def stable_heads(self, threshold: float = 0.9) -> dict[str, list[tuple[int, int]] | None]:
         """Per task (and 'shared'), the heads above ``threshold`` in every fit (None with a

@@ -65,6 +65,12 @@ def run_task_vectors_command(
         64, min=0, help="Prompts for the ICL circuit's step-3 heads (0: skip the overlap)."
     ),
     seed: int = options.seed(),
+    seeds: str | None = typer.Option(
+        None,
+        help="Draw the prompts once per seed, comma-separated (e.g. 0,1,2), and report each "
+        "number's spread across the draws beside its interval; every seed costs one more run "
+        "[the --seed alone].",
+    ),
     threads: int | None = options.count(
         None, "Torch CPU threads [torch's default]; 1 is faster on a machine others load."
     ),
@@ -82,11 +88,12 @@ def run_task_vectors_command(
     stay local."""
     checks.output_folder(out)
     lrs = checks.float_list(stability_lrs, "--stability-lrs") if stability_lrs else []
-    seeds = (
+    fit_seeds = (
         checks.int_list(stability_seeds, "--stability-seeds", example="1,2")
         if stability_seeds
         else []
     )
+    prompt_seeds = _seeds(seeds)
     if not (init_std >= 0 and math.isfinite(init_std)):  # also refuses nan
         raise IclscopeError(
             f"--init-std {init_std} is not a finite number >= 0",
@@ -118,12 +125,26 @@ def run_task_vectors_command(
         shared=shared,
         max_batch=max_batch,
         stability_lrs=tuple(lrs),
-        stability_seeds=tuple(seeds),
+        stability_seeds=tuple(fit_seeds),
         init_std=init_std,
         circuit_prompts=circuit_prompts,
         tasks=tasks_for(model, task),
+        seeds=tuple(prompt_seeds),
     )
     run_command(TaskVectorsAnalysis(), config, locals())
+
+
+def _seeds(text: str | None) -> list[int]:
+    """``--seeds``: distinct integers >= 0 (none given: the run's --seed alone)."""
+    if text is None:
+        return []
+    values = checks.int_list(text, "--seeds", example="0,1,2")
+    if len(set(values)) < len(values):
+        raise IclscopeError(
+            f"--seeds {text!r} repeats a seed: a repeat draws the same prompts again",
+            fix="list each seed once, e.g. --seeds 0,1,2",
+        )
+    return values
 
 
 @bench_app.command(

@@ -26,9 +26,9 @@ def spread(values: Sequence[float], cis: Sequence[Sequence[float] | None]) -> di
     """One number across seeds: each seed's value and interval, their mean, min and max."""
     values = [float(v) for v in values]
     return {
-        "values": [round(v, 6) for v in values],
+        "values": values,
         "ci": [list(ci) if ci is not None else None for ci in cis],
-        "mean": round(sum(values) / len(values), 6),
+        "mean": sum(values) / len(values),
         "min": min(values),
         "max": max(values),
     }

@@ -15,11 +15,17 @@ the model is fine-tuned with an auxiliary contrastive loss on it, under a block-
 * :mod:`~circuits.block_relevance.hook`: the hook ``blocks.{l}.attn.hook_block_relevance``, on
   both backends (:func:`relevance_source`);
 * :mod:`~circuits.block_relevance.compute`: :class:`BlockRelevance`, every layer and head on
-  one ranking family;
+  one ranking family, run in chunks of prompts (:mod:`~circuits.block_relevance.chunks`), its
+  tables built in :mod:`~circuits.block_relevance.tables` and its result and summary in
+  :mod:`~circuits.block_relevance.result`;
+* :mod:`~circuits.block_relevance.intervals`: the 95% intervals over prompts of precision@1,
+  MRR and nDCG@10 (``<key>_ci`` in the summary);
 * :mod:`~circuits.block_relevance.analysis`: the registered analysis (kind ``block-relevance``:
   its config, the run, the dry run's estimate), and :mod:`~circuits.block_relevance.report` its
   figures and report;
-* :mod:`~circuits.block_relevance.train`: :class:`BlockRankTrainer`, the fine-tuning;
+* :mod:`~circuits.block_relevance.train`: :class:`BlockRankTrainer`, the fine-tuning, with
+  peft's LoRA adapters (:mod:`~circuits.block_relevance.adapters`), saved as a BlockRank
+  folder (:mod:`~circuits.block_relevance.folder`);
 * :mod:`~circuits.block_relevance.documents`: the seeded split of a family's document pool into
   training and unseen documents (precision@1 on seen and on unseen documents).
 """

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from circuits.block_relevance.compute import BlockRelevance
+from circuits.block_relevance.folder import RECORD as BLOCKRANK_RECORD
 from circuits.block_relevance.report import BlockRelevanceRun
-from circuits.block_relevance.train import RECORD as BLOCKRANK_RECORD
 from interp.analysis import Analysis, AnalysisConfig, CostEstimate
 from interp.analysis.base import Log
 
@@ -27,25 +27,35 @@ class BlockRelevanceConfig(AnalysisConfig):
     """``prompts``: the first half picks the best layer and head, the rest measure it;
     ``docs`` documents per prompt; ``rows`` last query rows read (``[`` and the token before);
     ``backend`` the hooked backend the model loads on; ``chunk`` prompts per forward pass
-    (three passes per chunk)."""
+    (three passes per chunk); ``unseen_share`` [0.25] and ``split_seed`` [0] the split of the
+    document pool into seen and unseen documents for a model not trained with BlockRank
+    (``None``: the default; a BlockRank folder's training record fixes its own split)."""
 
     prompts: int = 48
     docs: int = 10
     rows: int = 2
     backend: str = "transformer_lens"
     chunk: int = 16
+    unseen_share: float | None = None
+    split_seed: int | None = None
 
     def relevance(self) -> BlockRelevance:
         """The :class:`BlockRelevance` this config describes (the run and its dry run share
         it)."""
         return BlockRelevance(
-            prompts=self.prompts, docs=self.docs, rows=self.rows, seed=self.seed, chunk=self.chunk
+            prompts=self.prompts,
+            docs=self.docs,
+            rows=self.rows,
+            seed=self.seed,
+            chunk=self.chunk,
+            unseen_share=self.unseen_share,
+            split_seed=self.split_seed,
         )
 
     def estimate(self, model: str, task: str, workers: int = 1):
         """What a run of this config costs per worker (see :func:`block_relevance_estimate`)."""
         return block_relevance_estimate(
-            model, task, self.prompts, self.docs, self.seed, self.chunk, workers
+            model, task, self.prompts, self.docs, self.seed, self.chunk, workers, self.relevance()
         )
 
 
@@ -67,6 +77,7 @@ class BlockRelevanceAnalysis(Analysis):
     config_type = BlockRelevanceConfig
 
     def check(self, model: str, task: str, config: BlockRelevanceConfig) -> None:
+        from interp.models import resolve_spec
         from interp.tasks.suite import require_kind
 
         require_kind(
@@ -75,6 +86,7 @@ class BlockRelevanceAnalysis(Analysis):
             "block relevance",
             fix="use --task nl_ranking_lexical or --task nl_ranking_semantic",
         )
+        config.relevance().check(resolve_spec(model)[0], task)
 
     def estimate(self, model, task, config: BlockRelevanceConfig, workers=1, loaded=None):
         return CostEstimate(config.estimate(model, task, workers), "")
@@ -104,14 +116,16 @@ def block_relevance_estimate(
     seed: int,
     chunk: int = 16,
     workers: int = 1,
+    relevance: BlockRelevance | None = None,
 ):
     """What a block-relevance run will cost per worker (:class:`~interp.engine.memory.
     WorkEstimate`), from the tokenizer, the config and the prompts alone: the chunks are the
-    analysis's own (:class:`~circuits.block_relevance.compute.RelevanceChunks`), built as the
-    model's prompt builder builds them, each three forward passes."""
+    analysis's own (:class:`~circuits.block_relevance.chunks.RelevanceChunks`), built as the
+    model's prompt builder builds them, each three forward passes. ``relevance``: the
+    analysis whose chunks are estimated (its document split too), else one from the numbers."""
     from transformers import AutoConfig, AutoTokenizer
 
-    from circuits.block_relevance.compute import FORWARDS_PER_CHUNK, prompt_floats
+    from circuits.block_relevance.chunks import FORWARDS_PER_CHUNK, prompt_floats
     from interp.engine.memory import estimate_work, weights_gb
     from interp.models import ModelConfig, resolve_spec
     from interp.models.gguf_cache import prepend_bos
@@ -122,7 +136,7 @@ def block_relevance_estimate(
     tokenizer = AutoTokenizer.from_pretrained(folder)
     # the builder HookedModel.prompt_builder() makes, without loading the model
     builder = PromptBuilder(tokenizer, n_ctx=cfg.n_ctx, prepend_bos=prepend_bos(folder))
-    analysis = BlockRelevance(prompts=prompts, docs=docs, seed=seed, chunk=chunk)
+    analysis = relevance or BlockRelevance(prompts=prompts, docs=docs, seed=seed, chunk=chunk)
     work = analysis.chunks(folder, "transformer_lens", task)
     sizes = []
     for index in range(work.count()):

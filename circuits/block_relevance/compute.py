@@ -21,130 +21,39 @@ BlockRank folder's trained layer, the dry run's estimate) and
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-import pandas as pd
 import torch
-from jaxtyping import Float
-from torch import Tensor
 
-from circuits.block_relevance.documents import UNSEEN_SHARE, DocumentSplit
-from circuits.block_relevance.hook import collect_relevance
-from circuits.block_relevance.metrics import positional_heads, ranking_metrics, top_position_share
+from circuits.block_relevance.chunks import RelevanceChunks
+from circuits.block_relevance.documents import (
+    UNSEEN_SHARE,
+    DocumentSplit,
+    check_split,
+    document_pool,
+)
 from circuits.block_relevance.relevance import calibrate
+from circuits.block_relevance.result import (
+    DOCUMENT_SETS,
+    MEAN_HEAD,
+    VARIANTS,
+    BlockRelevanceResult,
+)
+from circuits.block_relevance.tables import (
+    RelevanceData,
+    decoded_accuracy,
+    pick_best,
+    position_table,
+    prompt_scores,
+    prompts_table,
+    scores_table,
+    with_intervals,
+)
 from interp.errors import IclscopeError
 from interp.models import HookedModel
-from interp.prompts import Template
 from interp.tasks.suite import get_family, sample_episodes
 
-VARIANTS = ("raw", "calibrated", "block_sparse")
-"""raw: full attention; calibrated: raw minus the content-free query's relevance;
-block_sparse: relevance read under BlockRank's structured mask."""
-MEAN_HEAD = -1
-"""``head`` value of the relevance averaged over heads (r_d, docs/analyses/block-relevance.md)."""
-DOCUMENT_SETS = ("seen", "unseen")
-"""The held-out prompts split by document: built from training documents, or from unseen ones."""
-
-
-@dataclass
-class RelevanceData:
-    """What the forward passes give, for every prompt: relevance ``(batch, layer, head, doc)``
-    per variant, the gold document, and the decoded answers."""
-
-    relevance: dict[str, Float[Tensor, "batch layer head doc"]]
-    gold: Tensor
-    decoded: Tensor
-    decoded_sparse: Tensor
-    answer_ids: Tensor
-    label_ids: list[list[int]]
-    texts: list[str]
-    docs: list[list[tuple[str, str]]]
-    """Per prompt, its documents as (ID, content)."""
-
-
-@dataclass
-class BlockRelevanceResult:
-    heads: pd.DataFrame
-    """variant, split (select / test), layer, head (-1: mean over heads), p_at_1, mrr, ndcg10."""
-    position: pd.DataFrame
-    """variant, layer, head, position, share (how often that position is ranked first)."""
-    prompts: pd.DataFrame
-    """Test prompts at the best head: prompt, position, doc_id, relevance, calibrated, gold,
-    decoded (the model's answer), correct."""
-    best: dict
-    """variant -> [layer, head] picked on the selection prompts."""
-    decoded: dict
-    """p_at_1_decoded, p_at_1_block_sparse on the test prompts, and on all prompts."""
-    bias: dict
-    """Positional heads per variant (see ``positional_heads``)."""
-    trained_layer: int | None = None
-    seconds: float = 0.0
-    documents: dict | None = None
-    """The document split the ``seen`` and ``unseen`` prompts come from: source (``training
-    record``, ``default split``, or ``trained on the whole pool`` for a BlockRank folder that
-    kept no document out), what the pool holds (``documents``, or the organism's ``words``),
-    seed, unseen share, the number of training and unseen documents,
-    and the prompts per set; ``None`` for a family with no known pool."""
-
-    def metric(self, variant: str, layer: int, head: int, split: str = "test") -> pd.Series:
-        rows = self.heads.query(
-            "variant == @variant and split == @split and layer == @layer and head == @head"
-        )
-        return rows.iloc[0]
-
-    def summary(self) -> dict:
-        layer, head = self.best["raw"]
-        best = self.metric("raw", layer, head)
-        cal = self.metric("calibrated", *self.best["calibrated"])
-        out = {
-            "best_layer": int(layer),
-            "best_head": int(head),
-            "p_at_1_best": float(best.p_at_1),
-            "p_at_1_calibrated": float(cal.p_at_1),
-            "best_calibrated": [int(v) for v in self.best["calibrated"]],
-            "mrr_best": float(best.mrr),
-            "ndcg10_best": float(best.ndcg10),
-            "p_at_1_decoded": self.decoded["p_at_1_decoded"],
-            "p_at_1_block_sparse": self.decoded["p_at_1_block_sparse"],
-            "positional_heads": self.bias,
-            "seconds": round(self.seconds, 3),
-        }
-        sparse = self.metric("block_sparse", *self.best["block_sparse"])
-        out["p_at_1_block_sparse_relevance"] = float(sparse.p_at_1)
-        out["best_block_sparse"] = [int(v) for v in self.best["block_sparse"]]
-        if self.trained_layer is not None:
-            out["trained_layer"] = self.trained_layer
-            for variant in VARIANTS:
-                row = self.metric(variant, self.trained_layer, MEAN_HEAD)
-                out[f"p_at_1_trained_layer_{variant}"] = float(row.p_at_1)
-        out.update(self.document_summary())
-        return out
-
-    def document_summary(self) -> dict:
-        """Precision@1 on the seen and on the unseen documents' prompts: ``p_at_1_seen`` and
-        ``p_at_1_unseen`` are the headline (the head-averaged block-sparse relevance at the
-        trained layer of a BlockRank folder, else the best raw head), beside the best head's,
-        each variant's at the trained layer and the decoded answer's on both sets. A set that
-        was not measured (no pool, or no document kept out of training) reads ``None``."""
-        out: dict = {"documents": self.documents}
-        measured = set(self.heads.split)
-        for side in DOCUMENT_SETS:
-            keys = [f"p_at_1_{side}", f"p_at_1_best_{side}", f"p_at_1_decoded_{side}"]
-            if self.trained_layer is not None:
-                keys += [f"p_at_1_trained_layer_{v}_{side}" for v in VARIANTS]
-            out.update(dict.fromkeys(keys))
-            if side not in measured:
-                continue
-            best = self.metric("raw", *self.best["raw"], split=side)
-            out[f"p_at_1_best_{side}"] = float(best.p_at_1)
-            out[f"p_at_1_decoded_{side}"] = self.decoded.get(f"p_at_1_decoded_{side}")
-            out[f"p_at_1_{side}"] = float(best.p_at_1)
-            if self.trained_layer is not None:
-                for variant in VARIANTS:
-                    row = self.metric(variant, self.trained_layer, MEAN_HEAD, split=side)
-                    out[f"p_at_1_trained_layer_{variant}_{side}"] = float(row.p_at_1)
-                out[f"p_at_1_{side}"] = out[f"p_at_1_trained_layer_block_sparse_{side}"]
-        return out
+__all__ = ["MEAN_HEAD", "VARIANTS", "BlockRelevance", "BlockRelevanceResult"]
 
 
 @dataclass
@@ -155,9 +64,10 @@ class BlockRelevance:
     it. ``docs`` [10] documents per prompt; ``rows`` [2] last query rows read (``[`` and the
     token before it); ``content_free`` the query of the calibration prompts; ``chunk`` prompts
     per forward pass. ``split_prompts`` [``prompts - prompts // 2``] prompts in each of the
-    ``seen`` and ``unseen`` sets, their documents split by ``split_seed`` with
-    ``unseen_share`` of the pool unseen (a BlockRank folder's training record overrides both
-    with the split it trained on); 0 measures neither set.
+    ``seen`` and ``unseen`` sets, their documents split by ``split_seed`` [0] with
+    ``unseen_share`` [0.25] of the pool unseen; 0 measures neither set. A BlockRank folder's
+    training record fixes the split it trained on, and setting either of the two for it is
+    refused (its unseen documents are the ones it never saw).
     """
 
     prompts: int = 128
@@ -167,8 +77,8 @@ class BlockRelevance:
     chunk: int = 16
     content_free: str = "N/A"
     split_prompts: int | None = None
-    unseen_share: float = UNSEEN_SHARE
-    split_seed: int = 0
+    unseen_share: float | None = None
+    split_seed: int | None = None
 
     def per_set(self) -> int:
         """Prompts in each of the ``seen`` and ``unseen`` sets."""
@@ -176,18 +86,39 @@ class BlockRelevance:
             return self.prompts - self.prompts // 2
         return self.split_prompts
 
+    def check(self, model: str, family: str) -> None:
+        """Refuse a bad split before any model loads (``model``: its folder): a share or seed
+        out of range, a side too small for ``docs`` documents, a split chosen for a family with
+        no document pool or for a BlockRank folder, whose record fixes its own."""
+        self.documents(model, family)
+
     def documents(self, model: str, family: str) -> tuple[DocumentSplit | None, str]:
         """The document split for ``model`` (a folder) on ``family``, and where it comes from:
         a BlockRank folder's training record when it names one for this family's pool, else the
         default split by ``split_seed``."""
-        from circuits.block_relevance.train import training_split
+        from circuits.block_relevance.folder import training_split
 
+        chosen = self.unseen_share is not None or self.split_seed is not None
+        if chosen and document_pool(family) is None:
+            raise IclscopeError(
+                f"{family!r} has no document pool to split into seen and unseen documents",
+                fix="drop --unseen-share and --split-seed for this task",
+            )
         if self.per_set() == 0:
             return None, "not measured"
         trained = training_split(model, family)
         if trained is not None:
+            if chosen:
+                raise IclscopeError(
+                    f"{model} was trained with BlockRank: its training record fixes which "
+                    "documents are unseen",
+                    fix="drop --unseen-share and --split-seed; the run measures the documents "
+                    "this model never trained on",
+                )
             return trained
-        return DocumentSplit.of(family, self.split_seed, self.unseen_share), "default split"
+        share = UNSEEN_SHARE if self.unseen_share is None else self.unseen_share
+        seed = 0 if self.split_seed is None else self.split_seed
+        return check_split(family, share, seed, self.docs), "default split"
 
     def run(
         self,
@@ -229,19 +160,25 @@ class BlockRelevance:
                 "unseen": len(split.unseen),
                 "prompts": m,
             }
-        heads = heads_table(data, parts)
+        scores = prompt_scores(data, parts)
+        heads = scores_table(scores)
         best = {v: pick_best(heads, v) for v in VARIANTS}
+        heads = with_intervals(heads, scores, best, self.seed)
         test, every = parts["test"], slice(0, n)
+        answers = data.answer_ids
         decoded = {
-            "p_at_1_decoded": _acc(data.decoded[test], data.answer_ids[test]),
-            "p_at_1_block_sparse": _acc(data.decoded_sparse[test], data.answer_ids[test]),
-            "p_at_1_decoded_all": _acc(data.decoded[every], data.answer_ids[every]),
-            "p_at_1_block_sparse_all": _acc(data.decoded_sparse[every], data.answer_ids[every]),
+            **decoded_accuracy("p_at_1_decoded", data.decoded[test], answers[test]),
+            **decoded_accuracy("p_at_1_block_sparse", data.decoded_sparse[test], answers[test]),
+            **decoded_accuracy("p_at_1_decoded_all", data.decoded[every], answers[every]),
+            **decoded_accuracy(
+                "p_at_1_block_sparse_all", data.decoded_sparse[every], answers[every]
+            ),
         }
         for side in DOCUMENT_SETS:
             if side in parts:
                 part = parts[side]
-                decoded[f"p_at_1_decoded_{side}"] = _acc(data.decoded[part], data.answer_ids[part])
+                key = f"p_at_1_decoded_{side}"
+                decoded |= decoded_accuracy(key, data.decoded[part], answers[part])
         position, bias = position_table(data, every)
         prompts = prompts_table(data, best["raw"], half, n)
         return BlockRelevanceResult(
@@ -309,167 +246,3 @@ class BlockRelevance:
             batch_all.texts,
             [list(ep.docs) for ep in work.episodes],
         )
-
-
-FORWARDS_PER_CHUNK = 3
-"""Each chunk's passes: as it is, with a content-free query, under the block-sparse mask."""
-
-
-def prompt_floats(cfg, n_pos: int) -> int:
-    """Floats one prompt of a chunk holds at the peak of its forward passes (they run one after
-    another): one forward's live activations (:func:`~interp.engine.batched.row_floats`: the
-    residual stream, the MLP, one layer's scores and pattern at heads x pos^2, the logits at
-    every position) plus the block-sparse mask (pos^2). The relevance kept per layer is a few
-    floats per document, left out."""
-    from interp.engine.batched import row_floats
-
-    return row_floats(cfg, n_pos) + n_pos * n_pos
-
-
-@dataclass
-class RelevanceChunks:
-    """:class:`BlockRelevance`'s chunks as :class:`~interp.execution.Work`: chunk
-    ``index`` is ``chunk`` prompts' three forward passes (:data:`FORWARDS_PER_CHUNK`), each
-    chunk built and padded on its own, so a worker's batch is the local loop's. It carries the
-    sampled episodes, never the model: a worker loads that by ``model`` (a folder path)."""
-
-    model: str
-    backend: str
-    family: str
-    episodes: list
-    rows: int = 2
-    chunk: int = 16
-    content_free: str = "N/A"
-    template: Template | None = None
-    """The family's template, carried so that a worker in another process (where a task file
-    read by this one is not registered) builds the same prompts."""
-
-    @property
-    def key(self):
-        return ("hooked", self.model, self.backend)
-
-    def load(self) -> HookedModel:
-        from interp.models import load_model
-
-        return load_model(self.model, backend=self.backend)
-
-    def count(self) -> int:
-        return -(-len(self.episodes) // self.chunk)
-
-    def batches(self, builder, index: int) -> tuple:
-        """Chunk ``index``'s prompts and the same with the content-free query."""
-        template = self.template or get_family(self.family).template
-        episodes = self.episodes[index * self.chunk : (index + 1) * self.chunk]
-        free = [replace(ep, query=self.content_free) for ep in episodes]
-        return builder.build(template, episodes), builder.build(template, free)
-
-    @torch.no_grad()
-    def __call__(self, model: HookedModel, index: int) -> dict[str, Tensor]:
-        batch, cf = self.batches(model.prompt_builder(), index)
-        rel, logits = collect_relevance(model, batch, self.rows)
-        rel_sp, logits_sp = collect_relevance(model, batch, self.rows, block_sparse=True)
-        return {
-            "raw": rel,
-            "free": collect_relevance(model, cf, self.rows)[0],
-            "block_sparse": rel_sp,
-            "dec": logits.argmax(-1),
-            "sp": logits_sp.argmax(-1),
-        }
-
-
-def _acc(decoded: Tensor, answers: Tensor) -> float:
-    return float((decoded == answers).float().mean()) if len(answers) else float("nan")
-
-
-def with_head_mean(rel: Float[Tensor, "batch layer head doc"]) -> Tensor:
-    """Heads ``0..H-1`` then their mean as one more head (index ``-1`` in the tables)."""
-    return torch.cat([rel, rel.mean(2, keepdim=True)], 2)
-
-
-def heads_table(data: RelevanceData, parts: dict[str, slice]) -> pd.DataFrame:
-    """Every variant, prompt set (``parts``: split name -> its prompts), layer and head's
-    precision@1, MRR and nDCG@10."""
-    rows = []
-    for variant, rel in data.relevance.items():
-        rel = with_head_mean(rel)
-        n_heads = rel.shape[2] - 1
-        for split, part in parts.items():
-            m = ranking_metrics(rel[part], data.gold[part])
-            for layer in range(rel.shape[1]):
-                for h in range(rel.shape[2]):
-                    rows.append(
-                        {
-                            "variant": variant,
-                            "split": split,
-                            "layer": layer,
-                            "head": MEAN_HEAD if h == n_heads else h,
-                            **{k: float(v[layer, h]) for k, v in m.items()},
-                        }
-                    )
-    return pd.DataFrame(rows)
-
-
-def pick_best(heads: pd.DataFrame, variant: str) -> list[int]:
-    """The single head with the highest precision@1 on the selection prompts (ties: MRR,
-    then nDCG@10, then the earliest layer and head)."""
-    sel = heads.query("variant == @variant and split == 'select' and head >= 0")
-    top = sel.sort_values(
-        ["p_at_1", "mrr", "ndcg10", "layer", "head"], ascending=[False, False, False, True, True]
-    ).iloc[0]
-    return [int(top.layer), int(top["head"])]
-
-
-def position_table(data: RelevanceData, part: slice) -> tuple[pd.DataFrame, dict]:
-    """How often each position is ranked first, on the prompts ``part``."""
-    rows, bias = [], {}
-    for variant, rel in data.relevance.items():
-        share = top_position_share(rel[part])  # (layer, head, doc)
-        bias[variant] = positional_heads(share)
-        for layer in range(share.shape[0]):
-            for head in range(share.shape[1]):
-                for pos in range(share.shape[2]):
-                    rows.append(
-                        {
-                            "variant": variant,
-                            "layer": layer,
-                            "head": head,
-                            "position": pos,
-                            "share": float(share[layer, head, pos]),
-                        }
-                    )
-    return pd.DataFrame(rows), bias
-
-
-def decoded_id(data: RelevanceData, b: int) -> str:
-    """The document ID prompt ``b`` decoded to, or ``other`` (a token that is no ID)."""
-    for (doc_id, _), token in zip(data.docs[b], data.label_ids[b]):
-        if token == int(data.decoded[b]):
-            return doc_id
-    return "other"
-
-
-def prompts_table(data: RelevanceData, best: list[int], half: int, n: int) -> pd.DataFrame:
-    """Every held-out prompt's (``half..n``) documents with their relevance at the best
-    head."""
-    layer, head = best
-    raw = data.relevance["raw"][:, layer, head]
-    cal = data.relevance["calibrated"][:, layer, head]
-    rows = []
-    for b in range(half, n):
-        decoded = decoded_id(data, b)
-        correct = bool(data.decoded[b] == data.answer_ids[b])
-        for d, (doc_id, content) in enumerate(data.docs[b]):
-            rows.append(
-                {
-                    "prompt": b,
-                    "position": d,
-                    "doc_id": doc_id,
-                    "content": content,
-                    "relevance": float(raw[b, d]),
-                    "calibrated": float(cal[b, d]),
-                    "gold": d == int(data.gold[b]),
-                    "decoded": decoded,
-                    "correct": correct,
-                }
-            )
-    return pd.DataFrame(rows)

@@ -14,6 +14,7 @@ is reported.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -67,6 +68,51 @@ def split_keys(
         tuple(k for k in keys if k not in unseen),
         tuple(k for k in keys if k in unseen),
     )
+
+
+def side_minimum(family: str, docs: int) -> int:
+    """The fewest pool items a side of the split needs to build prompts of ``docs`` documents:
+    the documents themselves, or for the organism a query word and four others."""
+    return 5 if family == "ranking" else docs
+
+
+def check_split(
+    family: str,
+    unseen_share: float,
+    seed: int,
+    docs: int,
+    share_option: str = "--unseen-share",
+    seed_option: str = "--split-seed",
+) -> DocumentSplit | None:
+    """The split of ``family``'s pool, or one :class:`IclscopeError` that names the bad value
+    and the fix: a share outside (0, 1), a negative seed, or a split whose training or unseen
+    side is too small for prompts of ``docs`` documents. It reads no model, so a command
+    calls it before anything heavy loads. ``None`` for a family with no pool."""
+    if not (math.isfinite(unseen_share) and 0 < unseen_share < 1):
+        raise IclscopeError(
+            f"{share_option} {unseen_share} is not a share between 0 and 1",
+            fix=f"keep a share of the documents out of training, e.g. {share_option} 0.25",
+        )
+    if seed < 0:
+        fix = f"use a seed of 0 or more, e.g. {seed_option} 0"
+        raise IclscopeError(f"{seed_option} {seed} is negative", fix=fix)
+    split = DocumentSplit.of(family, seed, unseen_share)
+    if split is None:
+        return None
+    need, size = side_minimum(family, docs), len(split.train) + len(split.unseen)
+    if min(len(split.train), len(split.unseen)) >= need:
+        return split
+    unit = "words" if family == "ranking" else "documents"
+    problem = (
+        f"{share_option} {unseen_share} leaves {len(split.unseen)} unseen and "
+        f"{len(split.train)} training {unit} of {size}; prompts of {docs} documents need at "
+        f"least {need} on each side"
+    )
+    low, high = math.ceil(100 * need / size) / 100, math.floor(100 * (size - need) / size) / 100
+    if low > high:
+        raise IclscopeError(problem, fix=f"use at most {size // 2} documents per prompt (--docs)")
+    fewer = "" if family == "ranking" else ", or fewer documents per prompt (--docs)"
+    raise IclscopeError(problem, fix=f"use {share_option} between {low:.2f} and {high:.2f}{fewer}")
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,21 @@ def ranking_metrics(
     return {"p_at_1": precision_at_1(rank), "mrr": mrr(rank), "ndcg10": ndcg_at(rank, 10)}
 
 
+def prompt_metrics(
+    relevance: Float[Tensor, "batch *heads doc"], gold: Int[Tensor, " batch"]
+) -> dict[str, Tensor]:
+    """Each prompt's own ``p_at_1`` (0 or 1), reciprocal rank and nDCG@10, each ``(batch,
+    *heads)``: their means over the batch are :func:`ranking_metrics`, and a bootstrap over
+    prompts resamples them."""
+    rank = gold_rank(relevance, gold).float()
+    gain = 1.0 / torch.log2(rank + 1.0)
+    return {
+        "p_at_1": (rank == 1).float(),
+        "mrr": 1.0 / rank,
+        "ndcg10": torch.where(rank <= 10, gain, torch.zeros_like(gain)),
+    }
+
+
 def top_position_share(
     relevance: Float[Tensor, "batch *heads doc"],
 ) -> Float[Tensor, "*heads doc"]:

@@ -78,3 +78,22 @@ def calibrate(
     no content (``N/A``): a head that always favours the first or the last block, or long
     documents, gives both the same share, and the difference cancels it."""
     return relevance - content_free
+
+
+def relevance_from_pattern(
+    pattern: Float[Tensor, "batch head q k"],
+    rows: Int[Tensor, "batch rows"],
+    doc_index: Int[Tensor, "batch k"],
+    n_docs: int,
+) -> Float[Tensor, "batch doc"]:
+    """Head- and row-averaged block relevance from post-softmax attention (differentiable, what
+    BlockRank's contrastive loss trains): the pattern renormalised over document tokens equals
+    the pre-softmax scores re-softmaxed over them, the row normaliser cancelling."""
+    b = torch.arange(pattern.shape[0])[:, None]
+    picked = pattern[b, :, rows, :].permute(0, 2, 1, 3)  # (batch, head, rows, k)
+    in_doc = (doc_index >= 0)[:, None, None, :]
+    mass = picked * in_doc
+    mass = mass / mass.sum(-1, keepdim=True).clamp_min(1e-30)
+    one_hot = torch.nn.functional.one_hot(doc_index.clamp(min=0), n_docs).float()
+    one_hot = one_hot * (doc_index >= 0)[..., None]
+    return torch.einsum("bhrk,bkd->bd", mass, one_hot) / (mass.shape[1] * mass.shape[2])

@@ -11,7 +11,9 @@ from __future__ import annotations
 import plotly.express as px
 import plotly.graph_objects as go
 
-from circuits.block_relevance.compute import MEAN_HEAD, VARIANTS, BlockRelevanceResult
+from circuits.block_relevance.intervals import RESAMPLES, row_ci
+from circuits.block_relevance.result import MEAN_HEAD, VARIANTS, BlockRelevanceResult
+from circuits.icl_circuit.report import with_ci
 from interp.analysis import Result
 from interp.runs.figures import heatmap
 
@@ -43,16 +45,20 @@ def block_relevance_figures(result: BlockRelevanceResult) -> dict[str, go.Figure
     heads = result.heads
     mean = heads[(heads["head"] == MEAN_HEAD) & heads.split.isin(list(DOCUMENT_LABELS))].copy()
     mean["documents"] = mean.split.map(DOCUMENT_LABELS)
+    mean["above"] = mean.p_at_1_high - mean.p_at_1  # error bars: the 95% interval
+    mean["below"] = mean.p_at_1 - mean.p_at_1_low
     figs["by_layer"] = px.line(
         mean,
         x="layer",
         y="p_at_1",
         color="variant",
         line_dash="documents",
+        error_y="above",
+        error_y_minus="below",
         markers=True,
         category_orders={"documents": list(DOCUMENT_LABELS.values())},
-        title="Precision@1 of the head-averaged relevance per layer (held-out prompts: all, "
-        "seen and unseen documents)",
+        title="Precision@1 of the head-averaged relevance per layer, with 95% intervals "
+        "(held-out prompts: all, seen and unseen documents)",
     )
     if result.trained_layer is not None:
         figs["by_layer"].add_vline(
@@ -96,24 +102,33 @@ def block_relevance_report(
         "",
         "## Precision@1 by layer and head",
         "",
-        "| measure | held-out value |",
+        "| measure | held-out value [95% interval] |",
         "|---|---|",
-        f"| decoded answer, precision@1 | {summary['p_at_1_decoded']:.3f} |",
-        f"| decoded under the block-sparse mask | {summary['p_at_1_block_sparse']:.3f} |",
+        f"| decoded answer, precision@1 | {_shown(summary, 'p_at_1_decoded')} |",
+        f"| decoded under the block-sparse mask | {_shown(summary, 'p_at_1_block_sparse')} |",
         f"| best head L{summary['best_layer']}H{summary['best_head']}: precision@1 | "
-        f"{summary['p_at_1_best']:.3f} |",
-        f"| best head: MRR / nDCG@10 | {summary['mrr_best']:.3f} / {summary['ndcg10_best']:.3f} |",
+        f"{_shown(summary, 'p_at_1_best')} |",
+        f"| best head: MRR | {_shown(summary, 'mrr_best')} |",
+        f"| best head: nDCG@10 | {_shown(summary, 'ndcg10_best')} |",
         f"| calibrated, best head L{summary['best_calibrated'][0]}"
-        f"H{summary['best_calibrated'][1]} | {summary['p_at_1_calibrated']:.3f} |",
+        f"H{summary['best_calibrated'][1]} | {_shown(summary, 'p_at_1_calibrated')} |",
         f"| relevance under the block-sparse mask, best head | "
-        f"{summary['p_at_1_block_sparse_relevance']:.3f} |",
-        f"| head-averaged relevance, best layer {int(best_mean.layer)} | {best_mean.p_at_1:.3f} |",
+        f"{_shown(summary, 'p_at_1_block_sparse_relevance')} |",
+        f"| head-averaged relevance, best layer {int(best_mean.layer)} | "
+        f"{with_ci(best_mean.p_at_1, _row_ci(best_mean))} |",
     ]
     if "trained_layer" in summary:
-        lines.append(
-            f"| head-averaged at the trained layer {summary['trained_layer']} "
-            f"(block-sparse) | {summary['p_at_1_trained_layer_block_sparse']:.3f} |"
-        )
+        at = summary["trained_layer"]
+        for metric, name in (("p_at_1", "precision@1"), ("mrr", "MRR"), ("ndcg10", "nDCG@10")):
+            lines.append(
+                f"| head-averaged at the trained layer {at} (block-sparse): {name} | "
+                f"{_shown(summary, f'{metric}_trained_layer_block_sparse')} |"
+            )
+    lines += [
+        "",
+        "Intervals: precision@1 is a share of prompts (Wilson interval); MRR and nDCG@10 are "
+        f"means over prompts (seeded bootstrap, {RESAMPLES} resamples of the prompts).",
+    ]
     lines += documents_lines(summary)
     lines += ["", "## Position bias", ""]
     for variant, b in bias.items():
@@ -136,8 +151,17 @@ def block_relevance_report(
     return "\n".join(lines) + "\n"
 
 
-def _value(value) -> str:
-    return "-" if value is None else f"{value:.3f}"
+def _shown(summary: dict, key: str) -> str:
+    """``0.810 [0.72, 0.88]``: a summary value with its interval ``<key>_ci``; ``-`` when it
+    was not measured."""
+    value = summary.get(key)
+    if value is None:
+        return "-"
+    return with_ci(value, summary.get(f"{key}_ci"))
+
+
+def _row_ci(row) -> list[float] | None:
+    return row_ci(row, "p_at_1")
 
 
 def documents_lines(summary: dict) -> list[str]:
@@ -163,7 +187,7 @@ def documents_lines(summary: dict) -> list[str]:
         f"{unit} (seen) and {docs['prompts']} built only from the {docs['unseen']} unseen "
         f"{unit}; unseen {unit}: {where}.",
         "",
-        "| measure | seen documents | unseen documents |",
+        "| measure [95% interval] | seen documents | unseen documents |",
         "|---|---|---|",
     ]
     trained = "trained_layer" in summary
@@ -185,8 +209,8 @@ def documents_lines(summary: dict) -> list[str]:
     rows.append(("decoded answer", "p_at_1_decoded_{}"))
     for label, key in rows:
         lines.append(
-            f"| {label} | {_value(summary.get(key.format('seen')))} | "
-            f"{_value(summary.get(key.format('unseen')))} |"
+            f"| {label} | {_shown(summary, key.format('seen'))} | "
+            f"{_shown(summary, key.format('unseen'))} |"
         )
     return lines
 

@@ -4,9 +4,10 @@ The paper trains the whole model with the block-sparse mask, the answer loss and
 contrastive loss on the attention from the query tokens to the documents at a middle layer
 ``l*``. Here the model is adapted cheaply enough for two CPU cores:
 
-* LoRA adapters (rank ``rank``) on the attention projections q, k, v, o of the layers from
-  ``cut`` up; every original weight is frozen, so the layers below ``cut`` build no autograd
-  graph at all (they run as if under ``no_grad``);
+* LoRA adapters (peft, rank ``rank``; :mod:`~circuits.block_relevance.adapters`) on the
+  attention projections q, k, v, o of the layers from ``cut`` up; every original weight is
+  frozen, so the layers below ``cut`` build no autograd graph at all (they run as if under
+  ``no_grad``);
 * the loss is ``answer + aux_weight * contrastive``. The answer loss is the cross-entropy of
   the gold ID at the last prompt token. The contrastive loss is InfoNCE over the documents
   with the block relevance as the similarity: ``-log r_gold``, where ``r_d`` is layer ``l*``'s
@@ -15,101 +16,44 @@ contrastive loss on the attention from the query tokens to the documents at a mi
   and rows, exactly what :func:`~circuits.block_relevance.relevance.document_relevance` reads;
 * every forward runs under the block-sparse mask (an explicit 4-D mask, eager attention).
 
-After training the adapters are merged into the weights and the model is saved as a plain
-Hugging Face folder (with the tokenizer, the base model's BOS choice and a training record
-``blockrank.json``), which ``--model DIR`` loads like any other.
+After training the adapters are merged into the weights (peft's ``merge_and_unload``) and the
+model is saved as a plain Hugging Face folder (with the tokenizer, the base model's BOS choice
+and a training record ``blockrank.json``; :mod:`~circuits.block_relevance.folder`), which
+``--model DIR`` loads like any other.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
 import random
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
-from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from circuits.block_relevance.documents import UNSEEN_SHARE, DocumentSplit, document_pool
+from circuits.block_relevance.adapters import adapter_parameters, add_lora, merge_lora
+from circuits.block_relevance.documents import UNSEEN_SHARE, DocumentSplit, check_split
+from circuits.block_relevance.folder import RECORD, save_folder, training_split
 from circuits.block_relevance.mask import block_sparse_mask
-from circuits.block_relevance.relevance import doc_of_token, query_rows
+from circuits.block_relevance.relevance import doc_of_token, query_rows, relevance_from_pattern
 from interp.errors import IclscopeError, Interrupted
-from interp.io import atomic_write_text
 from interp.prompts import PromptBatch, PromptBuilder
 from interp.stops import deferred_stops, layer_modules, stop_points
 from interp.tasks.suite import get_family
 
-RECORD = "blockrank.json"
-PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
+__all__ = [
+    "RECORD",
+    "BlockRankTrainer",
+    "batch_rows",
+    "relevance_from_pattern",
+    "save_folder",
+    "train_blockrank",
+    "training_split",
+]
 
-
-class LoRALinear(nn.Module):
-    """``base(x) + scale * B(A(x))`` with ``base`` frozen; ``B`` starts at zero, so training
-    starts from the unchanged model. :meth:`merged` folds the update into a plain Linear."""
-
-    def __init__(self, base: nn.Linear, rank: int, alpha: float, generator: torch.Generator):
-        super().__init__()
-        self.base = base
-        self.scale = alpha / rank
-        self.a = nn.Parameter(torch.empty(rank, base.in_features))
-        self.b = nn.Parameter(torch.zeros(base.out_features, rank))
-        nn.init.kaiming_uniform_(self.a, a=math.sqrt(5), generator=generator)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.base(x) + (x @ self.a.T @ self.b.T) * self.scale
-
-    def merged(self) -> nn.Linear:
-        with torch.no_grad():
-            self.base.weight += (self.b @ self.a * self.scale).to(self.base.weight.dtype)
-        return self.base
-
-
-def add_lora(model, first_layer: int, rank: int, alpha: float, seed: int = 0) -> list[nn.Parameter]:
-    """Freeze ``model`` and put LoRA on the attention projections of layers ``first_layer..``;
-    return the trainable parameters."""
-    for p in model.parameters():
-        p.requires_grad_(False)
-    gen = torch.Generator().manual_seed(seed)
-    params = []
-    for layer in model.model.layers[first_layer:]:
-        for name in PROJECTIONS:
-            lora = LoRALinear(getattr(layer.self_attn, name), rank, alpha, gen)
-            setattr(layer.self_attn, name, lora)
-            params += [lora.a, lora.b]
-    return params
-
-
-def merge_lora(model) -> None:
-    for layer in model.model.layers:
-        for name in PROJECTIONS:
-            module = getattr(layer.self_attn, name)
-            if isinstance(module, LoRALinear):
-                setattr(layer.self_attn, name, module.merged())
-
-
-def relevance_from_pattern(
-    pattern: Float[Tensor, "batch head q k"],
-    rows: Int[Tensor, "batch rows"],
-    doc_index: Int[Tensor, "batch k"],
-    n_docs: int,
-) -> Float[Tensor, "batch doc"]:
-    """Head- and row-averaged block relevance from post-softmax attention (differentiable):
-    the pattern renormalised over document tokens equals the pre-softmax scores re-softmaxed
-    over them, the row normaliser cancelling."""
-    b = torch.arange(pattern.shape[0])[:, None]
-    picked = pattern[b, :, rows, :].permute(0, 2, 1, 3)  # (batch, head, rows, k)
-    in_doc = (doc_index >= 0)[:, None, None, :]
-    mass = picked * in_doc
-    mass = mass / mass.sum(-1, keepdim=True).clamp_min(1e-30)
-    one_hot = nn.functional.one_hot(doc_index.clamp(min=0), n_docs).float()
-    one_hot = one_hot * (doc_index >= 0)[..., None]
-    return torch.einsum("bhrk,bkd->bd", mass, one_hot) / (mass.shape[1] * mass.shape[2])
+SPLIT_FIELDS = ("unseen_share", "split_seed")
+"""How a bad split names its values when the trainer is used from Python."""
 
 
 @dataclass
@@ -241,8 +185,9 @@ class BlockRankTrainer:
         return loss_sum, sums
 
     def train(self, model, tokenizer, family: str, prepend_bos: bool, log=lambda _: None):
-        """Adapt ``model`` (a Hugging Face Llama-family model with eager attention) in place;
-        the adapters stay separate until :func:`merge_lora`. On Ctrl-C or SIGTERM the steps
+        """Adapt ``model`` (a Hugging Face Llama-family model with eager attention) in place:
+        peft LoRA adapters are trained, then merged into its weights and taken out, so
+        ``model`` leaves as a plain model (also when stopped). On Ctrl-C or SIGTERM the steps
         done so far stand (``status`` and ``stopped`` say where it stopped) and
         :class:`~interp.errors.Interrupted` is raised again; a stop waits for at most one
         layer's backward (:func:`~interp.stops.stop_points`)."""
@@ -253,9 +198,11 @@ class BlockRankTrainer:
                 fix="use nl_ranking_lexical or nl_ranking_semantic",
             )
         layer, cut = self.resolve(model.config.num_hidden_layers)
+        if self.unseen_share is not None:
+            check_split(family, self.unseen_share, self.split_seed, self.docs, *SPLIT_FIELDS)
         torch.manual_seed(self.seed)
-        params = add_lora(model, cut, self.rank, self.alpha, self.seed)
-        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=0.0)
+        adapted = add_lora(model, cut, self.rank, self.alpha, self.seed)
+        opt = torch.optim.AdamW(adapter_parameters(adapted), lr=self.lr, weight_decay=0.0)
         builder = PromptBuilder(tokenizer, prepend_bos=prepend_bos, padding_side="left")
         model.train()
         self.status = "running"
@@ -274,6 +221,8 @@ class BlockRankTrainer:
             raise
         finally:
             model.eval()
+            with deferred_stops():  # never a model half merged
+                merge_lora(adapted)
         return layer, cut
 
     def _loop(self, model, opt, builder, family: str, layer: int, start: float, log) -> None:
@@ -314,24 +263,6 @@ class BlockRankTrainer:
         }
 
 
-def training_split(model_path: str, family: str) -> tuple[DocumentSplit | None, str] | None:
-    """For a BlockRank folder trained on a family with ``family``'s document pool: the split
-    its record names (``training record``), or, for a folder that kept no document out, the
-    default split marked ``trained on the whole pool`` (its unseen documents were seen in
-    training). ``None`` for any other model."""
-    path = Path(model_path) / RECORD
-    if not path.is_file():
-        return None
-    record = json.loads(path.read_text())
-    pool = document_pool(family)
-    if pool is None or document_pool(record.get("task", "")) != pool:
-        return None
-    documents = record.get("documents")
-    if documents is None:
-        return DocumentSplit.of(family), "trained on the whole pool"
-    return DocumentSplit.from_record(family, documents), "training record"
-
-
 def batch_rows(batch: PromptBatch, start: int, stop: int) -> PromptBatch:
     """Rows ``start:stop`` of ``batch``, with the batch's padding kept."""
     if start == 0 and stop == len(batch):
@@ -345,43 +276,6 @@ def batch_rows(batch: PromptBatch, start: int, stop: int) -> PromptBatch:
         label_ids=batch.label_ids[start:stop],
         texts=batch.texts[start:stop],
     )
-
-
-def save_folder(model, tokenizer, out: Path, base_folder: str, record: dict) -> Path:
-    """The merged model as a Hugging Face folder that ``load_model(out)`` loads.
-
-    The folder is written next to ``out`` first and its files moved in one by one, each move
-    atomic, the record ``blockrank.json`` last: a folder with a record is whole. A stop that
-    comes meanwhile waits for the end (:func:`~interp.stops.deferred_stops`). With no step
-    done (interrupted at once) only the record is written: there is nothing to keep."""
-    from interp.models.gguf_cache import prepend_bos
-
-    out.mkdir(parents=True, exist_ok=True)
-    with deferred_stops():
-        if record["steps_done"]:
-            merge_lora(model)
-            model.config.attn_implementation = None
-            tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-            try:
-                model.save_pretrained(str(tmp))
-                tokenizer.save_pretrained(str(tmp))
-                source = {
-                    "name": f"blockrank:{record['base_model']}",
-                    "base_folder": str(base_folder),
-                    "dtype": "float32",
-                    "prepend_bos": prepend_bos(base_folder),
-                }
-                (tmp / "iclscope_source.json").write_text(json.dumps(source, indent=1))
-                for path in sorted(tmp.rglob("*")):
-                    target = out / path.relative_to(tmp)
-                    if path.is_dir():
-                        target.mkdir(exist_ok=True)
-                    else:
-                        os.replace(path, target)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-        atomic_write_text(out / RECORD, json.dumps(record, indent=1))
-    return out
 
 
 def train_blockrank(

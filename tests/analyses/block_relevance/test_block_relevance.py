@@ -28,7 +28,7 @@ from circuits.block_relevance import (
 )
 from circuits.block_relevance.hook import PATTERN, SCORES, relevance_source
 from circuits.block_relevance.metrics import ndcg_of_rank
-from circuits.block_relevance.train import relevance_from_pattern
+from circuits.block_relevance.relevance import relevance_from_pattern
 from interp.errors import IclscopeError
 from interp.models import load_model
 from interp.prompts import Annotation

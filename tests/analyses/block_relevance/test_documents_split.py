@@ -16,7 +16,8 @@ from circuits.block_relevance.documents import (
     episode_keys,
     split_keys,
 )
-from circuits.block_relevance.train import BlockRankTrainer, save_folder, training_split
+from circuits.block_relevance.folder import save_folder, training_split
+from circuits.block_relevance.train import BlockRankTrainer
 
 FAMILIES = ("nl_ranking_lexical", "nl_ranking_semantic", "ranking")
 

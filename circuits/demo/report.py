@@ -200,7 +200,7 @@ class DemoRun(Result):
         report = _report(self.model, self.by_shots, self.text, self.lens, self.attention)
         # the choice belongs to the evaluation: it reads that table, before the prompt inside
         head, sep, rest = report.partition("\n## One prompt, inside")
-        ran = "runs" if self.circuit is not None else "would run (--no-pipeline left it out)"
+        ran = "runs" if self.circuit is not None else "(left out by --no-pipeline) would run"
         chose = f"The ICL circuit {ran} on `{self.task}`: {self.choice.why}.\n"
         report = head.rstrip("\n") + "\n\n" + chose + sep + rest
         if self.circuit is not None:

@@ -214,3 +214,23 @@ def test_default_task_skips_families_the_tokenizer_cannot_build(monkeypatch):
 
     with pytest.raises(IclscopeError, match="single-token labels"):
         tasks.default_task(tok)
+
+
+def test_default_task_on_smollm2s_tokenizer_has_single_token_labels():
+    """SmolLM2 splits `kappa`, so the organism's family cannot be its default (tokenizer only:
+    skipped where its files are not on this machine)."""
+    from interp.models.registry import MODELS
+
+    if not MODELS["smollm2"].ready():
+        pytest.skip("smollm2's files are not on this machine")
+    from transformers import AutoTokenizer
+
+    from circuits.icl_circuit.tasks import default_task
+    from interp.models import resolve_spec
+    from interp.tasks.suite import family_support, get_family
+
+    tok = AutoTokenizer.from_pretrained(resolve_spec("smollm2")[0])
+    assert "kappa" in (family_support(get_family("sentiment_arbitrary"), tok) or "")
+    task, _ = default_task(tok)
+    assert task == "nl_sentiment_arbitrary"
+    assert family_support(get_family(task), tok) is None

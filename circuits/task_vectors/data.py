@@ -16,10 +16,12 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from statistics import NormalDist
 
 from interp.errors import IclscopeError
 from interp.organism.language import Episode
 from interp.prompts import PromptBatch, PromptBuilder
+from interp.stats import wilson_ci
 from interp.tasks.family import TaskFamily
 from interp.tasks.natural import FUNCTION_PAIRS
 from interp.tasks.suite import FUNCTION_FAMILIES, family_support, get_family
@@ -180,10 +182,8 @@ class TaskSplit:
 
 
 def wilson(hits: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The 95% Wilson score interval of an accuracy ``hits / n`` (sound near 0 and 1)."""
+    """The Wilson score interval of an accuracy ``hits / n`` (sound near 0 and 1) at normal
+    quantile ``z`` (1.96: 95%), by :func:`interp.stats.wilson_ci`; NaN for no items."""
     if n == 0:
         return (math.nan, math.nan)
-    p = hits / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    return wilson_ci(int(round(hits)), n, level=2 * NormalDist().cdf(z) - 1)

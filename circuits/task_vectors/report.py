@@ -15,7 +15,6 @@ import plotly.express as px
 import plotly.graph_objects as go
 import torch
 
-from circuits.icl_circuit.report import with_ci
 from circuits.task_vectors import METHODS, TaskVectors, TaskVectorsResult
 from circuits.task_vectors.intervals import (
     accuracy_ci,
@@ -32,6 +31,7 @@ from circuits.task_vectors.sections import (  # noqa: F401 (targets: re-exported
 from interp.analysis import Result
 from interp.io import atomic_write_bytes
 from interp.runs.figures import heatmap, layer_head_heatmap
+from interp.stats import with_ci
 
 HEADLINE = ("zero_shot", "icl", "fv", "tv", "soft_injection")
 """The methods a reader compares first: the two baselines and the three ways to replace them."""

@@ -4,8 +4,8 @@ Each returns markdown lines written from the summary's numbers."""
 
 from __future__ import annotations
 
-from circuits.icl_circuit.report import with_ci
 from circuits.task_vectors.result import TaskVectorsResult
+from interp.stats import with_ci
 
 
 def targets(per_task: dict[str, dict[str, float]], icl_floor: float = 0.6) -> dict:

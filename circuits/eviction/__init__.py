@@ -8,7 +8,10 @@ evicted) at a given eviction rate, so they compare on one footing:
 * :mod:`~circuits.eviction.gate`: the attention gate of Zeng et al. (a reduced causal attention
   per layer, a sigmoid and a straight-through threshold), and
   :mod:`~circuits.eviction.train`: its two training objectives with the model frozen
-  (attention distillation, and end to end);
+  (attention distillation, and end to end), and :mod:`~circuits.eviction.joint`: the third,
+  gates and LoRA adapters trained together (resumable; :mod:`~circuits.eviction.adapted` its
+  checkpoint and model folder, :mod:`~circuits.eviction.joint_run` its training and
+  evaluation inside a run);
 * :mod:`~circuits.eviction.apply`: eviction simulated after a prefill on the plain Hugging Face
   model (the fast path), the same masks as the hooked backends' ``hook_evict_flags``;
 * :mod:`~circuits.eviction.evaluate`: accuracy against eviction rate for every method;

@@ -36,15 +36,15 @@ class Checkpoint:
         self.path = Path(folder) / CHECKPOINT
         self.meta = json.loads(json.dumps(meta))  # as stored: tuples become lists
 
-    def check(self) -> None:
-        """Refuse a checkpoint of another run (before any heavy work, where a caller can)."""
+    def check(self, skip: tuple[str, ...] = ()) -> None:
+        """Refuse a checkpoint of another run (before any heavy work, where a caller can:
+        ``skip`` names what it cannot know yet)."""
         stored_path = self.path / "run.json"
         if not stored_path.exists():
             return
         stored = json.loads(stored_path.read_text())
-        differ = sorted(
-            k for k in set(stored) | set(self.meta) if stored.get(k) != self.meta.get(k)
-        )
+        keys = (set(stored) | set(self.meta)) - set(skip)
+        differ = sorted(k for k in keys if stored.get(k) != self.meta.get(k))
         if differ:
             shown = ", ".join(
                 f"{k} {stored.get(k)!r} there, {self.meta.get(k)!r} now" for k in differ

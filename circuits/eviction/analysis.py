@@ -11,11 +11,12 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from circuits.eviction.evaluate import EvictionEval
 from circuits.eviction.gate import GateStack
+from circuits.eviction.joint import JointConfig
 from circuits.eviction.methods import METHODS
 from circuits.eviction.prompts import eviction_builder, eviction_settings, load_eager
 from circuits.eviction.report import EvictionRun
@@ -30,7 +31,9 @@ class EvictionConfig(AnalysisConfig):
     """``shots`` demonstrations, ``prompts`` evaluation prompts (key-value: at each of
     ``lengths`` tokens, keys ``kv_keys``); every method of ``methods`` at every rate of
     ``rates``; the gate loaded from ``gate``, or (``train``) trained here with ``objective`` on
-    ``gate_prompts`` prompts for ``gate_epochs`` epochs; ``chunk`` prompts per prefill."""
+    ``gate_prompts`` prompts for ``gate_epochs`` epochs; ``chunk`` prompts per prefill. With
+    ``objective="joint"`` that gate is distilled, and a second one is trained from it jointly
+    with LoRA adapters (``joint``) on the same prompts and evaluated on its adapted model."""
 
     shots: int = 16
     prompts: int = 32
@@ -44,6 +47,7 @@ class EvictionConfig(AnalysisConfig):
     gate_epochs: int = 40
     kv_keys: str = "words"
     chunk: int = 8
+    joint: JointConfig = field(default_factory=JointConfig)
 
 
 class EvictionAnalysis(Analysis):
@@ -81,6 +85,11 @@ class EvictionAnalysis(Analysis):
         if config.gate is None and config.train:
             trained = f"{config.gate_prompts} prompts prefilled, {config.gate_epochs} epochs"
             notes = (f"besides: the gate's training here ({trained})",)
+        if config.objective == "joint":
+            notes += (
+                f"besides: joint training with LoRA adapters ({config.joint.epochs} epochs, a "
+                "forward and backward pass per chunk), then three evaluations of its model",
+            )
         return CostEstimate(costs, "", notes)
 
     def run(self, model, task: str, config: EvictionConfig, executor, *, log: Log = print):
@@ -90,17 +99,25 @@ class EvictionAnalysis(Analysis):
         settings = eviction_settings(
             builder, task, config.shots, config.prompts, config.lengths, config.seed, config.kv_keys
         )
-        stack, record = None, None
+        stack, record, examples = None, None, None
+        joint = config.objective == "joint"
+        rates = config.rates
+        rate = rates[len(rates) // 2]
         if config.gate is not None:
             stack = GateStack.load(config.gate)
         elif config.train:
-            rates = config.rates
+            if joint:  # prefilled once, for the distilled gate and the joint one
+                gate_settings = eviction_settings(
+                    builder, task, config.shots, config.gate_prompts, config.lengths[:1],
+                    config.seed + 1, config.kv_keys,
+                )  # fmt: skip
+                examples = training_examples(hf, gate_settings, rate, log)
             stack, record = train_gate_folder(
                 self.run_dir / "gate",
                 name,
                 task,
-                config.objective,
-                rates[len(rates) // 2],
+                "distill" if joint else config.objective,
+                rate,
                 config.shots,
                 config.gate_prompts,
                 config.lengths[:1],
@@ -109,10 +126,33 @@ class EvictionAnalysis(Analysis):
                 kv_keys=config.kv_keys,
                 log=log,
                 loaded=model,
+                examples=examples,
             )
         evaluation = EvictionEval(tuple(config.methods), tuple(config.rates), config.chunk)
         result = evaluation.run(hf, settings, tokenizer, stack, log=log, executor=executor)
-        return EvictionRun(result, time.perf_counter() - t0, record, name, task)
+        joint_result = None
+        if joint:
+            joint_result = self._joint(
+                model, task, config, stack, examples, settings, executor, log
+            )
+        return EvictionRun(result, time.perf_counter() - t0, record, name, task, joint_result)
+
+    def _joint(self, model, task, config: EvictionConfig, warm, examples, settings, executor, log):
+        """The jointly trained gate: trained from ``warm`` on the gate's prompts (a copy of
+        the model takes the adapters), saved in ``joint/``, evaluated on ``settings``."""
+        from circuits.eviction.joint_run import evaluate_joint, train_joint_folder
+
+        hf, tokenizer, _ = model
+        rates = config.rates
+        folder = self.run_dir / "joint"
+        adapted, gate, record = train_joint_folder(
+            folder, self.model_name, task, rates[len(rates) // 2], config.shots,
+            config.gate_prompts, config.lengths[:1], config.joint, config.seed + 1, warm=warm,
+            log=log, loaded=model, kv_keys=config.kv_keys, examples=examples,
+        )  # fmt: skip
+        return evaluate_joint(
+            hf, adapted, tokenizer, gate, settings, folder, record, config.chunk, executor, log
+        )
 
 
 def train_gate_folder(
@@ -130,18 +170,18 @@ def train_gate_folder(
     loaded=None,
     max_seconds: float | None = 1500.0,
     kv_keys: str = "words",
+    examples: list | None = None,
 ) -> tuple[GateStack, dict]:
     """Train a gate on prompts of its own seed (never the evaluation's) and save it in ``out``
-    (``gate.pt``, ``gate.json``, ``training.json``)."""
+    (``gate.pt``, ``gate.json``, ``training.json``); ``examples``: those prompts already
+    prefilled (:func:`training_examples`), where the caller has them."""
     from interp.models.interface import ModelConfig
 
     t0 = time.perf_counter()
     hf, tokenizer, builder = loaded or load_eager(model)
     settings = eviction_settings(builder, task, shots, prompts, lengths, seed, kv_keys)
-    examples = []
-    for name, batch in settings.items():
-        log(f"gate training data: prefill of {len(batch)} prompts ({name})")
-        examples += gate_examples(hf, batch, rate)
+    if examples is None:
+        examples = training_examples(hf, settings, rate, log)
     prefill_s = time.perf_counter() - t0
     import torch
 
@@ -171,6 +211,15 @@ def train_gate_folder(
     gate.save(out, record)
     log(f"gate saved in {out} ({record['total_seconds']:.0f} s in all)")
     return gate, record
+
+
+def training_examples(hf, settings: dict, rate: float, log: Log = print) -> list:
+    """The training prompts prefilled once (:func:`~circuits.eviction.train.gate_examples`)."""
+    examples = []
+    for name, batch in settings.items():
+        log(f"gate training data: prefill of {len(batch)} prompts ({name})")
+        examples += gate_examples(hf, batch, rate)
+    return examples
 
 
 def eviction_estimate(

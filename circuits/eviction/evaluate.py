@@ -222,7 +222,7 @@ class EvictionChunks:
             flags = flags.detach()
             hits[key] = correct(decode(hf, pre, flags))
             out[key] = (_row_rates(flags, pre).tolist(), *_per_head(flags, pre))
-            if i == 0 and key[1] == ev.rates[len(ev.rates) // 2]:
+            if i == 0 and ev.rates and key[1] == ev.rates[len(ev.rates) // 2]:
                 tokens += _token_rows(setting, key[0], flags, pre, tokenizer)
         return {"hits": hits, "variants": out, "tokens": tokens}
 

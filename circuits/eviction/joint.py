@@ -31,10 +31,12 @@ from torch import Tensor, nn
 
 from circuits.eviction.apply import attention_modules, key_masks
 from circuits.eviction.gate import GateStack, eviction_rate, straight_through
-from circuits.eviction.train import GateExample
+from circuits.eviction.train import OBJECTIVES, GateExample
 from interp.errors import IclscopeError, Interrupted
 from interp.stops import deferred_stops, layer_modules, stop_points
 
+ALL_OBJECTIVES = (*OBJECTIVES, "joint")
+"""The frozen-model objectives of :mod:`circuits.eviction.train`, and this one."""
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 """The attention projections that get adapters (Llama, Gemma, Mistral, Qwen naming)."""
 
@@ -189,9 +191,8 @@ def train_joint(
     opt = torch.optim.Adam(
         [{"params": list(gate.parameters()), "lr": cfg.lr}, {"params": lora, "lr": cfg.lora_lr}]
     )
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("epochs", "checkpoint_every")}
     meta = dict(meta or {}, seed=seed, target_rate=gate.target_rate, prompts=_prompts(examples))
-    ckpt = Checkpoint(folder, {**meta, **settings})
+    ckpt = Checkpoint(folder, run_meta(meta, cfg))
     state = ckpt.load(peft_model, gate, opt)
     step, history = state["step"], state["history"]
     partial_epoch = state["partial"]  # losses and rates of the unfinished epoch's steps
@@ -263,6 +264,21 @@ def train_joint(
     finally:
         gate.eval()
     return peft_model, record()
+
+
+def run_meta(meta: dict, cfg: JointConfig) -> dict:
+    """What a checkpoint must match to be resumed: the run (``meta``: model, prompts, seed,
+    target rate) and the settings that shape its steps (more epochs may be asked for)."""
+    same = {k: v for k, v in asdict(cfg).items() if k not in ("epochs", "checkpoint_every")}
+    return {**meta, **same}
+
+
+def check_resumable(folder, meta: dict, cfg: JointConfig) -> None:
+    """Refuse, before any heavy work, a folder whose checkpoint is of another run (the
+    number of training prompts is known only once they are built: not compared here)."""
+    from circuits.eviction.adapted import Checkpoint
+
+    Checkpoint(folder, run_meta(meta, cfg)).check(skip=("prompts",))
 
 
 def _prompts(examples: list[GateExample]) -> int:

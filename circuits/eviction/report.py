@@ -9,6 +9,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from circuits.eviction.evaluate import GATE, GATE_WINDOW, EvictionResult
+from circuits.eviction.joint_report import add_joint_traces, joint_lines, joint_summary
+from circuits.eviction.joint_run import JointResult
 from interp.analysis import Result
 from interp.runs.figures import layer_head_heatmap
 from interp.stats import accuracy_ci, bootstrap_ci, with_ci
@@ -22,12 +24,15 @@ def pooled_accuracy(curves: pd.DataFrame) -> pd.DataFrame:
     return out.assign(acc=out.hits / out.n).reset_index()
 
 
-def eviction_summary(result: EvictionResult, seconds: float, record: dict | None) -> dict:
+def eviction_summary(
+    result: EvictionResult, seconds: float, record: dict | None, joint: JointResult | None = None
+) -> dict:
     """The summary keys: ``accuracy_full``, ``by_method`` (method -> rate -> accuracy), pooled
     over settings by prompt; ``gate_rate``/``gate_accuracy`` at the gate's own threshold. Every
     accuracy has its 95% Wilson interval over prompts beside it (``<key>_ci``; ``by_method_ci``
     and ``by_setting_ci`` mirror their tables); ``gate_rate_ci`` is a bootstrap over prompts
-    of each prompt's measured rate."""
+    of each prompt's measured rate. With a jointly trained gate, the keys of
+    :func:`~circuits.eviction.joint_report.joint_summary` besides."""
     c = result.curves
     acc = pooled_accuracy(c)
     full = acc.query("method == 'full'").iloc[0]
@@ -76,7 +81,7 @@ def eviction_summary(result: EvictionResult, seconds: float, record: dict | None
             )
         },
         seconds=round(seconds, 1),
-    )
+    ) | joint_summary(joint)
 
 
 def _pair(ci: tuple[float, float]) -> list[float]:
@@ -94,8 +99,9 @@ def with_intervals(curves: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def eviction_figures(result: EvictionResult) -> dict[str, go.Figure]:
-    """The accuracy curves, the per-head heatmaps at the middle rate, the token view."""
+def eviction_figures(result: EvictionResult, joint: JointResult | None = None) -> dict:
+    """The accuracy curves (with the jointly trained gate's points where there is one), the
+    per-head heatmaps at the middle rate, the token view."""
     figs: dict[str, go.Figure] = {}
     c = with_intervals(result.curves)
     curves = c.query("method != 'full'")
@@ -116,6 +122,8 @@ def eviction_figures(result: EvictionResult) -> dict[str, go.Figure]:
         fig = figs["accuracy_vs_rate"]
         fig.add_hline(y=row.accuracy, line_dash="dash", col=col, row=1)
         fig.add_hrect(y0=row.low, y1=row.high, opacity=0.12, line_width=0, col=col, row=1)
+    if joint is not None:
+        add_joint_traces(figs["accuracy_vs_rate"], joint, list(c.setting.unique()))
     heads = result.by_head
     mid = sorted(r for r in heads.rate.dropna().unique())
     mid = mid[len(mid) // 2] if mid else None
@@ -198,7 +206,7 @@ def eviction_report(result: EvictionResult, summary: dict, model: str, task: str
                 f"accuracy {with_ci(g['accuracy'], accuracy_ci(g['accuracy'], n))}.",
             ]
         lines.append("")
-    lines += _verdict(summary)
+    lines += _verdict(summary) + joint_lines(summary)
     return "\n".join(lines) + "\n"
 
 
@@ -230,18 +238,23 @@ class EvictionRun(Result):
 
     TABLES = ("curves", "by_head", "tokens")
 
-    def __init__(self, result: EvictionResult, seconds: float, record, model: str, task: str):
+    def __init__(
+        self, result: EvictionResult, seconds: float, record, model: str, task: str, joint=None
+    ):
         self.result, self.seconds, self.record = result, seconds, record
-        self.model, self.task = model, task
+        self.model, self.task, self.joint = model, task, joint
 
     def params(self) -> dict:
         return {"eviction": "after prefill: the query line's rows"}
 
     def tables(self) -> dict:
-        return {name: getattr(self.result, name) for name in self.TABLES}
+        tables = {name: getattr(self.result, name) for name in self.TABLES}
+        if self.joint is not None:
+            tables["joint"] = self.joint.table
+        return tables
 
     def figures(self) -> dict[str, go.Figure]:
-        return eviction_figures(self.result)
+        return eviction_figures(self.result, self.joint)
 
     def figure_sections(self) -> dict[str, str]:
         """The curves, the per-head maps and the token view under the first setting (the one
@@ -254,7 +267,7 @@ class EvictionRun(Result):
         return out
 
     def summary(self) -> dict:
-        return eviction_summary(self.result, self.seconds, self.record)
+        return eviction_summary(self.result, self.seconds, self.record, self.joint)
 
     def report(self, summary: dict) -> str:
         return eviction_report(self.result, summary, self.model, self.task)

@@ -1,0 +1,114 @@
+"""The jointly trained gate in an eviction run's summary, report and curves figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import plotly.graph_objects as go
+
+from circuits.eviction.joint_run import GATE_JOINT, JointResult
+from interp.stats import accuracy_ci, bootstrap_ci, with_ci
+
+
+def _pooled(joint: JointResult, model: str, method: str) -> tuple[float, int] | None:
+    d = joint.table.query("model == @model and method == @method")
+    if not len(d):
+        return None
+    n = int(d.prompts.sum())
+    return float((d.accuracy * d.prompts).sum() / n), n
+
+
+def joint_summary(joint: JointResult | None) -> dict:
+    """``accuracy_full_adapted`` (the adapted model, every key), ``gate_joint_accuracy`` and
+    ``gate_joint_rate`` (its gate at its threshold), ``snapkv_joint_rate_accuracy`` (the base
+    model) and ``snapkv_adapted_joint_rate_accuracy`` (SnapKV at that rate), pooled over
+    settings by prompt, each with its 95% interval ``<key>_ci`` (Wilson; the rate's a bootstrap
+    over prompts); ``gate_joint_training``: how training went. Empty without a joint gate."""
+    if joint is None:
+        return {}
+    out: dict = {}
+    for key, model, method in (
+        ("accuracy_full_adapted", "adapted", "full"),
+        ("gate_joint_accuracy", "adapted", GATE_JOINT),
+        ("snapkv_joint_rate_accuracy", "base", "snapkv"),
+        ("snapkv_adapted_joint_rate_accuracy", "adapted", "snapkv"),
+    ):
+        pooled = _pooled(joint, model, method)
+        if pooled is not None:
+            out[key] = round(pooled[0], 4)
+            out[f"{key}_ci"] = accuracy_ci(*pooled)
+    out["gate_joint_rate"] = round(joint.rate, 4)
+    rate_ci = bootstrap_ci(joint.rows) if joint.rows else (joint.rate, joint.rate)
+    out["gate_joint_rate_ci"] = [round(float(v), 4) for v in rate_ci]
+    r = joint.record or {}
+    keys = ("status", "epochs_run", "steps_done", "rank", "accumulate", "prompts", "seconds")
+    out["gate_joint_training"] = {k: r.get(k) for k in keys} | {"folder": joint.folder}
+    return out
+
+
+def joint_lines(summary: dict) -> list[str]:
+    """The report's section on the jointly trained gate, as measured."""
+    if "gate_joint_accuracy" not in summary:
+        return []
+    s = summary
+    ci = lambda key: with_ci(s[key], s.get(f"{key}_ci"))  # noqa: E731
+    rate = s["gate_joint_rate"]
+    t = s.get("gate_joint_training") or {}
+    gain = s["gate_joint_accuracy"] - s.get("snapkv_joint_rate_accuracy", float("nan"))
+    return [
+        "",
+        "## The gate trained jointly with LoRA adapters",
+        "",
+        f"Gates and rank-{t.get('rank')} LoRA adapters on q, k, v and o, trained together "
+        f"from the distilled gate ({t.get('steps_done')} steps, status {t.get('status')}); "
+        f"the adapted model and its gate are in `{Path(t.get('folder', 'joint')).name}/` "
+        "beside this report. Held-out prompts, 95% intervals:",
+        "",
+        f"- base model, every key: {ci('accuracy_full')}",
+        f"- adapted model, every key: {ci('accuracy_full_adapted')}",
+        f"- adapted model, joint gate at its threshold: {ci('gate_joint_accuracy')}, "
+        f"evicting {with_ci(rate, s.get('gate_joint_rate_ci'))} of the context",
+        f"- SnapKV at that rate on the base model: {ci('snapkv_joint_rate_accuracy')}; "
+        f"on the adapted model: {ci('snapkv_adapted_joint_rate_accuracy')}",
+        f"- joint gate minus SnapKV on the base model: {gain:+.3f}"
+        + (" (the intervals overlap)" if _overlap(s) else ""),
+    ]
+
+
+def _overlap(s: dict) -> bool:
+    a, b = s.get("gate_joint_accuracy_ci"), s.get("snapkv_joint_rate_accuracy_ci")
+    return bool(a and b and a[0] <= b[1] and b[0] <= a[1])
+
+
+def add_joint_traces(fig: go.Figure, joint: JointResult, settings: list[str]) -> None:
+    """On each setting's panel: the adapted model's full attention as a dotted line, the joint
+    gate and SnapKV at its rate (base model) as points with their intervals."""
+    t = joint.table
+    for col, setting in enumerate(settings, start=1):
+        d = t[t.setting == setting]
+        full = d[(d.model == "adapted") & (d.method == "full")]
+        if len(full):
+            fig.add_hline(
+                y=float(full.accuracy.iloc[0]), line_dash="dot", line_color="purple",
+                annotation_text="adapted, every key", col=col, row=1,
+            )  # fmt: skip
+        for model, method, colour in (
+            ("adapted", GATE_JOINT, "purple"),
+            ("base", "snapkv", "grey"),
+        ):
+            p = d[(d.model == model) & (d.method == method)]
+            if not len(p):
+                continue
+            acc, n = float(p.accuracy.iloc[0]), int(p.prompts.iloc[0])
+            low, high = accuracy_ci(acc, n)
+            name = GATE_JOINT if method == GATE_JOINT else "snapkv (base) at the joint rate"
+            fig.add_trace(
+                go.Scatter(
+                    x=[float(p.measured_rate.iloc[0])], y=[acc], mode="markers", name=name,
+                    marker=dict(symbol="star" if method == GATE_JOINT else "diamond", size=12,
+                                color=colour),
+                    error_y=dict(type="data", array=[high - acc], arrayminus=[acc - low]),
+                    showlegend=col == 1,
+                ),
+                row=1, col=col,
+            )  # fmt: skip

@@ -111,3 +111,19 @@ def test_the_demo_records_its_choice_from_its_own_evaluation(tmp_path, capsys, m
     assert f"would run on `{expected.task}`: {expected.why}." in run.report
     assert run.report.index(expected.why) < run.report.index("## One prompt")
     assert "the circuit's task: " + expected.task in out.out + out.err
+
+
+def test_the_demos_circuit_runs_on_the_chosen_family_and_opens_with_its_accuracies(
+    tmp_path, capsys
+):
+    args = ["demo", "--model", "organism", "--out", str(tmp_path), "--n", "8"]
+    assert main([*args, "--circuit-prompts", "8", "--ablation-prompts", "4"]) == 0
+    run = load_run(capsys.readouterr().out.strip().splitlines()[-1])
+    task = run.summary["circuit_task"]
+    assert f"The ICL circuit runs on `{task}`" in run.report
+    circuit = run.report[run.report.index("## ICL inference circuit") :].splitlines()
+    assert circuit[0] == f"## ICL inference circuit: organism on `{task}`"
+    zero, k = run.summary["circuit_accuracy_0shot"], run.summary["circuit_accuracy"]
+    assert circuit[2].startswith(f"Accuracy at 0 shots {zero:.3f} [")
+    assert f"at 4 shots {k:.3f} [" in circuit[2]
+    assert ("do not help" in "\n".join(circuit[:6])) is (k <= zero)

@@ -102,7 +102,7 @@ class BlockRelevance:
         if chosen and document_pool(family) is None:
             raise IclscopeError(
                 f"{family!r} has no document pool to split into seen and unseen documents",
-                fix="drop --unseen-share and --split-seed for this task",
+                fix="drop --unseen-share and --unseen-seed for this task",
             )
         if self.per_set() == 0:
             return None, "not measured"
@@ -112,7 +112,7 @@ class BlockRelevance:
                 raise IclscopeError(
                     f"{model} was trained with BlockRank: its training record fixes which "
                     "documents are unseen",
-                    fix="drop --unseen-share and --split-seed; the run measures the documents "
+                    fix="drop --unseen-share and --unseen-seed; the run measures the documents "
                     "this model never trained on",
                 )
             return trained

@@ -82,7 +82,7 @@ def check_split(
     seed: int,
     docs: int,
     share_option: str = "--unseen-share",
-    seed_option: str = "--split-seed",
+    seed_option: str = "--unseen-seed",
 ) -> DocumentSplit | None:
     """The split of ``family``'s pool, or one :class:`IclscopeError` that names the bad value
     and the fix: a share outside (0, 1), a negative seed, or a split whose training or unseen

@@ -32,12 +32,52 @@ def documents() -> Any:
     return typer.Option(10, min=2, max=10, help="Documents per prompt.")
 
 
-def _check_ranking(out: Path, model: str, task: str, docs: int) -> str:
+def unseen_share(help: str) -> Any:
+    return typer.Option(None, help=help, show_default=False)
+
+
+def unseen_seed() -> Any:
+    return typer.Option(
+        None,
+        help="Seed of the split that picks the unseen documents [0].",
+        show_default=False,
+    )
+
+
+def _check_ranking(out: Path, model: str, task: str, docs: int) -> tuple[str, str]:
+    """The model's folder and the ranking family's name, once every input is checked."""
     checks.output_folder(out)
     family = checks.task(task, kind="ranking")
     folder = checks.model_folder(model)
     checks.prompts(folder, model, [family.name], [docs], option="--docs")
-    return folder
+    return folder, family.name
+
+
+def _check_training_split(task: str, docs: int, share: float | None, seed: int | None):
+    """``train blockrank``'s split as the trainer takes it, ``(unseen_share, split_seed)``
+    (share ``None``: train on the whole pool), or one error naming the bad value and the fix."""
+    from circuits.block_relevance.documents import UNSEEN_SHARE, check_split, document_pool
+    from interp.errors import IclscopeError
+
+    chosen = share is not None or seed is not None
+    if chosen and document_pool(task) is None:
+        raise IclscopeError(
+            f"{task!r} has no document pool to split into training and unseen documents",
+            fix="drop --unseen-share and --unseen-seed for this task",
+        )
+    if share == 0:
+        if seed is not None:
+            raise IclscopeError(
+                "--unseen-seed has nothing to split with --unseen-share 0 (every document trains)",
+                fix="drop --unseen-seed, or keep a share of the documents out, e.g. "
+                "--unseen-share 0.25",
+            )
+        return None, 0
+    share = UNSEEN_SHARE if share is None else share
+    seed = 0 if seed is None else seed
+    if document_pool(task) is not None:
+        check_split(task, share, seed, docs)
+    return share, seed
 
 
 @run_app.command(
@@ -59,6 +99,11 @@ def run_block_relevance_command(
     out: Path = options.out_folder(),
     backend: Backend = typer.Option("transformer_lens", help="The hooked backend."),
     chunk: int = options.count(16, "Prompts per forward pass (three passes per chunk)."),
+    unseen_share: float | None = unseen_share(
+        "Share of the document pool held out as unseen documents [0.25], for a model not "
+        "trained with BlockRank (a BlockRank folder keeps the split it trained on)."
+    ),
+    unseen_seed: int | None = unseen_seed(),
     execution: ExecutionOptions = None,
     estimate: options.DryRunOptions = None,
 ):
@@ -67,13 +112,24 @@ def run_block_relevance_command(
     write the metric by layer and head, the best head, relevance bars and a report.
 
     With --executor ray, the chunks of prompts (three forward passes each) run on the Ray
-    workers, each loading the model once by its folder (a BlockRank folder too)."""
-    _check_ranking(out, model, task, docs)
+    workers, each loading the model once by its folder (a BlockRank folder too).
+
+    Precision@1 is also measured on prompts built only from seen and only from unseen
+    documents: --unseen-share and --unseen-seed choose that split of the pool."""
+    folder, family = _check_ranking(out, model, task, docs)
     from circuits.block_relevance.analysis import BlockRelevanceAnalysis, BlockRelevanceConfig
 
     config = BlockRelevanceConfig(
-        seed=seed, prompts=prompts, docs=docs, rows=rows, backend=backend, chunk=chunk
+        seed=seed,
+        prompts=prompts,
+        docs=docs,
+        rows=rows,
+        backend=backend,
+        chunk=chunk,
+        unseen_share=unseen_share,
+        split_seed=unseen_seed,
     )
+    config.relevance().check(folder, family)
     run_command(BlockRelevanceAnalysis(), config, locals())
 
 
@@ -99,11 +155,20 @@ def train_blockrank_command(
     docs: int = documents(),
     max_minutes: float | None = typer.Option(None, min=0.1, help="Stop after this long."),
     seed: int = options.seed(),
+    unseen_share: float | None = unseen_share(
+        "Share of the document pool kept out of training as unseen documents [0.25]; 0 "
+        "trains on every document."
+    ),
+    unseen_seed: int | None = unseen_seed(),
 ):
     """BlockRank fine-tuning: LoRA on the attention above a cut, trained with the answer loss
     and a contrastive loss on the middle layer's attention to the gold document, under the
-    block-sparse mask; saves a model folder that --model loads."""
-    _check_ranking(out, model, task, docs)
+    block-sparse mask; saves a model folder that --model loads.
+
+    --unseen-share of the documents (split by --unseen-seed) never appear in training, so
+    `run block-relevance` on the folder measures precision@1 on documents it never saw."""
+    _, family = _check_ranking(out, model, task, docs)
+    share, split = _check_training_split(family, docs, unseen_share, unseen_seed)
     from circuits.block_relevance.train import BlockRankTrainer, train_blockrank
 
     trainer = BlockRankTrainer(
@@ -118,6 +183,8 @@ def train_blockrank_command(
         aux_weight=aux_weight,
         seed=seed,
         max_minutes=max_minutes,
+        unseen_share=share,
+        split_seed=split,
     )
     train_blockrank(model, task, out, trainer, log=log)
     print(out)

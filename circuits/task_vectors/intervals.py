@@ -74,6 +74,19 @@ def accuracy_ci(hits: pd.DataFrame, method: str) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def gain_ci(hits: pd.DataFrame, method: str, base: str, tasks: list[str]) -> tuple[float, float]:
+    """Interval of the mean over ``tasks`` of ``method``'s accuracy less ``base``'s: every
+    method scores the same held-out items, so each item's difference is resampled as one
+    (paired), each task's items on their own."""
+    diffs = []
+    for task in tasks:
+        of = hits[hits.task == task].sort_values("prompt")
+        a, b = (of[of.method == m].hit.to_numpy(dtype=float) for m in (method, base))
+        diffs.append(a - b)
+    low, high = stratified_mean_ci(diffs)[0]
+    return float(low), float(high)
+
+
 def head_effects(aie_by_prompt: pd.DataFrame, heads: list[tuple[int, int]]) -> list[np.ndarray]:
     """Per task, the ``(prompt, head)`` matrix of indirect effects of ``heads`` (in order)."""
     out = []

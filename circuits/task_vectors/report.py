@@ -27,6 +27,7 @@ from circuits.task_vectors.sections import (  # noqa: F401 (targets: re-exported
     seeds_section,
     stability_section,
     targets,
+    targets_lines,
 )
 from interp.analysis import Result
 from interp.io import atomic_write_bytes
@@ -193,7 +194,7 @@ def task_vectors_summary(
             if r.layer is not None and r.layer == r.layer
         },
         "test_items": int(acc.n.min()),
-        "targets": targets(per_task),
+        "targets": targets(per_task, hits=result.hits),
         "top_heads": [list(h) for h in result.top_heads],
         "overlap_with_circuit_heads": circuit,
         "alpha_above_0_9": {t: int((a > 0.9).sum()) for t, a in result.alpha.items()},
@@ -247,18 +248,7 @@ def task_vectors_report(
         with_ci(summary[m], summary.get(f"{m}_ci")) if m in summary else "-" for m in methods
     )
     lines += [f"| **mean** | {mean} |", ""]
-    t = summary["targets"]
-    if t.get("tasks"):
-        lines += [
-            f"Over the {len(t['tasks'])} tasks with k-shot ICL >= {t['icl_floor']}: soft "
-            f"injection - ICL = {t['soft_injection_minus_icl']:+.3f} on average (target "
-            f">= +0.05), {t['soft_injection_worst_minus_icl']:+.3f} on the worst task (target "
-            f">= -0.05); FV - 0-shot = {t['fv_minus_zero_shot']:+.3f} (target >= +0.30); TV - "
-            f"0-shot = {t['tv_minus_zero_shot']:+.3f} (target >= +0.40). Met: "
-            + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in t["met"].items())
-            + ".",
-            "",
-        ]
+    lines += targets_lines(summary["targets"])
     lines += [
         "FV: the top-10 heads' mean outputs, summed through the output projection, added to "
         "the residual stream after the layer in brackets (chosen on 0-shot dev prompts of "

@@ -4,14 +4,27 @@ Each returns markdown lines written from the summary's numbers."""
 
 from __future__ import annotations
 
+import pandas as pd
+
+from circuits.task_vectors.intervals import gain_ci, pair
 from circuits.task_vectors.result import TaskVectorsResult
 from interp.stats import with_ci
 
+GAINS = (
+    ("soft_injection_minus_icl", "soft_injection", "icl"),
+    ("fv_minus_zero_shot", "fv", "zero_shot"),
+    ("tv_minus_zero_shot", "tv", "zero_shot"),
+)
+"""The average gains of :func:`targets` that get an interval: key, method, baseline."""
 
-def targets(per_task: dict[str, dict[str, float]], icl_floor: float = 0.6) -> dict:
+
+def targets(
+    per_task: dict[str, dict[str, float]], icl_floor: float = 0.6, hits: pd.DataFrame | None = None
+) -> dict:
     """The published gains, over the tasks where k-shot ICL reaches ``icl_floor``: soft
     injection >= ICL + 0.05 on average and never more than 0.05 below it; FV >= 0-shot + 0.30;
-    TV >= 0-shot + 0.40 (all on average)."""
+    TV >= 0-shot + 0.40 (all on average). With the per-item ``hits``, each average gain gets a
+    paired bootstrap interval ``<gain>_ci`` (see :func:`~.intervals.gain_ci`)."""
     tasks = [t for t, r in per_task.items() if r["icl"] >= icl_floor]
     if not tasks:
         return {"tasks": [], "icl_floor": icl_floor}
@@ -31,7 +44,35 @@ def targets(per_task: dict[str, dict[str, float]], icl_floor: float = 0.6) -> di
         "fv": out["fv_minus_zero_shot"] >= 0.30,
         "tv": out["tv_minus_zero_shot"] >= 0.40,
     }
+    if hits is not None and len(hits):
+        for key, method, base in GAINS:
+            out[f"{key}_ci"] = pair(gain_ci(hits, method, base, tasks))
     return out
+
+
+def _signed(t: dict, key: str) -> str:
+    """A gain with its sign, and its interval where the summary has one."""
+    ci = t.get(f"{key}_ci")
+    shown = f"{t[key]:+.3f}"
+    return shown + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "")
+
+
+def targets_lines(t: dict) -> list[str]:
+    """The report's paragraph on the published gains (nothing when no task's ICL works);
+    brackets: the paired bootstrap intervals of the average gains."""
+    if not t.get("tasks"):
+        return []
+    return [
+        f"Over the {len(t['tasks'])} tasks with k-shot ICL >= {t['icl_floor']}: soft "
+        f"injection - ICL = {_signed(t, 'soft_injection_minus_icl')} on average (target "
+        f">= +0.05), {t['soft_injection_worst_minus_icl']:+.3f} on the worst task (target "
+        f">= -0.05); FV - 0-shot = {_signed(t, 'fv_minus_zero_shot')} (target >= +0.30); TV - "
+        f"0-shot = {_signed(t, 'tv_minus_zero_shot')} (target >= +0.40). Met: "
+        + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in t["met"].items())
+        + ". Brackets: 95% bootstrap intervals of the average gains, each held-out item's "
+        "difference resampled as one (every method scores the same items).",
+        "",
+    ]
 
 
 def stability_section(result: TaskVectorsResult, summary: dict) -> list[str]:

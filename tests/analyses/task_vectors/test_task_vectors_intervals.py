@@ -91,6 +91,30 @@ def test_aie_bootstrap_by_hand():
     assert np.array_equal(ci, again)  # seeded
 
 
+def test_gains_are_paired_per_item():
+    """A method that hits exactly the items its baseline hits gains 0 with no spread, which an
+    unpaired interval (two accuracies of 0.5 on 4 items) would not say."""
+    from circuits.task_vectors.sections import targets
+
+    same = [1, 0, 1, 0]
+    rows = [
+        {"task": t, "method": m, "prompt": p, "hit": h}
+        for t in ("a", "b")
+        for m in ("zero_shot", "icl", "fv", "tv", "soft_injection")
+        for p, h in enumerate(same if m != "fv" else [1, 1, 1, 0])
+    ]
+    hits = pd.DataFrame(rows)
+    per_task = {t: {m: 0.5 for m in ("zero_shot", "icl", "tv", "soft_injection")} for t in "ab"}
+    for t in "ab":
+        per_task[t]["fv"] = 0.75
+    t = targets(per_task, icl_floor=0.5, hits=hits)
+    assert t["soft_injection_minus_icl_ci"] == [0.0, 0.0]
+    assert t["tv_minus_zero_shot_ci"] == [0.0, 0.0]
+    # fv beats 0-shot on one item of four in each task: the gain is 0.25, resampled per item
+    low, high = t["fv_minus_zero_shot_ci"]
+    assert t["fv_minus_zero_shot"] == 0.25 and low < 0.25 < high and low >= 0.0
+
+
 def test_mean_accuracy_interval():
     hits = pd.DataFrame(
         {

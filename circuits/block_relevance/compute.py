@@ -5,14 +5,18 @@ Three forward passes per chunk of prompts, each reading every layer's relevance 
 (for the calibrated variant), and the prompts under the block-sparse mask (its effect on the
 decoded answer, and relevance under the structure BlockRank trains with). The best layer and
 head are picked on the first half of the prompts and measured on the second, so a head that
-wins by luck on few prompts does not report its luck.
+wins by luck on few prompts does not report its luck, and every number it reports carries a
+95% interval over the prompts it was measured on (:mod:`~circuits.block_relevance.intervals`).
 
 Two more sets of held-out prompts split the measure by document: ``seen`` prompts built only
 from the training documents and ``unseen`` prompts built only from the documents kept out of
 training (:mod:`~circuits.block_relevance.documents`; for a BlockRank folder, the split its
 training record names). The first two sets draw from the whole pool, as before.
 
-This module is the science alone and runs in a notebook on a loaded model;
+This module is the science alone and runs in a notebook on a loaded model: the prompts and
+their order; a chunk's forward passes are :mod:`~circuits.block_relevance.chunks`, the tables
+built from them :mod:`~circuits.block_relevance.tables`, and the result with its summary
+:mod:`~circuits.block_relevance.result`.
 :mod:`~circuits.block_relevance.analysis` wraps it as the registered analysis (its config, the
 BlockRank folder's trained layer, the dry run's estimate) and
 :mod:`~circuits.block_relevance.report` turns its result into a run directory.

@@ -1,5 +1,5 @@
 """Block relevance's tables, built from the forward passes' relevance: every variant, prompt
-set, layer and head's metrics (:func:`heads_table`, its intervals from
+set, layer and head's metrics (:func:`scores_table`, its intervals from
 :mod:`~circuits.block_relevance.intervals`), the best head of each variant, the position bias
 and the held-out prompts' documents at the best head."""
 
@@ -62,13 +62,9 @@ def prompt_scores(data: RelevanceData, parts: dict[str, slice]) -> Scores:
     }
 
 
-def heads_table(data: RelevanceData, parts: dict[str, slice]) -> pd.DataFrame:
-    """Every variant, prompt set (``parts``: split name -> its prompts), layer and head's
-    precision@1, MRR and nDCG@10 (no intervals: see :func:`with_intervals`)."""
-    return scores_table(prompt_scores(data, parts))
-
-
 def scores_table(scores: Scores) -> pd.DataFrame:
+    """Every variant, prompt set, layer and head's precision@1, MRR and nDCG@10: the means of
+    ``scores`` over prompts (the intervals come after the picks: :func:`with_intervals`)."""
     rows = []
     for (variant, split), per_prompt in scores.items():
         means = {k: v.mean(0) for k, v in per_prompt.items()}

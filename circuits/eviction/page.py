@@ -68,6 +68,12 @@ def summary_line(summary: dict) -> str:
             f"gate at its own threshold: {summary['gate_accuracy']:.3f}, evicting "
             f"{summary['gate_rate']:.2f} of the context"
         )
+    if summary.get("gate_joint_accuracy") is not None:
+        parts.append(
+            f"gate trained with LoRA: {summary['gate_joint_accuracy']:.3f}, evicting "
+            f"{summary['gate_joint_rate']:.2f} (adapted model, every key: "
+            f"{summary['accuracy_full_adapted']:.3f})"
+        )
     return "; ".join(parts)
 
 

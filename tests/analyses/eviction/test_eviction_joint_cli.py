@@ -54,6 +54,9 @@ def test_run_eviction_gate_objective_joint_writes_its_numbers(joint_run):
     assert f"{s['gate_joint_accuracy']:.3f} [{s['gate_joint_accuracy_ci'][0]:.2f}" in report
     names = [t.name for t in run.figures["accuracy_vs_rate"].data]
     assert "gate_joint" in names
+    from circuits.eviction.page import summary_line
+
+    assert f"gate trained with LoRA: {s['gate_joint_accuracy']:.3f}" in summary_line(s)
     # the adapted model is a folder --model loads, its gate beside it
     folder = joint_run / "joint"
     assert (folder / "config.json").exists() and (folder / "gate.pt").exists()

@@ -32,11 +32,11 @@ def documents() -> Any:
     return typer.Option(10, min=2, max=10, help="Documents per prompt.")
 
 
-def unseen_share(help: str) -> Any:
+def unseen_share_option(help: str) -> Any:
     return typer.Option(None, help=help, show_default=False)
 
 
-def unseen_seed() -> Any:
+def unseen_seed_option() -> Any:
     return typer.Option(
         None,
         help="Seed of the split that picks the unseen documents [0].",
@@ -99,11 +99,11 @@ def run_block_relevance_command(
     out: Path = options.out_folder(),
     backend: Backend = typer.Option("transformer_lens", help="The hooked backend."),
     chunk: int = options.count(16, "Prompts per forward pass (three passes per chunk)."),
-    unseen_share: float | None = unseen_share(
+    unseen_share: float | None = unseen_share_option(
         "Share of the document pool held out as unseen documents [0.25], for a model not "
         "trained with BlockRank (a BlockRank folder keeps the split it trained on)."
     ),
-    unseen_seed: int | None = unseen_seed(),
+    unseen_seed: int | None = unseen_seed_option(),
     execution: ExecutionOptions = None,
     estimate: options.DryRunOptions = None,
 ):
@@ -155,11 +155,11 @@ def train_blockrank_command(
     docs: int = documents(),
     max_minutes: float | None = typer.Option(None, min=0.1, help="Stop after this long."),
     seed: int = options.seed(),
-    unseen_share: float | None = unseen_share(
+    unseen_share: float | None = unseen_share_option(
         "Share of the document pool kept out of training as unseen documents [0.25]; 0 "
         "trains on every document."
     ),
-    unseen_seed: int | None = unseen_seed(),
+    unseen_seed: int | None = unseen_seed_option(),
 ):
     """BlockRank fine-tuning: LoRA on the attention above a cut, trained with the answer loss
     and a contrastive loss on the middle layer's attention to the gold document, under the

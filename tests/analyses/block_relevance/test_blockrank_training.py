@@ -189,3 +189,21 @@ def test_micro_batches_give_the_whole_batch_step(tiny_dirs):
     for (loss, stats), (loss_1, stats_1) in zip(logged, logged_1):
         assert loss == pytest.approx(loss_1, abs=1e-6)
         assert stats == pytest.approx(stats_1, abs=1e-6)
+
+
+def test_training_is_deterministic_under_its_seed(tiny_dirs):
+    """Two trainings with the same seed give the same weights and losses; another seed (other
+    prompts, other initial adapters) gives other weights."""
+    from interp.organism.tokenizer import build_tokenizer
+
+    def trained(seed: int):
+        hf = _tiny(tiny_dirs)
+        trainer = BlockRankTrainer(layer=1, cut=0, steps=2, batch=2, docs=5, lr=1e-2, seed=seed)
+        trainer.train(hf, build_tokenizer(), "ranking", prepend_bos=True)
+        losses = [h["loss"] for h in trainer.history]
+        return {n: p.detach().clone() for n, p in hf.named_parameters()}, losses
+
+    (first, losses), (again, losses_again), (other, _) = trained(0), trained(0), trained(1)
+    assert losses == losses_again
+    assert all(torch.equal(first[n], again[n]) for n in first)
+    assert not all(torch.equal(first[n], other[n]) for n in first)

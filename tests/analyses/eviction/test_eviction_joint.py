@@ -57,9 +57,9 @@ def test_one_backward_reaches_the_gates_and_the_adapters(joint_data, tmp_path):
     assert 0.0 <= float(rate) <= 1.0
 
 
-def _train(base, examples, folder, max_steps=None, epochs=2):
+def _train(base, examples, folder, max_steps=None, epochs=2, every=1):
     hf, gate = copy.deepcopy(base), _gate(base)
-    cfg = JointConfig(epochs=epochs, rank=4, accumulate=2, checkpoint_every=1, lora_lr=1e-2)
+    cfg = JointConfig(epochs=epochs, rank=4, accumulate=2, checkpoint_every=every, lora_lr=1e-2)
     peft_model, record = train_joint(
         hf, gate, examples, cfg, folder, seed=3, log=lambda s: None, max_steps=max_steps
     )
@@ -100,3 +100,47 @@ def test_a_model_without_q_k_v_o_projections_is_refused(tiny_dirs):
     with pytest.raises(IclscopeError, match="c_attn|q_proj") as err:
         check_adaptable_folder(tiny_dirs["gpt2"])
     assert "Llama-family" in err.value.fix
+
+
+def test_an_interrupted_run_keeps_its_steps_and_resumes_to_the_same_end(
+    joint_data, tmp_path, monkeypatch
+):
+    import signal
+
+    import circuits.eviction.joint as joint
+    from interp.errors import Interrupted
+
+    base, _, examples = joint_data
+    hf_a, gate_a, rec_a = _train(base, examples, tmp_path / "a")
+    calls, real_loss = [0], joint.joint_loss
+
+    def stop_in_the_second_step(*args):
+        calls[0] += 1
+        if calls[0] == 4:  # the second chunk of step 2 (two chunks a step)
+            raise Interrupted(signal.SIGINT)
+        return real_loss(*args)
+
+    monkeypatch.setattr(joint, "joint_loss", stop_in_the_second_step)
+    with pytest.raises(Interrupted) as stop:  # no scheduled checkpoint before it: every 10
+        _train(base, examples, tmp_path / "b", every=10)
+    assert stop.value.record["status"] == "interrupted"
+    assert stop.value.record["steps_done"] == 1
+    assert (tmp_path / "b" / "checkpoint" / "state.pt").exists()
+    monkeypatch.setattr(joint, "joint_loss", real_loss)
+    hf_b, gate_b, rec_b = _train(base, examples, tmp_path / "b", every=10)
+    assert rec_b["resumed_from"] == 1 and rec_b["steps_done"] == 4
+    assert [h["loss"] for h in rec_b["history"]] == pytest.approx(
+        [h["loss"] for h in rec_a["history"]], rel=1e-5
+    )
+    a, b = _state(hf_a, gate_a), _state(hf_b, gate_b)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_accumulation_takes_one_step_per_group_of_chunks(joint_data, tmp_path):
+    base, _, examples = joint_data  # 4 chunks
+    for accumulate, steps in ((1, 4), (3, 2), (4, 1)):
+        hf, gate = copy.deepcopy(base), _gate(base)
+        cfg = JointConfig(epochs=1, rank=2, accumulate=accumulate)
+        _, record = train_joint(hf, gate, examples, cfg, tmp_path / str(accumulate), seed=0)
+        assert record["steps_done"] == steps, accumulate

@@ -125,3 +125,15 @@ def test_train_gate_refuses_a_checkpoint_of_another_run(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "another joint training run" in err and "fix:" in err
     assert not (tmp_path / "o" / "distilled").exists()
+
+
+def test_a_gate_made_for_another_model_is_refused_as_the_warm_start(tmp_path, capsys):
+    from circuits.eviction import GateStack
+    from interp.cli import main
+
+    GateStack(n_layers=1, d_model=8, n_heads=2).save(tmp_path / "g", {"objective": "distill"})
+    args = ["run", "eviction", "--model", "organism", *SMALL, "--gate-objective", "joint"]
+    code = main([*args, "--gate", str(tmp_path / "g"), "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and "was trained for another model" in err and "n_layers 1" in err
+    assert not (tmp_path / "r").exists()

@@ -161,6 +161,16 @@ def test_trained_folder_is_measured_on_the_documents_it_kept_out(tiny_dirs, tmp_
     for side in ("seen", "unseen"):
         assert s[f"p_at_1_{side}"] == s[f"p_at_1_trained_layer_block_sparse_{side}"]
         assert s[f"p_at_1_{side}"] is not None
+        assert s[f"p_at_1_{side}_ci"] == s[f"p_at_1_trained_layer_block_sparse_{side}_ci"]
+    # the trained layer's three metrics, each inside its interval
+    for metric in ("p_at_1", "mrr", "ndcg10"):
+        for variant in ("raw", "calibrated", "block_sparse"):
+            key = f"{metric}_trained_layer_{variant}"
+            low, high = s[f"{key}_ci"]
+            assert low <= s[key] <= high, key
+            assert metric != "p_at_1" or high - low > 0.3, key  # Wilson on 2 prompts: wide
+    report = (path / "report.md").read_text()
+    assert "(block-sparse): MRR" in report and "(block-sparse): nDCG@10" in report
     # a folder trained on the whole pool reports no unseen precision
     whole = json.loads((out / "blockrank.json").read_text())
     whole["documents"] = None
@@ -171,4 +181,5 @@ def test_trained_folder_is_measured_on_the_documents_it_kept_out(tiny_dirs, tmp_
     s = load_run(path).summary
     assert s["documents"]["source"] == "trained on the whole pool"
     assert s["p_at_1_unseen"] is None and s["p_at_1_seen"] is not None
+    assert s["p_at_1_unseen_ci"] is None and s["p_at_1_seen_ci"] is not None
     assert "no unseen precision@1" in (path / "report.md").read_text()

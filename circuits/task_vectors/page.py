@@ -5,6 +5,10 @@ one head's AIE and alpha per task.
 With ``alpha_stability`` (runs with extra soft-injection fits at other learning rates and
 seeds), a table of every fit and each alpha's stable heads (above 0.9 in every fit).
 
+The accuracy table ends with each method's mean over tasks and its interval; the top heads
+come with their AIE and its bootstrap interval; a run with several prompt seeds (``--seeds``)
+adds a table of every headline number per seed with its spread.
+
 Reads only the run's tables (``accuracy``, ``aie``, ``alpha``, ``alpha_stability``) and
 ``summary.json``; nothing is recomputed.
 """
@@ -27,6 +31,44 @@ def accuracy_table(acc: pd.DataFrame) -> pd.DataFrame:
 
     cells = acc.assign(cell=[cell(r) for r in acc.itertuples()])
     return cells.pivot(index="task", columns="method", values="cell")
+
+
+def mean_row(summary: dict, methods: list[str]) -> pd.DataFrame:
+    """Each method's mean over tasks with its interval, as one ``mean`` row."""
+    cells = {
+        m: f"{summary[m]:.3f} [{summary[f'{m}_ci'][0]:.2f}, {summary[f'{m}_ci'][1]:.2f}]"
+        for m in methods
+        if m in summary and f"{m}_ci" in summary
+    }
+    return pd.DataFrame([cells], index=pd.Index(["mean"], name="task"))
+
+
+def top_heads_table(summary: dict) -> pd.DataFrame:
+    """The top heads by mean AIE, best first, with the AIE's 95% bootstrap interval."""
+    heads, values = summary.get("top_heads", []), summary.get("top_heads_aie", [])
+    cis = summary.get("top_heads_aie_ci") or [[None, None]] * len(values)
+    rows = [
+        {"head": f"L{h[0]}H{h[1]}", "AIE": v, "low": ci[0], "high": ci[1]}
+        for h, v, ci in zip(heads, values, cis)
+    ]
+    return pd.DataFrame(rows, columns=["head", "AIE", "low", "high"]).set_index("head")
+
+
+def seeds_table(summary: dict) -> pd.DataFrame | None:
+    """Per headline number, its value under each prompt seed and their mean, sd and range
+    (None for a run with one seed)."""
+    seeds = summary.get("seeds") or []
+    if len(seeds) < 2:
+        return None
+    rows = []
+    for key, by in summary.items():
+        if not key.endswith("_by_seed") or "values" not in by:
+            continue
+        row = {"number": key.removesuffix("_by_seed")}
+        row |= {f"seed {s}": v for s, v in zip(seeds, by["values"])}
+        row |= {k: by[k] for k in ("mean", "std", "min", "max")}
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("number")
 
 
 def head_effects(aie: pd.DataFrame, alpha: pd.DataFrame, layer: int, head: int) -> pd.DataFrame:
@@ -58,7 +100,19 @@ def task_vectors_view(run: Run, name: str) -> None:
     acc, aie, alpha = (run.tables.get(t) for t in ("accuracy", "aie", "alpha"))
     if acc is not None:
         st.subheader("Held-out accuracy, 0-shot (ICL: k-shot), 95% intervals")
-        st.dataframe(accuracy_table(acc), key=f"{name}-acc")
+        table = accuracy_table(acc)
+        mean = mean_row(run.summary, list(table.columns))
+        if len(mean.columns):  # runs written before the means had intervals have none
+            table = pd.concat([table, mean])
+        st.dataframe(table, key=f"{name}-acc")
+        seeds = seeds_table(run.summary)
+        if seeds is not None:
+            st.subheader("Across prompt seeds")
+            st.caption(
+                "The run again with the prompts drawn by each seed; the numbers above are the "
+                "first seed's."
+            )
+            st.dataframe(seeds, key=f"{name}-seeds")
     if aie is not None:
         st.subheader("Average indirect effect per head")
         tasks = ["mean", *[t for t in aie.task.unique() if t != "mean"]]
@@ -67,6 +121,10 @@ def task_vectors_view(run: Run, name: str) -> None:
             aie[aie.task == task], "aie", title="", color="AIE", scale="RdBu_r", midpoint=0.0
         )
         st.plotly_chart(fig, width="stretch", key=f"{name}-aie-{task}")
+        heads = top_heads_table(run.summary)
+        if len(heads):
+            st.caption("Top heads by mean AIE, with 95% bootstrap intervals over prompts")
+            st.dataframe(heads, key=f"{name}-top-heads")
     if alpha is not None and len(alpha):
         st.subheader("Soft injection: learned alpha")
         which = st.selectbox("alpha of", list(alpha.task.unique()), key="tv_alpha_task")

@@ -192,6 +192,33 @@ def test_seeds_give_per_seed_values_a_single_seed_reproduces(tmp_path):
     assert figure["data"][0]["error_y"]["array"]  # the AIE bars carry their intervals
     bars = json.loads((run / "figures" / "accuracy.json").read_text())
     assert any("mean" in list(trace["x"]) for trace in bars["data"])
+    _page(tmp_path / "two", run.name, two)
+
+
+def _page(root, name, summary):
+    """The explorer's page: the mean row with its interval, the top heads with theirs, and the
+    per-seed table."""
+    from streamlit.testing.v1 import AppTest
+
+    def page():
+        import streamlit as st
+
+        from app.views import run_page
+
+        run_page(st.session_state["root"], st.session_state["name"])
+
+    at = AppTest.from_function(page, default_timeout=60)
+    at.session_state["root"], at.session_state["name"] = str(root), name
+    at.run()
+    assert not at.exception
+    tables = [df.value for df in at.dataframe]
+    acc = next(t for t in tables if "soft_injection" in t.columns and "icl" in t.columns)
+    low, high = summary["icl_ci"]
+    assert acc.loc["mean", "icl"] == f"{summary['icl']:.3f} [{low:.2f}, {high:.2f}]"
+    heads = next(t for t in tables if "AIE" in t.columns)
+    assert len(heads) == 10 and (heads.low <= heads.AIE).all() and (heads.AIE <= heads.high).all()
+    seeds = next(t for t in tables if "seed 1" in t.columns)
+    assert seeds.loc["fv", "seed 1"] == summary["fv_by_seed"]["values"][1]
 
 
 @pytest.mark.parametrize(

@@ -123,7 +123,7 @@ def figures(result: TaskVectorsResult) -> dict[str, go.Figure]:
     )
     intervals = headline_intervals(result, [])
     if intervals.get("top_heads_aie_ci"):
-        figs["top_heads"] = _heads_figure(result.top_heads, intervals)
+        figs["aie_top_heads"] = _heads_figure(result.top_heads, intervals)
     return figs
 
 
@@ -141,9 +141,12 @@ def _mean_rows(result: TaskVectorsResult) -> pd.DataFrame:
 
 
 def _heads_figure(heads: list[tuple[int, int]], intervals: dict) -> go.Figure:
-    """The top heads' mean AIE with their bootstrap intervals, best first."""
-    values = intervals["top_heads_aie"]
-    lows, highs = zip(*intervals["top_heads_aie_ci"])
+    """The top heads' mean AIE with their bootstrap intervals, heads in numeric order (as on
+    every head axis of a report)."""
+    order = sorted(range(len(heads)), key=lambda k: tuple(heads[k]))
+    heads = [heads[k] for k in order]
+    values = [intervals["top_heads_aie"][k] for k in order]
+    lows, highs = zip(*(intervals["top_heads_aie_ci"][k] for k in order))
     fig = go.Figure(
         go.Bar(
             x=[f"L{l}H{h}" for l, h in heads],
@@ -340,7 +343,7 @@ class TaskVectorsRun(Result):
             "accuracy": "Accuracy per task",
             "layer_sweeps": "Accuracy per task",
             "aie": "Heads",
-            "top_heads": "Heads",
+            "aie_top_heads": "Heads",
             "alpha": "Learned alpha",
         }
 

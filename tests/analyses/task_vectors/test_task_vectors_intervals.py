@@ -188,7 +188,7 @@ def test_seeds_give_per_seed_values_a_single_seed_reproduces(tmp_path):
     assert "## Across prompt seeds" in report
     zs = two["zero_shot_ci"]
     assert f"{two['zero_shot']:.3f} [{zs[0]:.2f}, {zs[1]:.2f}]" in report
-    figure = json.loads((run / "figures" / "top_heads.json").read_text())
+    figure = json.loads((run / "figures" / "aie_top_heads.json").read_text())
     assert figure["data"][0]["error_y"]["array"]  # the AIE bars carry their intervals
     bars = json.loads((run / "figures" / "accuracy.json").read_text())
     assert any("mean" in list(trace["x"]) for trace in bars["data"])

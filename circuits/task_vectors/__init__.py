@@ -14,6 +14,8 @@ Three published ways to turn what k-shot prompts leave at their last token into 
 All three start from :func:`.embeddings.task_embedding`. :class:`TaskVectors` runs them on one
 or more function tasks and scores every method on the same held-out items, 0-shot, against
 0-shot and k-shot ICL. Every sweep over heads or layers is one plan or one stacked batch.
+The result keeps every per-prompt number (each held-out item's hit, each head's indirect
+effect on each AIE prompt) so that :mod:`.intervals` can put an interval on each headline.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ def train_joint_folder(
     distillation first, ``distill_epochs`` epochs). With ``loaded``, the caller's model stays
     as it was: the adapters go on a copy. Returns ``(adapted model, gate, record)``."""
     from circuits.eviction.adapted import save_adapted
-    from circuits.eviction.analysis import train_gate_folder, training_examples
+    from circuits.eviction.gate_folder import train_gate_folder, training_examples
     from circuits.eviction.prompts import eviction_settings, load_eager
     from interp.errors import Interrupted
     from interp.models import resolve_spec

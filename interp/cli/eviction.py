@@ -231,7 +231,7 @@ def train_gate_command(
             warm_gate, distill_epochs, lora_rank, accumulate, max_minutes,
         )  # fmt: skip
         return
-    from circuits.eviction.analysis import train_gate_folder
+    from circuits.eviction.gate_folder import train_gate_folder
 
     _, record = train_gate_folder(
         out,

@@ -17,8 +17,8 @@ from circuits.eviction.analysis import (  # noqa: F401 (re-exported)
     EvictionAnalysis,
     EvictionConfig,
     eviction_estimate,
-    train_gate_folder,
 )
+from circuits.eviction.gate_folder import train_gate_folder  # noqa: F401
 from circuits.eviction.prompts import (  # noqa: F401
     KINDS,
     KV_KEYS,

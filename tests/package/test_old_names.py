@@ -23,7 +23,7 @@ MOVED = [
     ("interp.runs.circuit", "circuit_report", "circuits.icl_circuit.report"),
     ("interp.runs.demo", "first_look", "circuits.demo.look"),
     ("interp.runs.eviction", "eviction_settings", "circuits.eviction.prompts"),
-    ("interp.runs.eviction", "train_gate_folder", "circuits.eviction.analysis"),
+    ("interp.runs.eviction", "train_gate_folder", "circuits.eviction.gate_folder"),
     ("interp.runs.task_vectors", "overlap", "circuits.task_vectors.overlap"),
     ("app.eviction_page", "eviction_view", "circuits.eviction.page"),
     ("app.task_vectors_page", "task_vectors_view", "circuits.task_vectors.page"),

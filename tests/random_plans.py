@@ -17,7 +17,12 @@ HOOK_KINDS = (
 
 
 def random_plan(
-    cfg, n_pos: int, seed: int, n_rows: int = 48, kinds: tuple[str, ...] = HOOK_KINDS
+    cfg,
+    n_pos: int,
+    seed: int,
+    n_rows: int = 48,
+    kinds: tuple[str, ...] = HOOK_KINDS,
+    n_prompts: int = 2,
 ) -> InterventionPlan:
     """Rows of one or two random edits: every hook kind in ``kinds``, one, two or all
     positions, some heads, replacements and mixes from several sources, and now and then an
@@ -47,5 +52,5 @@ def random_plan(
             )
         if pick(8) == 0:
             edits.append(Knockout(pick(cfg.n_layers), (n_pos - 1,), (0, 1)))
-        rows.append(PlanRow(i % 2, tuple(edits), (("row", i),)))
+        rows.append(PlanRow(i % n_prompts, tuple(edits), (("row", i),)))
     return InterventionPlan(rows)

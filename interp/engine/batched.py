@@ -9,7 +9,8 @@ Given an :class:`~interp.engine.plan.InterventionPlan`, the engine
 3. resumes each chunk from the cached residual stream at that layer (everything before it is
    the unedited base run, so recomputing it is waste) and, on the module forward (the fast
    path: the model's own layers, driven one by one), at the earliest edited position (the
-   prefix's cached keys and values serve the suffix);
+   prefix's cached keys and values serve the suffix), and stops it at the chunk's furthest
+   read-out position (rows of one start position are chunked in order of their read-out);
 4. starts a row whose edits all sit after a layer's attention (``hook_z`` .. ``hook_resid_post``)
    from that layer's position-wise tail, computed only where the edits land, and computes the
    last layer only at the read-out position;
@@ -173,28 +174,42 @@ class Engine:
         hooks = stacked_hooks(self.model, rows, banks, n_pos, shift=at, width=1)
         return native.tail(layer, x, z, hooks)[:, 0]
 
-    def _tail_states(self, native, rows, prompt, layer, pos, base, rec, banks, n_pos) -> Tensor:
-        """The suffix ``pos..`` after ``layer`` for rows whose edits all sit in that layer's
-        tail. ``base`` is the base run's suffix there; it is recomputed only where the edits
-        land (one position per row when each row edits one position, else the whole suffix)."""
+    def _tail_states(self, native, rows, prompt, layer, span, base, rec, banks, n_pos) -> Tensor:
+        """The suffix ``span`` (positions ``pos..end``) after ``layer`` for rows whose edits all
+        sit in that layer's tail. ``base`` is the base run's suffix there; it is recomputed only
+        where the edits land (one position per row when each row edits one position, else the
+        whole suffix); an edit at or after ``end`` cannot reach any read-out and is left out."""
+        pos, end = span
         points = [r.point for r in rows]
         if all(p is not None for p in points):
-            offsets = torch.tensor(points) - pos
-            base[torch.arange(len(rows)), offsets] = self._tail_at(
-                native, rows, prompt, layer, points, rec, banks, n_pos
-            )
+            inside = [i for i, p in enumerate(points) if p < end]
+            if inside:
+                at = torch.tensor(inside)
+                base[at, torch.tensor([points[i] for i in inside]) - pos] = self._tail_at(
+                    native,
+                    [rows[i] for i in inside],
+                    prompt[at],
+                    layer,
+                    [points[i] for i in inside],
+                    rec,
+                    banks,
+                    n_pos,
+                )
             return base
-        x = rec.resid_pre[layer][prompt, pos:]
-        z = rec.cache[f"blocks.{layer}.attn.hook_z"][prompt, pos:]
-        return native.tail(layer, x, z, stacked_hooks(self.model, rows, banks, n_pos, shift=pos))
+        x = rec.resid_pre[layer][prompt, pos:end]
+        z = rec.cache[f"blocks.{layer}.attn.hook_z"][prompt, pos:end]
+        hooks = stacked_hooks(self.model, rows, banks, n_pos, shift=pos, width=end - pos)
+        return native.tail(layer, x, z, hooks)
 
-    def _joins(self, native, chunk, rows, prompt, pos, start, tails, rec, banks, n_pos):
+    def _joins(self, native, chunk, rows, prompt, span, start, tails, rec, banks, n_pos):
         """``(layer, states)`` for each run of rows (sorted by start layer) joining the resumed
-        pass: the base run's suffix, with tail rows' edited layer already applied."""
+        pass: the base run's suffix ``span`` (``pos..end``), with tail rows' edited layer
+        already applied."""
+        pos, end = span
         joins, k = [], 0
         for layer, run in itertools.groupby(range(len(chunk)), key=lambda i: start(chunk[i])[1]):
             idx = list(run)
-            states = rec.resid_pre[layer][prompt[idx], pos:]
+            states = rec.resid_pre[layer][prompt[idx], pos:end]
             tail = [i for i in idx if chunk[i] in tails]
             if tail:
                 at = torch.tensor([i - k for i in tail])
@@ -203,7 +218,7 @@ class Engine:
                     [rows[i] for i in tail],
                     prompt[tail],
                     layer - 1,
-                    pos,
+                    span,
                     states[at],
                     rec,
                     banks,
@@ -248,7 +263,13 @@ class Engine:
         # rows with no edits are the base run itself, which the source runs already read out
         bare = [i for i, r in enumerate(plan.rows) if not r.edits] if resume else []
         chunks += [("bare", bare)] if bare else []
-        order = sorted(set(range(len(plan))) - set(last) - set(bare), key=start)
+        # rows of one start position in order of their read-out, so a chunk's rows end alike
+        # (a pass on the fast path stops at its furthest read-out)
+        read_out = s_q.tolist()
+        order = sorted(
+            set(range(len(plan))) - set(last) - set(bare),
+            key=lambda j: (start(j)[0], read_out[plan.rows[j].prompt], start(j)[1]),
+        )
         # a pass joins rows in order of their start layer
         chunks += [
             ("pass", sorted(c, key=lambda j: start(j)[1]))
@@ -327,13 +348,16 @@ class Engine:
         pos = min(start(j)[0] for j in chunk)
         # tail rows enter the resumed pass already edited, so the pass leaves them alone
         mixed = [None if j in tails else r for j, r in zip(chunk, rows)]
-        hooks = stacked_hooks(self.model, mixed, banks, n_pos, shift=pos)
         if native is not None:
+            # and ends at its furthest read-out: later positions reach no row's logits
+            end = int(s_q[prompt].max()) + 1
+            hooks = stacked_hooks(self.model, mixed, banks, n_pos, shift=pos, width=end - pos)
             joins = self._joins(
-                native, chunk, rows, prompt, pos, start, tails, base_rec, banks, n_pos
+                native, chunk, rows, prompt, (pos, end), start, tails, base_rec, banks, n_pos
             )
             at_sq = native.resume(joins, pos, prompt, base_rec, hooks, s_q[prompt] - pos)
         else:
+            hooks = stacked_hooks(self.model, mixed, banks, n_pos, shift=pos)
             layer = min(start(j)[1] for j in chunk)
             mask = job.base_mask[prompt]
             if layer > 0:

@@ -43,8 +43,12 @@ def stacked_hooks(
         for e in row.edits:
             if isinstance(e, Knockout):
                 model.check_layer(e.layer)
+                # a query outside the computed positions is dropped, as a patch there is
+                queries = [q - at for q in e.queries]
+                if width is not None:
+                    queries = [q for q in queries if 0 <= q < width]
                 for h in e.heads or (-1,):
-                    edges[e.layer] += [(i, h, q - at, k) for q in e.queries for k in e.keys]
+                    edges[e.layer] += [(i, h, q, k) for q in queries for k in e.keys]
                 continue
             src = banks[e.hook].index(e, row.prompt)
             patches[e.hook].append((i, at, src, e.alpha, *_grid(e.positions, e.heads, n_pos)))
@@ -68,6 +72,8 @@ def stacked_hooks(
 
         hooks[hook_name] = apply
     for layer, coo in edges.items():
+        if not coo:  # every knocked query of this layer fell outside the computed positions
+            continue
         cols = [torch.tensor(c, dtype=torch.long) for c in zip(*coo)]
 
         def knock(scores, hook, cols=cols):

@@ -12,7 +12,7 @@ from interp.engine.plan import InterventionPlan, Knockout, Patch, PlanRow
 from interp.engine.sweeps import head_sweep, resid_sweep
 from interp.errors import IclscopeError
 from interp.models import load_model
-from interp.tasks.suite import build_pair_batches
+from interp.tasks.suite import build_pair_batches, get_family, sample_episodes
 
 TOL = 1e-5
 
@@ -151,6 +151,29 @@ def test_resumed_fast_path_equals_a_full_forward_on_random_plans(model, seed):
     plan = random_plan(model.cfg, clean.tokens.shape[1], seed)
     fast = Engine(model, max_batch=16, min_rows=8).run(plan, clean, corrupted, progress=False)
     slow = Engine(model, fast=False).run(plan, clean, corrupted, resume=False, progress=False)
+    diff = (torch.tensor(fast.metric.values) - torch.tensor(slow.metric.values)).abs().max()
+    assert diff <= TOL
+
+
+def test_prompts_of_different_lengths_are_computed_only_to_their_read_out(model):
+    """A resumed pass stops at its rows' furthest read-out: edits and knockouts past a shorter
+    prompt's ``s_q`` (on its padding) are dropped there, and the numbers stay a full forward's."""
+    builder = model.prompt_builder()
+    family = get_family("sentiment_semantic")
+    episodes = sample_episodes(family.name, 2, 1, 3) + sample_episodes(family.name, 2, 3, 3)
+    batch = builder.build(family.template, episodes)
+    assert len(set(batch.s_q.tolist())) > 1  # the short prompts end before the long ones
+    rows = random_plan(model.cfg, batch.tokens.shape[1], 5, n_prompts=4).rows
+    plan = InterventionPlan(rows, base="clean")
+    assert any(
+        q > batch.s_q[r.prompt]
+        for r in rows
+        for e in r.edits
+        if isinstance(e, Knockout)
+        for q in e.queries
+    )  # some knockouts sit on a short prompt's padding
+    fast = Engine(model, max_batch=16, min_rows=8).run(plan, batch, metric="prob", progress=False)
+    slow = Engine(model, fast=False).run(plan, batch, metric="prob", resume=False, progress=False)
     diff = (torch.tensor(fast.metric.values) - torch.tensor(slow.metric.values)).abs().max()
     assert diff <= TOL
 

@@ -5,13 +5,11 @@ reads back from that record (the document split it trained on)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from circuits.block_relevance.documents import DocumentSplit, document_pool
 from interp.io import atomic_write_text
+from interp.models.trained import write_model_folder
 from interp.stops import deferred_stops
 
 RECORD = "blockrank.json"
@@ -53,31 +51,10 @@ def save_folder(model, tokenizer, out: Path, base_folder: str, record: dict) -> 
     atomic, the record ``blockrank.json`` last: a folder with a record is whole. A stop that
     comes meanwhile waits for the end (:func:`~interp.stops.deferred_stops`). With no step
     done (interrupted at once) only the record is written: there is nothing to keep."""
-    from interp.models.gguf_cache import prepend_bos
-
     out.mkdir(parents=True, exist_ok=True)
     with deferred_stops():
         if record["steps_done"]:
-            model = plain_model(model)
-            model.config.attn_implementation = None
-            tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-            try:
-                model.save_pretrained(str(tmp))
-                tokenizer.save_pretrained(str(tmp))
-                source = {
-                    "name": f"blockrank:{record['base_model']}",
-                    "base_folder": str(base_folder),
-                    "dtype": "float32",
-                    "prepend_bos": prepend_bos(base_folder),
-                }
-                (tmp / "iclscope_source.json").write_text(json.dumps(source, indent=1))
-                for path in sorted(tmp.rglob("*")):
-                    target = out / path.relative_to(tmp)
-                    if path.is_dir():
-                        target.mkdir(exist_ok=True)
-                    else:
-                        os.replace(path, target)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+            name = f"blockrank:{record['base_model']}"
+            write_model_folder(plain_model(model), tokenizer, out, name, base_folder)
         atomic_write_text(out / RECORD, json.dumps(record, indent=1))
     return out

@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -24,6 +21,7 @@ import torch
 from circuits.eviction.gate import GateStack
 from interp.errors import IclscopeError
 from interp.io import atomic_write_bytes, atomic_write_text
+from interp.models.trained import write_model_folder
 from interp.stops import deferred_stops
 
 CHECKPOINT = "checkpoint"
@@ -95,30 +93,9 @@ def save_adapted(
     """The merged model (adapters already folded in) as a Hugging Face folder at ``out``, with
     the gate and ``training.json`` last: a folder with a record is whole. Written next to
     ``out`` first and moved in file by file, each move atomic."""
-    from interp.models.gguf_cache import CONVERTED_MARKER, prepend_bos
-
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     with deferred_stops():
-        model.config.attn_implementation = None  # the loader picks its own attention
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        try:
-            model.save_pretrained(str(tmp))
-            tokenizer.save_pretrained(str(tmp))
-            source = {
-                "name": f"gate-joint:{record.get('model', base_folder)}",
-                "base_folder": str(base_folder),
-                "dtype": "float32",
-                "prepend_bos": prepend_bos(base_folder),  # the base's prompts, unchanged
-            }
-            (tmp / CONVERTED_MARKER).write_text(json.dumps(source, indent=1))
-            for path in sorted(tmp.rglob("*")):
-                target = out / path.relative_to(tmp)
-                if path.is_dir():
-                    target.mkdir(exist_ok=True)
-                else:
-                    os.replace(path, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        name = f"gate-joint:{record.get('model', base_folder)}"
+        write_model_folder(model, tokenizer, out, name, base_folder)
         gate.save(out, record)
     return out

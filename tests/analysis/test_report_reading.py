@@ -133,7 +133,7 @@ def test_twelve_layers_of_heads_are_ordered_by_number():
 
 
 def test_layer_ranges_are_ordered_by_number():
-    from circuits.icl_circuit.report import heatmap
+    from interp.runs.figures import heatmap
 
     cols = ["0-0.25", "0-1", "0.25-0.5", "0.5-0.75", "0.75-1", "all"]
     grid = pd.DataFrame([np.linspace(0, 1, len(cols))], columns=cols, index=["xi_to_si"])

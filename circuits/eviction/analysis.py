@@ -105,9 +105,14 @@ class EvictionAnalysis(Analysis):
         elif config.train:
             if joint:  # prefilled once, for the distilled gate and the joint one
                 gate_settings = eviction_settings(
-                    builder, task, config.shots, config.gate_prompts, config.lengths[:1],
-                    config.seed + 1, config.kv_keys,
-                )  # fmt: skip
+                    builder,
+                    task,
+                    config.shots,
+                    config.gate_prompts,
+                    config.lengths[:1],
+                    config.seed + 1,
+                    config.kv_keys,
+                )
                 examples = training_examples(hf, gate_settings, rate, log)
             stack, record = train_gate_folder(
                 self.run_dir / "gate",
@@ -143,10 +148,21 @@ class EvictionAnalysis(Analysis):
         rates = config.rates
         folder = self.run_dir / "joint"
         adapted, gate, record = train_joint_folder(
-            folder, self.model_name, task, rates[len(rates) // 2], config.shots,
-            config.gate_prompts, config.lengths[:1], config.joint, config.seed + 1, warm=warm,
-            log=log, loaded=model, kv_keys=config.kv_keys, examples=examples,
-        )  # fmt: skip
+            folder,
+            self.model_name,
+            task,
+            rates[len(rates) // 2],
+            config.shots,
+            config.gate_prompts,
+            config.lengths[:1],
+            config.joint,
+            config.seed + 1,
+            warm=warm,
+            log=log,
+            loaded=model,
+            kv_keys=config.kv_keys,
+            examples=examples,
+        )
         return evaluate_joint(
             hf, adapted, tokenizer, gate, settings, folder, record, config.chunk, executor, log
         )

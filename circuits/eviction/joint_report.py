@@ -89,9 +89,13 @@ def add_joint_traces(fig: go.Figure, joint: JointResult, settings: list[str]) ->
         full = d[(d.model == "adapted") & (d.method == "full")]
         if len(full):
             fig.add_hline(
-                y=float(full.accuracy.iloc[0]), line_dash="dot", line_color="purple",
-                annotation_text="adapted, every key", col=col, row=1,
-            )  # fmt: skip
+                y=float(full.accuracy.iloc[0]),
+                line_dash="dot",
+                line_color="purple",
+                annotation_text="adapted, every key",
+                col=col,
+                row=1,
+            )
         for model, method, colour in (
             ("adapted", GATE_JOINT, "purple"),
             ("base", "snapkv", "grey"),
@@ -104,11 +108,16 @@ def add_joint_traces(fig: go.Figure, joint: JointResult, settings: list[str]) ->
             name = GATE_JOINT if method == GATE_JOINT else "snapkv (base) at the joint rate"
             fig.add_trace(
                 go.Scatter(
-                    x=[float(p.measured_rate.iloc[0])], y=[acc], mode="markers", name=name,
-                    marker=dict(symbol="star" if method == GATE_JOINT else "diamond", size=12,
-                                color=colour),
+                    x=[float(p.measured_rate.iloc[0])],
+                    y=[acc],
+                    mode="markers",
+                    name=name,
+                    marker=dict(
+                        symbol="star" if method == GATE_JOINT else "diamond", size=12, color=colour
+                    ),
                     error_y=dict(type="data", array=[high - acc], arrayminus=[acc - low]),
                     showlegend=col == 1,
                 ),
-                row=1, col=col,
-            )  # fmt: skip
+                row=1,
+                col=col,
+            )

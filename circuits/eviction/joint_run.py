@@ -65,10 +65,22 @@ def train_joint_folder(
     if gate is None:
         log(f"joint training starts from a distilled gate: training it in {out / DISTILLED}")
         gate, _ = train_gate_folder(
-            out / DISTILLED, model, task, "distill", rate, shots, prompts, lengths,
-            distill_epochs, seed, log=log, loaded=(hf, tokenizer, builder),
-            max_seconds=max_seconds, kv_keys=kv_keys, examples=examples,
-        )  # fmt: skip
+            out / DISTILLED,
+            model,
+            task,
+            "distill",
+            rate,
+            shots,
+            prompts,
+            lengths,
+            distill_epochs,
+            seed,
+            log=log,
+            loaded=(hf, tokenizer, builder),
+            max_seconds=max_seconds,
+            kv_keys=kv_keys,
+            examples=examples,
+        )
     gate = copy.deepcopy(gate)
     gate.target_rate = gate.config["target_rate"] = rate
     adapted = copy.deepcopy(hf) if loaded is not None else hf
@@ -113,9 +125,17 @@ class JointResult:
 
 
 def evaluate_joint(
-    base, adapted, tokenizer, gate: GateStack, settings, folder, record=None, chunk=8,
-    executor=None, log=print,
-) -> JointResult:  # fmt: skip
+    base,
+    adapted,
+    tokenizer,
+    gate: GateStack,
+    settings,
+    folder,
+    record=None,
+    chunk=8,
+    executor=None,
+    log=print,
+) -> JointResult:
     """The adapted model with every key and with the gate at its threshold, then SnapKV at the
     rate the gate evicted, on the adapted model and on ``base``."""
     ev = EvictionEval((), (), chunk)
@@ -134,9 +154,16 @@ def evaluate_joint(
         rows += [dict(_row(r), model=name) for r in result.curves.itertuples()]
     for s, g in own.gate.items():
         rows.append(
-            dict(setting=s, model="adapted", method=GATE_JOINT, rate=None,
-                 measured_rate=g["rate"], accuracy=g["accuracy"], prompts=n[s])
-        )  # fmt: skip
+            dict(
+                setting=s,
+                model="adapted",
+                method=GATE_JOINT,
+                rate=None,
+                measured_rate=g["rate"],
+                accuracy=g["accuracy"],
+                prompts=n[s],
+            )
+        )
     table = pd.DataFrame(rows)[
         ["setting", "model", "method", "rate", "measured_rate", "accuracy", "prompts"]
     ]

@@ -227,9 +227,23 @@ def train_gate_command(
     keys = _kv_keys(kv_keys)
     if objective == "joint":
         _train_joint(
-            out, model, folder, task, rate, shots, prompts, length_list, epochs, seed, keys,
-            warm_gate, distill_epochs, lora_rank, accumulate, max_minutes,
-        )  # fmt: skip
+            out,
+            model,
+            folder,
+            task,
+            rate,
+            shots,
+            prompts,
+            length_list,
+            epochs,
+            seed,
+            keys,
+            warm_gate,
+            distill_epochs,
+            lora_rank,
+            accumulate,
+            max_minutes,
+        )
         return
     from circuits.eviction.gate_folder import train_gate_folder
 
@@ -253,9 +267,23 @@ def train_gate_command(
 
 
 def _train_joint(
-    out, model, folder, task, rate, shots, prompts, lengths, epochs, seed, kv_keys, warm,
-    distill_epochs, rank, accumulate, max_minutes,
-) -> None:  # fmt: skip
+    out,
+    model,
+    folder,
+    task,
+    rate,
+    shots,
+    prompts,
+    lengths,
+    epochs,
+    seed,
+    kv_keys,
+    warm,
+    distill_epochs,
+    rank,
+    accumulate,
+    max_minutes,
+) -> None:
     from circuits.eviction.joint import JointConfig, check_resumable
     from circuits.eviction.joint_run import train_joint_folder
 
@@ -264,9 +292,21 @@ def _train_joint(
     meta = dict(model=model, task=task, shots=shots, lengths=list(lengths), kv_keys=kv_keys)
     check_resumable(out, dict(meta, seed=seed, target_rate=rate), joint)
     _, _, record = train_joint_folder(
-        out, model, task, rate, shots, prompts, lengths, joint, seed, warm=warm,
-        distill_epochs=distill_epochs, log=log, max_seconds=max_minutes * 60, kv_keys=kv_keys,
-    )  # fmt: skip
+        out,
+        model,
+        task,
+        rate,
+        shots,
+        prompts,
+        lengths,
+        joint,
+        seed,
+        warm=warm,
+        distill_epochs=distill_epochs,
+        log=log,
+        max_seconds=max_minutes * 60,
+        kv_keys=kv_keys,
+    )
     last = record["history"][-1]["rate"] if record["history"] else float("nan")
     console.print(
         f"[bold green]adapted model and gate:[/] {out} (eviction rate {last:.3f}, "

@@ -120,8 +120,19 @@ def test_train_gate_refuses_a_checkpoint_of_another_run(tmp_path, capsys):
 
     Checkpoint(tmp_path / "o", {"model": "smollm2"}).path.mkdir(parents=True)
     (tmp_path / "o" / "checkpoint" / "run.json").write_text(json.dumps({"model": "smollm2"}))
-    code = main(["train", "gate", "--model", "organism", *SMALL, "--objective", "joint",
-                 "--out", str(tmp_path / "o")])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "gate",
+            "--model",
+            "organism",
+            *SMALL,
+            "--objective",
+            "joint",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "another joint training run" in err and "fix:" in err
     assert not (tmp_path / "o" / "distilled").exists()

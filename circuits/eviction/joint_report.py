@@ -11,11 +11,7 @@ from interp.stats import accuracy_ci, bootstrap_ci, with_ci
 
 
 def _pooled(joint: JointResult, model: str, method: str) -> tuple[float, int] | None:
-    d = joint.table.query("model == @model and method == @method")
-    if not len(d):
-        return None
-    n = int(d.prompts.sum())
-    return float((d.accuracy * d.prompts).sum() / n), n
+    return _pooled_rows(joint.table.query("model == @model and method == @method"))
 
 
 def joint_summary(joint: JointResult | None) -> dict:
@@ -40,10 +36,69 @@ def joint_summary(joint: JointResult | None) -> dict:
     out["gate_joint_rate"] = round(joint.rate, 4)
     rate_ci = bootstrap_ci(joint.rows) if joint.rows else (joint.rate, joint.rate)
     out["gate_joint_rate_ci"] = [round(float(v), 4) for v in rate_ci]
+    if joint.curve is not None and len(joint.curve):
+        out["gate_joint_curve"] = curve_summary(joint.curve)
     r = joint.record or {}
     keys = ("status", "epochs_run", "steps_done", "rank", "accumulate", "prompts", "seconds")
     out["gate_joint_training"] = {k: r.get(k) for k in keys} | {"folder": joint.folder}
     return out
+
+
+CURVE_COLUMNS = (
+    ("gate_joint", "adapted", "gate_joint"),
+    ("snapkv_base", "base", "snapkv"),
+    ("snapkv_adapted", "adapted", "snapkv"),
+)
+
+
+def curve_summary(curve) -> list[dict]:
+    """One entry per fixed rate: the joint gate's accuracy (its top scores kept, adapted model)
+    and SnapKV's on the base and the adapted model, pooled over settings by prompt, each with
+    its Wilson interval; ``full_base`` is the base model with every key, the bar to meet."""
+    out = []
+    full = _pooled_rows(curve[(curve.model == "base") & (curve.method == "full")])
+    for rate in sorted(curve.rate[curve.method != "full"].dropna().unique()):
+        entry: dict = {"rate": float(rate)}
+        for key, model, method in CURVE_COLUMNS:
+            d = curve[(curve.model == model) & (curve.method == method) & (curve.rate == rate)]
+            pooled = _pooled_rows(d)
+            if pooled is not None:
+                entry[key] = round(pooled[0], 4)
+                entry[f"{key}_ci"] = accuracy_ci(*pooled)
+        if full is not None:
+            entry["full_base"] = round(full[0], 4)
+        out.append(entry)
+    return out
+
+
+def _pooled_rows(d) -> tuple[float, int] | None:
+    if not len(d):
+        return None
+    n = int(d.prompts.sum())
+    return float((d.accuracy * d.prompts).sum() / n), n
+
+
+def curve_lines(summary: dict) -> list[str]:
+    """The report's table of the joint gate against SnapKV at fixed rates."""
+    curve = summary.get("gate_joint_curve") or []
+    if not curve:
+        return []
+    fmt = lambda e, k: with_ci(e[k], e.get(f"{k}_ci")) if k in e else "n/a"  # noqa: E731
+    lines = [
+        "",
+        "At fixed rates (the joint gate keeps each head's top-scoring keys; 95% intervals):",
+        "",
+        "| rate | joint gate (adapted) | SnapKV (base) | SnapKV (adapted) | "
+        "joint gate minus full attention (base) |",
+        "|---|---|---|---|---|",
+    ]
+    for e in curve:
+        gap = e.get("gate_joint", float("nan")) - e.get("full_base", float("nan"))
+        lines.append(
+            f"| {e['rate']:.2f} | {fmt(e, 'gate_joint')} | {fmt(e, 'snapkv_base')} | "
+            f"{fmt(e, 'snapkv_adapted')} | {gap:+.3f} |"
+        )
+    return lines
 
 
 def joint_lines(summary: dict) -> list[str]:
@@ -72,6 +127,7 @@ def joint_lines(summary: dict) -> list[str]:
         f"on the adapted model: {ci('snapkv_adapted_joint_rate_accuracy')}",
         f"- joint gate minus SnapKV on the base model: {gain:+.3f}"
         + (" (the intervals overlap)" if _overlap(s) else ""),
+        *curve_lines(s),
     ]
 
 
@@ -84,7 +140,30 @@ def add_joint_traces(fig: go.Figure, joint: JointResult, settings: list[str]) ->
     """On each setting's panel: the adapted model's full attention as a dotted line, the joint
     gate and SnapKV at its rate (base model) as points with their intervals."""
     t = joint.table
+    curve = joint.curve if joint.curve is not None else t.iloc[:0]
     for col, setting in enumerate(settings, start=1):
+        c = curve[
+            (curve.setting == setting) & (curve.model == "adapted") & (curve.method == GATE_JOINT)
+        ].sort_values("rate")
+        if len(c):
+            cis = [accuracy_ci(a, int(n)) for a, n in zip(c.accuracy, c.prompts)]
+            fig.add_trace(
+                go.Scatter(
+                    x=c.rate,
+                    y=c.accuracy,
+                    mode="lines+markers",
+                    name="gate_joint at fixed rates",
+                    line=dict(color="purple", dash="dot"),
+                    error_y=dict(
+                        type="data",
+                        array=[hi - a for a, (_, hi) in zip(c.accuracy, cis)],
+                        arrayminus=[a - lo for a, (lo, _) in zip(c.accuracy, cis)],
+                    ),
+                    showlegend=col == 1,
+                ),
+                row=1,
+                col=col,
+            )
         d = t[t.setting == setting]
         full = d[(d.model == "adapted") & (d.method == "full")]
         if len(full):

@@ -19,6 +19,9 @@ from circuits.eviction.gate import GateStack
 from circuits.eviction.joint import JointConfig, train_joint
 
 GATE_JOINT = "gate_joint"
+CURVE_RATES = (0.5, 0.6, 0.7)
+"""Fixed rates at which the joint gate (its top budget per head) meets SnapKV: a gate's own
+threshold picks its own rate, and a comparison at the rate asked for needs both at that rate."""
 DISTILLED = "distilled"
 """Subfolder of the output for the distilled gate trained there as the warm start."""
 
@@ -115,13 +118,16 @@ def _warm_gate(warm, distilled: Path) -> GateStack | None:
 class JointResult:
     """The jointly trained gate on held-out prompts: ``table`` has one row per setting, model
     (``base``, ``adapted``) and method (``full``, ``snapkv`` at the gate's rate,
-    ``gate_joint`` at its own threshold); ``rows``: each prompt's rate under the gate."""
+    ``gate_joint`` at its own threshold); ``rows``: each prompt's rate under the gate;
+    ``curve``: the same columns at each fixed rate of :data:`CURVE_RATES`, for ``gate_joint``
+    (the adapted model, the gate's top scores kept per head) and ``snapkv`` on both models."""
 
     table: pd.DataFrame
     rate: float
     rows: list[float]
     record: dict | None
     folder: str
+    curve: pd.DataFrame | None = None
 
 
 def evaluate_joint(
@@ -136,22 +142,35 @@ def evaluate_joint(
     executor=None,
     log=print,
 ) -> JointResult:
-    """The adapted model with every key and with the gate at its threshold, then SnapKV at the
-    rate the gate evicted, on the adapted model and on ``base``."""
-    ev = EvictionEval((), (), chunk)
-    own = ev.run(adapted, settings, tokenizer, gate, log=log, executor=executor, model=str(folder))
+    """The adapted model with every key, with the gate at its threshold and at each rate of
+    :data:`CURVE_RATES`, then SnapKV at the rate the gate evicted and at those rates, on the
+    adapted model and on ``base``."""
+    curve_rates = tuple(CURVE_RATES)
+    own = EvictionEval(("snapkv",), curve_rates, chunk).run(
+        adapted, settings, tokenizer, gate, log=log, executor=executor, model=str(folder)
+    )
     n = {s: len(settings[s]) for s in own.gate}
     rate = sum(own.gate[s]["rate"] * n[s] for s in n) / sum(n.values())
-    snap = EvictionEval(("snapkv",), (min(round(rate, 4), 0.99),), chunk)
+    at_rate = min(round(rate, 4), 0.99)
     runs = {
-        "adapted": snap.run(
+        "adapted": EvictionEval(("snapkv",), (at_rate,), chunk).run(
             adapted, settings, tokenizer, log=log, executor=executor, model=str(folder)
         ),
-        "base": snap.run(base, settings, tokenizer, log=log, executor=executor),
+        "base": EvictionEval(("snapkv",), tuple(sorted({at_rate, *curve_rates})), chunk).run(
+            base, settings, tokenizer, log=log, executor=executor
+        ),
     }
-    rows = []
+    rows, curve = [], []
     for name, result in runs.items():
-        rows += [dict(_row(r), model=name) for r in result.curves.itertuples()]
+        for r in result.curves.itertuples():
+            if r.method == "full" or r.rate == at_rate:
+                rows.append(dict(_row(r), model=name))
+            if name == "base" and (r.method == "full" or r.rate in curve_rates):
+                curve.append(dict(_row(r), model=name))
+    for r in own.curves.itertuples():  # the adapted model at the fixed rates, one prefill
+        if r.method in ("full", "snapkv", "gate"):
+            method = GATE_JOINT if r.method == "gate" else r.method
+            curve.append(dict(_row(r), model="adapted", method=method))
     for s, g in own.gate.items():
         rows.append(
             dict(
@@ -164,11 +183,10 @@ def evaluate_joint(
                 prompts=n[s],
             )
         )
-    table = pd.DataFrame(rows)[
-        ["setting", "model", "method", "rate", "measured_rate", "accuracy", "prompts"]
-    ]
+    columns = ["setting", "model", "method", "rate", "measured_rate", "accuracy", "prompts"]
+    table = pd.DataFrame(rows)[columns]
     gate_rows = [r for s in own.gate for r in own.gate_rows.get(s, [])]
-    return JointResult(table, rate, gate_rows, record, str(folder))
+    return JointResult(table, rate, gate_rows, record, str(folder), pd.DataFrame(curve)[columns])
 
 
 def _row(r) -> dict:

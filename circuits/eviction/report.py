@@ -251,6 +251,8 @@ class EvictionRun(Result):
         tables = {name: getattr(self.result, name) for name in self.TABLES}
         if self.joint is not None:
             tables["joint"] = self.joint.table
+            if self.joint.curve is not None:
+                tables["joint_curve"] = self.joint.curve
         return tables
 
     def figures(self) -> dict[str, go.Figure]:

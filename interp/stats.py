@@ -16,6 +16,16 @@ Two intervals, both torch-free (numpy and the standard library only):
 :func:`beats_control` is the rule for "larger than a control": an effect's lower bound must clear
 a high percentile of the control's distribution, so neither a lucky effect nor a lucky control
 decides it.
+
+Two tests for the atlas, which asks whether two sets of attention heads (the retrieval heads and
+the function-vector heads, say) share more heads than chance would:
+
+- :func:`overlap_p_value`: two sets drawn from the same few hundred heads share some heads by
+  chance alone, more the larger the sets are. The hypergeometric tail gives the probability of
+  at least the observed overlap if one set were drawn at random from all heads.
+- :func:`holm`: the atlas tests every pair of role sets, and with dozens of pairs one of them
+  passes ``p < 0.05`` by chance. Holm's step-down correction keeps the probability of any false
+  positive over all pairs at the nominal level, and is never less powerful than Bonferroni.
 """
 
 from __future__ import annotations
@@ -25,7 +35,15 @@ from statistics import NormalDist
 
 import numpy as np
 
-__all__ = ["accuracy_ci", "beats_control", "bootstrap_ci", "wilson_ci", "with_ci"]
+__all__ = [
+    "accuracy_ci",
+    "beats_control",
+    "bootstrap_ci",
+    "holm",
+    "overlap_p_value",
+    "wilson_ci",
+    "with_ci",
+]
 
 
 def wilson_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -120,3 +138,65 @@ def beats_control(low: float, control: Sequence[float], q: float = 0.95) -> bool
     if len(control) == 0:
         raise ValueError("no control values to compare with")
     return bool(low > float(np.quantile(np.asarray(control, dtype=float), q)))
+
+
+def overlap_p_value(shared: int, size_a: int, size_b: int, total: int) -> float:
+    """One-sided hypergeometric p-value of two head sets sharing ``shared`` heads or more.
+
+    Of ``total`` heads, ``size_a`` are in set A; set B's ``size_b`` heads are taken as a random
+    draw without replacement, and the result is ``P(|A ∩ B| >= shared)``. ``shared = 0`` gives 1
+    (any two sets share at least nothing). Sizes that cannot occur (negative, a set larger than
+    ``total``, or more shared heads than either set holds) raise :class:`ValueError` rather than
+    returning a probability for an impossible table.
+    """
+    for name, value in (
+        ("shared", shared),
+        ("size_a", size_a),
+        ("size_b", size_b),
+        ("total", total),
+    ):
+        if isinstance(value, bool) or value != int(value):
+            raise ValueError(f"{name} {value!r} must be a whole number of heads")
+        if value < 0:
+            raise ValueError(f"{name} {value} must not be negative")
+    if total < 1:
+        raise ValueError(f"total {total} must be at least 1 head")
+    if size_a > total or size_b > total:
+        raise ValueError(f"set sizes {size_a} and {size_b} cannot exceed the {total} heads")
+    if shared > min(size_a, size_b):
+        raise ValueError(f"{shared} shared heads is more than the sets of {size_a} and {size_b}")
+    if shared < size_a + size_b - total:
+        # two sets this large must share at least this many heads (pigeonhole)
+        raise ValueError(
+            f"sets of {size_a} and {size_b} out of {total} heads share at least "
+            f"{size_a + size_b - total}, not {shared}"
+        )
+    if shared == 0:
+        return 1.0
+    from scipy.stats import hypergeom  # scipy is slow to import; only the atlas needs it
+
+    tail = hypergeom.sf(int(shared) - 1, int(total), int(size_a), int(size_b))
+    return float(min(1.0, max(0.0, tail)))  # clip floating-point noise outside [0, 1]
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values, in the order given.
+
+    Sorted ascending, the ``i``-th smallest of ``m`` p-values (``i`` from 0) is multiplied by
+    ``m - i``; a running maximum keeps the adjusted values in the same order as the raw ones
+    (a smaller raw p never gets a larger adjusted p), and each is capped at 1. Rejecting every
+    hypothesis whose adjusted p is below ``alpha`` controls the family-wise error at ``alpha``.
+    """
+    p = np.asarray(p_values, dtype=float)
+    if p.ndim != 1:
+        raise ValueError("p_values must be a flat sequence")
+    if np.any(np.isnan(p)) or np.any((p < 0) | (p > 1)):
+        raise ValueError(f"p-values must lie in [0, 1], got {p.tolist()}")
+    m = len(p)
+    if m == 0:
+        return []
+    order = np.argsort(p, kind="stable")
+    scaled = np.minimum(1.0, p[order] * (m - np.arange(m)))
+    adjusted = np.empty(m)
+    adjusted[order] = np.maximum.accumulate(scaled)
+    return [float(v) for v in adjusted]

@@ -8,6 +8,8 @@ dispatch in :func:`app.views.run_page`; this module is what every other kind get
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import streamlit as st
 
@@ -39,6 +41,8 @@ SECTIONS = {
     },
 }
 """Per run kind, its figures grouped under the headings its report uses."""
+HEAD_ADDRESS = re.compile(r"^L(?P<layer>\d+)H(?P<head>\d+)$")
+"""A head as the address names it (``head=L3H2``), as the atlas page's links write it."""
 
 
 def run_header(run: Run, name: str) -> None:
@@ -192,6 +196,35 @@ def run_report(run: Run, name: str, figures: bool = True) -> None:
         st.info("no figures yet" if run.status == "running" else "this run has no figures")
 
 
+def head_rows(run: Run, name: str) -> None:
+    """When the address names a head (``head=L3H2``: the atlas page links each run it read on
+    one head), that head's rows of every table with ``layer`` and ``head`` columns, so the
+    numbers behind its scores are found without searching each table."""
+    wanted = st.query_params.get("head")
+    if not wanted:
+        return
+    st.subheader(f"rows for head {wanted}")
+    at = HEAD_ADDRESS.match(wanted)
+    if at is None:
+        st.warning(f"head={wanted!r} names no head: write it as L3H2 (layer 3, head 2)")
+        return
+    layer, head = int(at["layer"]), int(at["head"])
+    tables = {t: df for t, df in run.tables.items() if {"layer", "head"} <= set(df.columns)}
+    for table_name, table in tables.items():
+        layers, heads = (pd.to_numeric(table[c], errors="coerce") for c in ("layer", "head"))
+        rows = table[(layers == layer) & (heads == head)]
+        st.caption(f"{table_name}: {len(rows)} of {len(table)} rows")
+        if len(rows):
+            show_table(rows, key=f"{name}-head-{table_name}")
+    if not tables:
+        st.info("no table of this run has layer and head columns")
+    st.button("show every head", key=f"{name}-every-head", on_click=_every_head)
+
+
+def _every_head() -> None:
+    del st.query_params["head"]
+
+
 def run_tables(run: Run, name: str) -> None:
     """Every table, formatted, and the run's provenance.
 
@@ -199,6 +232,7 @@ def run_tables(run: Run, name: str) -> None:
     page): the grid, code and JSON viewers are large scripts for the browser, and loading them
     for closed expanders made the runs list above wait for them on the first page.
     """
+    head_rows(run, name)
     if "top_components" in run.tables:
         st.subheader("Top components")
         show_table(run.tables["top_components"], key=f"{name}-top")

@@ -1,5 +1,6 @@
 """Every kind's run page in Chromium at 1280 px: a screenshot each, into a folder the test
-names (``ICLSCOPE_SCREENSHOTS`` to choose it), and no figure narrower than half the page."""
+names (``ICLSCOPE_SCREENSHOTS`` to choose it), and no figure narrower than half the page. The
+atlas's page, on a hand-written atlas run, with its links to the runs behind a head."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_atlas_page import ATLAS, ATLAS_ENTRY, CIRCUIT, write_atlas_runs
 from test_browser import CHROMIUM, FLAGS, explorer_server
 
 from interp.analysis import get, run_analysis
@@ -88,5 +90,44 @@ def test_every_kind_s_run_page_draws_its_figures_wide(every_kind, tmp_path, reco
         browser.close()
     assert not any(narrow.values()), narrow
     assert sorted(p.name for p in shots.glob("run-*.png")) == sorted(f"run-{k}.png" for k in KINDS)
+    server = log.read_text()
+    assert "Traceback" not in server, server[-3000:]
+
+
+def test_the_atlas_page_links_a_head_to_the_run_view_on_that_head(tmp_path, monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    root = tmp_path / "runs"
+    write_atlas_runs(root, tmp_path / "elsewhere")
+    # the server is another process: the atlas's registry entry reaches it as a sitecustomize
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        f"from interp.analysis.registry import AnalysisEntry, register\nregister({ATLAS_ENTRY!r})\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+    shots = Path(os.environ.get("ICLSCOPE_SCREENSHOTS") or tmp_path / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    log = tmp_path / "server.log"
+    with explorer_server(root, log) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": WIDTH, "height": 4000})
+        page.goto(f"{url}/?run={ATLAS}")
+        page.get_by_text("L1H0 is in 2 role(s)").wait_for(timeout=180_000)
+        page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+        widths = page.evaluate(FIGURE_WIDTHS)
+        assert len(widths) == 1 and "role grid" in widths[0]["title"], widths
+        assert all(w["width"] >= WIDTH / 2 for w in widths), widths
+        link = page.locator(f"a[href*='run={CIRCUIT}']").first
+        href = link.get_attribute("href")
+        assert href and href.endswith(f"run={CIRCUIT}&head=L1H0"), href
+        page.screenshot(path=str(shots / "atlas-head.png"), full_page=True)
+        assert page.locator("[data-testid='stException']").count() == 0
+
+        page.goto(f"{url}/{href}")  # as the link opens it (in a new tab)
+        page.get_by_text("rows for head L1H0").wait_for(timeout=60_000)
+        page.get_by_text("step3_heads: 1 of 6 rows").wait_for(timeout=60_000)
+        assert page.locator("[data-testid='stException']").count() == 0
+        browser.close()
     server = log.read_text()
     assert "Traceback" not in server, server[-3000:]

@@ -32,8 +32,9 @@ SCORES: dict[str, str] = {
     "alpha": "soft-injection weight alpha learned for the head, mean over tasks",
     "relevance": "calibrated precision@1 of the head's query-to-document attention (block "
     "relevance)",
-    "snapkv_kept": "share of the head's context keys SnapKV keeps at 50% eviction",
-    "gate_kept": "share of the head's context keys the attention gate keeps at 50% eviction",
+    "snapkv_kept": "share of the head's attention (at the query line) that falls on the keys "
+    "SnapKV keeps at 50% eviction",
+    "gate_kept": "share of the head's context keys the attention gate keeps at its own threshold",
     "band_drop": "drop in accuracy when the attention edges of the head's layer band are "
     "knocked out (circuit), the largest over the band's edges",
 }

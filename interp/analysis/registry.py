@@ -123,6 +123,15 @@ BUILTIN = (
         command="iclscope run block-relevance",
     ),
     AnalysisEntry(
+        kind="atlas",
+        title="Atlas",
+        about="Every analysis on one model, head by head: role scores side by side, role sets "
+        "and the heads they share beyond chance.",
+        analysis="circuits.atlas.analysis:AtlasAnalysis",
+        page="circuits.atlas.page:atlas_view",
+        command="iclscope atlas",
+    ),
+    AnalysisEntry(
         kind="demo",
         title="Demo",
         about="Shots evaluation, one prompt looked inside, and the ICL circuit, in one report.",

@@ -82,6 +82,7 @@ def _load_app():
     """The Typer app with every command registered (importing a module registers its own)."""
     from interp.cli import (  # noqa: F401
         analyses,
+        atlas,
         bench,
         block_relevance,
         eviction,

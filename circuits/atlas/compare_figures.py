@@ -4,15 +4,15 @@ depth in both models, and each score's profile by depth, one line per model."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import Any
 
 import plotly.express as px
 import plotly.graph_objects as go
 
 from circuits.atlas.schema import ROLES
 
-if TYPE_CHECKING:
-    from circuits.atlas.compare import AtlasComparison
+AtlasComparison = Any
+"""A :class:`~circuits.atlas.compare.AtlasComparison` (not imported: it imports this module)."""
 
 PROFILE_COLUMNS = 3
 """Small multiples per row: nine scores make three rows of three."""

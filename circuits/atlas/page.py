@@ -17,8 +17,8 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
-from app.format import integer_axes, short_id, sig, table_config, tidy_table
 from circuits.atlas.schema import ROLES, SCORES
+from interp.runs.format import integer_axes, short_id, sig, table_config, tidy_table
 from interp.runs.reports import FIGURE_LINE
 from interp.runs.store import Run
 

@@ -11,6 +11,13 @@ from interp.analysis import entries, get, run_analysis
 from interp.runs import load_run
 from interp.runs.reports import STATIC_ENV
 
+
+def _circuit(**values):
+    from circuits.icl_circuit.analysis import CircuitConfig
+
+    return CircuitConfig(**values)
+
+
 SMALLEST = {
     "patch": ("sentiment_semantic", {"prompts": 2}),
     "circuit": ("sentiment_arbitrary", {"prompts": 16, "ablation_prompts": 2}),
@@ -32,6 +39,10 @@ SMALLEST = {
     ),
     "block-relevance": ("ranking", {"prompts": 4, "docs": 4, "chunk": 2}),
     "demo": ("demo", {"n": 2, "shots": (0, 1), "circuit": False}),
+    "atlas": (
+        "atlas",
+        {"parts": ("circuit",), "circuit": _circuit(prompts=16, ablation_prompts=2)},
+    ),
 }
 
 

@@ -34,6 +34,8 @@ FULL = "full"
 GATE = "gate"
 GATE_WINDOW = "gate_window"
 """The gate's top budget after the last ``window`` context tokens (SnapKV's window)."""
+GATE_POOLED = "gate_pooled"
+"""The gate's top keys over all layers and heads together (its own split between heads)."""
 
 
 def predictions(logits: Float[Tensor, "batch d_vocab"], label_ids: list[list[int]]) -> Tensor:
@@ -216,6 +218,9 @@ class EvictionChunks:
                 variants[(GATE_WINDOW, r)] = gate.keep(
                     pre.hidden, pre.context, r, pre.queries, window=ev.window
                 )
+                variants[(GATE_POOLED, r)] = gate.keep_pooled(
+                    pre.hidden, pre.context, r, pre.queries
+                )
             variants[(GATE, None)] = gate.flags(pre.hidden, pre.context, pre.queries)
         out, tokens = {}, []
         for key, flags in variants.items():
@@ -228,9 +233,9 @@ class EvictionChunks:
 
 
 def variant_count(methods, rates, gate: bool) -> int:
-    """Decodes per chunk: each (method, rate), and with a gate its top budget, its windowed
-    budget at each rate and its own threshold."""
-    return len(methods) * len(rates) + (2 * len(rates) + 1 if gate else 0)
+    """Decodes per chunk: each (method, rate), and with a gate its top budget per head, its
+    windowed budget and its pooled budget at each rate, and its own threshold."""
+    return len(methods) * len(rates) + (3 * len(rates) + 1 if gate else 0)
 
 
 def prompt_floats(cfg, n_pos: int, variants: int) -> int:

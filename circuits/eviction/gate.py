@@ -119,6 +119,23 @@ class GateStack(nn.Module):
             g = torch.where(last, 2.0 + torch.arange(context.shape[-1]) / 1e6, g)
         return torch.stack([select(g_l, context, keep) for g_l in g])
 
+    @torch.no_grad()
+    def keep_pooled(
+        self, hidden, context, rate: float, real=None
+    ) -> Float[Tensor, "layer batch head pos"]:
+        """The top ``1 - rate`` of each row's context keys by ``g``, pooled over every layer
+        and head: the gate's own split of the budget between heads (as its threshold makes),
+        moved to an exact rate. Keys outside the context stay kept."""
+        g = self.probs(hidden, real)
+        flags = torch.ones_like(g)
+        for b in range(g.shape[1]):
+            inside = g[:, b][..., context[b]]  # layer, head, context keys of row b
+            n_keep = int(round((1.0 - rate) * inside.numel()))
+            kept = torch.zeros(inside.numel(), dtype=g.dtype)
+            kept[inside.flatten().topk(n_keep).indices] = 1.0
+            flags[:, b, :, context[b]] = kept.view_as(inside)
+        return flags
+
     def save(self, folder: str | Path, record: dict | None = None) -> Path:
         """``gate.pt``, ``gate.json`` and the training record ``training.json``, each written
         atomically and the record last, while a stop signal waits: a folder never holds half

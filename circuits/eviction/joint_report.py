@@ -46,6 +46,7 @@ def joint_summary(joint: JointResult | None) -> dict:
 
 CURVE_COLUMNS = (
     ("gate_joint", "adapted", "gate_joint"),
+    ("gate_joint_pooled", "adapted", "gate_joint_pooled"),
     ("snapkv_base", "base", "snapkv"),
     ("snapkv_adapted", "adapted", "snapkv"),
 )
@@ -86,17 +87,19 @@ def curve_lines(summary: dict) -> list[str]:
     fmt = lambda e, k: with_ci(e[k], e.get(f"{k}_ci")) if k in e else "n/a"  # noqa: E731
     lines = [
         "",
-        "At fixed rates (the joint gate keeps each head's top-scoring keys; 95% intervals):",
+        "At fixed rates, 95% intervals. Per head: the joint gate keeps the same share of "
+        "every head's keys, its top-scoring ones; pooled: its top-scoring keys over all heads "
+        "together, so it splits the budget between heads as its threshold does.",
         "",
-        "| rate | joint gate (adapted) | SnapKV (base) | SnapKV (adapted) | "
-        "joint gate minus full attention (base) |",
-        "|---|---|---|---|---|",
+        "| rate | joint gate, per head | joint gate, pooled | SnapKV (base) | SnapKV (adapted) | "
+        "pooled minus full attention (base) |",
+        "|---|---|---|---|---|---|",
     ]
     for e in curve:
-        gap = e.get("gate_joint", float("nan")) - e.get("full_base", float("nan"))
+        gap = e.get("gate_joint_pooled", float("nan")) - e.get("full_base", float("nan"))
         lines.append(
-            f"| {e['rate']:.2f} | {fmt(e, 'gate_joint')} | {fmt(e, 'snapkv_base')} | "
-            f"{fmt(e, 'snapkv_adapted')} | {gap:+.3f} |"
+            f"| {e['rate']:.2f} | {fmt(e, 'gate_joint')} | {fmt(e, 'gate_joint_pooled')} | "
+            f"{fmt(e, 'snapkv_base')} | {fmt(e, 'snapkv_adapted')} | {gap:+.3f} |"
         )
     return lines
 
@@ -142,28 +145,8 @@ def add_joint_traces(fig: go.Figure, joint: JointResult, settings: list[str]) ->
     t = joint.table
     curve = joint.curve if joint.curve is not None else t.iloc[:0]
     for col, setting in enumerate(settings, start=1):
-        c = curve[
-            (curve.setting == setting) & (curve.model == "adapted") & (curve.method == GATE_JOINT)
-        ].sort_values("rate")
-        if len(c):
-            cis = [accuracy_ci(a, int(n)) for a, n in zip(c.accuracy, c.prompts)]
-            fig.add_trace(
-                go.Scatter(
-                    x=c.rate,
-                    y=c.accuracy,
-                    mode="lines+markers",
-                    name="gate_joint at fixed rates",
-                    line=dict(color="purple", dash="dot"),
-                    error_y=dict(
-                        type="data",
-                        array=[hi - a for a, (_, hi) in zip(c.accuracy, cis)],
-                        arrayminus=[a - lo for a, (lo, _) in zip(c.accuracy, cis)],
-                    ),
-                    showlegend=col == 1,
-                ),
-                row=1,
-                col=col,
-            )
+        for method, dash in ((GATE_JOINT, "dot"), ("gate_joint_pooled", "dash")):
+            _add_curve(fig, curve, setting, method, dash, col)
         d = t[t.setting == setting]
         full = d[(d.model == "adapted") & (d.method == "full")]
         if len(full):
@@ -175,28 +158,57 @@ def add_joint_traces(fig: go.Figure, joint: JointResult, settings: list[str]) ->
                 col=col,
                 row=1,
             )
-        for model, method, colour in (
-            ("adapted", GATE_JOINT, "purple"),
-            ("base", "snapkv", "grey"),
-        ):
-            p = d[(d.model == model) & (d.method == method)]
-            if not len(p):
-                continue
-            acc, n = float(p.accuracy.iloc[0]), int(p.prompts.iloc[0])
-            low, high = accuracy_ci(acc, n)
-            name = GATE_JOINT if method == GATE_JOINT else "snapkv (base) at the joint rate"
-            fig.add_trace(
-                go.Scatter(
-                    x=[float(p.measured_rate.iloc[0])],
-                    y=[acc],
-                    mode="markers",
-                    name=name,
-                    marker=dict(
-                        symbol="star" if method == GATE_JOINT else "diamond", size=12, color=colour
-                    ),
-                    error_y=dict(type="data", array=[high - acc], arrayminus=[acc - low]),
-                    showlegend=col == 1,
+        _add_points(fig, d, col)
+
+
+def _add_curve(fig: go.Figure, curve, setting: str, method: str, dash: str, col: int) -> None:
+    """The adapted model's gate at the fixed rates, with Wilson intervals."""
+    c = curve[
+        (curve.setting == setting) & (curve.model == "adapted") & (curve.method == method)
+    ].sort_values("rate")
+    if not len(c):
+        return
+    cis = [accuracy_ci(a, int(n)) for a, n in zip(c.accuracy, c.prompts)]
+    fig.add_trace(
+        go.Scatter(
+            x=c.rate,
+            y=c.accuracy,
+            mode="lines+markers",
+            name=f"{method} at fixed rates",
+            line=dict(color="purple", dash=dash),
+            error_y=dict(
+                type="data",
+                array=[hi - a for a, (_, hi) in zip(c.accuracy, cis)],
+                arrayminus=[a - lo for a, (lo, _) in zip(c.accuracy, cis)],
+            ),
+            showlegend=col == 1,
+        ),
+        row=1,
+        col=col,
+    )
+
+
+def _add_points(fig: go.Figure, d, col: int) -> None:
+    """The joint gate at its own threshold and SnapKV (base model) at the rate it chose."""
+    for model, method, colour in (("adapted", GATE_JOINT, "purple"), ("base", "snapkv", "grey")):
+        p = d[(d.model == model) & (d.method == method)]
+        if not len(p):
+            continue
+        acc, n = float(p.accuracy.iloc[0]), int(p.prompts.iloc[0])
+        low, high = accuracy_ci(acc, n)
+        name = GATE_JOINT if method == GATE_JOINT else "snapkv (base) at the joint rate"
+        fig.add_trace(
+            go.Scatter(
+                x=[float(p.measured_rate.iloc[0])],
+                y=[acc],
+                mode="markers",
+                name=name,
+                marker=dict(
+                    symbol="star" if method == GATE_JOINT else "diamond", size=12, color=colour
                 ),
-                row=1,
-                col=col,
-            )
+                error_y=dict(type="data", array=[high - acc], arrayminus=[acc - low]),
+                showlegend=col == 1,
+            ),
+            row=1,
+            col=col,
+        )

@@ -19,6 +19,7 @@ from circuits.eviction.gate import GateStack
 from circuits.eviction.joint import JointConfig, train_joint
 
 GATE_JOINT = "gate_joint"
+GATE_JOINT_POOLED = "gate_joint_pooled"
 CURVE_RATES = (0.5, 0.6, 0.7)
 """Fixed rates at which the joint gate (its top budget per head) meets SnapKV: a gate's own
 threshold picks its own rate, and a comparison at the rate asked for needs both at that rate."""
@@ -120,7 +121,8 @@ class JointResult:
     (``base``, ``adapted``) and method (``full``, ``snapkv`` at the gate's rate,
     ``gate_joint`` at its own threshold); ``rows``: each prompt's rate under the gate;
     ``curve``: the same columns at each fixed rate of :data:`CURVE_RATES`, for ``gate_joint``
-    (the adapted model, the gate's top scores kept per head) and ``snapkv`` on both models."""
+    (the adapted model, the gate's top scores kept in every head alike), ``gate_joint_pooled``
+    (its top scores over all heads together) and ``snapkv`` on both models."""
 
     table: pd.DataFrame
     rate: float
@@ -168,8 +170,9 @@ def evaluate_joint(
             if name == "base" and (r.method == "full" or r.rate in curve_rates):
                 curve.append(dict(_row(r), model=name))
     for r in own.curves.itertuples():  # the adapted model at the fixed rates, one prefill
-        if r.method in ("full", "snapkv", "gate"):
-            method = GATE_JOINT if r.method == "gate" else r.method
+        renamed = {"gate": GATE_JOINT, "gate_pooled": GATE_JOINT_POOLED}
+        if r.method in ("full", "snapkv", *renamed):
+            method = renamed.get(r.method, r.method)
             curve.append(dict(_row(r), model="adapted", method=method))
     for s, g in own.gate.items():
         rows.append(

@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from circuits.eviction.evaluate import GATE, GATE_WINDOW, EvictionResult
+from circuits.eviction.evaluate import GATE, GATE_POOLED, GATE_WINDOW, EvictionResult
 from circuits.eviction.joint_report import add_joint_traces, joint_lines, joint_summary
 from circuits.eviction.joint_run import JointResult
 from interp.analysis import Result
@@ -214,7 +214,7 @@ def _verdict(summary: dict) -> list[str]:
     """Where each gate variant stands against full attention and the best training-free
     method at each rate, as measured; nothing is claimed that the numbers do not show."""
     by, cis = summary["by_method"], summary.get("by_method_ci", {})
-    gates = [g for g in (GATE, GATE_WINDOW) if g in by]
+    gates = [g for g in (GATE, GATE_WINDOW, GATE_POOLED) if g in by]
     if not gates:
         return ["No gate in this run."]
     out = ["## The gate against the baselines", ""]

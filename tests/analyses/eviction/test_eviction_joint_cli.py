@@ -53,7 +53,8 @@ def test_run_eviction_gate_objective_joint_writes_its_numbers(joint_run):
     from circuits.eviction.joint_run import CURVE_RATES
 
     curve = run.tables["joint_curve"]
-    for model, method in (("adapted", "gate_joint"), ("adapted", "snapkv"), ("base", "snapkv")):
+    pairs = [("adapted", "gate_joint"), ("adapted", "gate_joint_pooled")]
+    for model, method in [*pairs, ("adapted", "snapkv"), ("base", "snapkv")]:
         d = curve[(curve.model == model) & (curve.method == method)]
         assert sorted(d.rate) == pytest.approx(sorted(CURVE_RATES)), (model, method)
         # a fixed budget evicts the share asked for, give or take a key per head
@@ -61,13 +62,15 @@ def test_run_eviction_gate_objective_joint_writes_its_numbers(joint_run):
     entries = s["gate_joint_curve"]
     assert [e["rate"] for e in entries] == pytest.approx(sorted(CURVE_RATES))
     for e in entries:
-        low, high = e["gate_joint_ci"]
-        assert low <= e["gate_joint"] <= high
+        for key in ("gate_joint", "gate_joint_pooled"):
+            low, high = e[f"{key}_ci"]
+            assert low <= e[key] <= high
         assert e["full_base"] == pytest.approx(s["accuracy_full"])
     report = (joint_run / "report.md").read_text()
     assert "## The gate trained jointly with LoRA adapters" in report
     assert "| 0.60 | " in report
-    assert "gate_joint at fixed rates" in [t.name for t in run.figures["accuracy_vs_rate"].data]
+    traces = [t.name for t in run.figures["accuracy_vs_rate"].data]
+    assert {"gate_joint at fixed rates", "gate_joint_pooled at fixed rates"} <= set(traces)
     assert f"{s['gate_joint_accuracy']:.3f} [{s['gate_joint_accuracy_ci'][0]:.2f}" in report
     names = [t.name for t in run.figures["accuracy_vs_rate"].data]
     assert "gate_joint" in names

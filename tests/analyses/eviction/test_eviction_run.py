@@ -43,7 +43,7 @@ def test_run_eviction_writes_every_method_rate_and_the_gate(eviction_run):
     run = load_run(path)
     s = run.summary
     assert {"accuracy_full", "by_method", "gate_rate", "gate_accuracy", "seconds"} <= set(s)
-    methods = {"streaming_llm", "h2o", "snapkv", "tova", "random", "gate", "gate_window"}
+    methods = {"streaming_llm", "h2o", "snapkv", "tova", "random", "gate", "gate_window", "gate_pooled"}
     assert set(s["by_method"]) == methods
     assert all(set(v) == {"0.25", "0.5", "0.75"} for v in s["by_method"].values())
     assert 0.0 <= s["gate_rate"] <= 1.0 and 0.0 <= s["accuracy_full"] <= 1.0
@@ -203,8 +203,8 @@ def test_every_headline_accuracy_has_an_interval_that_brackets_it(eviction_run):
     pairs = []
     for key in ("accuracy_full", "by_method", "gate_accuracy", "gate_rate", "by_setting"):
         pairs += _pairs(s, key)
-    # full, 7 methods x 3 rates, the gate's accuracy and rate; the one setting's full and methods
-    assert len(pairs) == 1 + 7 * 3 + 2 + (1 + 7 * 3)
+    # full, 8 methods x 3 rates, the gate's accuracy and rate; the one setting's full and methods
+    assert len(pairs) == 1 + 8 * 3 + 2 + (1 + 8 * 3)
     for value, (low, high) in pairs:
         assert 0.0 <= low <= value <= high <= 1.0
     # 4 prompts say little: a Wilson interval on 4 is wide, never a point

@@ -210,7 +210,38 @@ def check_task_vectors(nb, tmp: Path) -> None:
     assert float(last) < float(first)  # training lowered the loss
 
 
+def check_atlas(nb, tmp: Path) -> None:
+    from scipy.stats import spearmanr
+
+    from interp.runs import load_run
+    from interp.stats import overlap_p_value
+
+    (path,) = printed(nb, r"atlas: (\S+)")
+    assert Path(path).parent.parent == tmp  # made in the temporary folder, beside its parts
+    atlas = load_run(path)
+    assert set(atlas.summary["runs"]) == {"circuit", "task-vectors"}
+    rho, p, n = printed(
+        nb, rf"Spearman rho between AIE and retrieval: {NUMBER} \(p = {NUMBER}, (\d+) heads\)"
+    )
+    heads = atlas.tables["heads"].dropna(subset=["aie", "retrieval"])
+    total = 4 * 8  # the organism's heads
+    assert int(n) == len(heads) == total
+    assert float(rho) == pytest.approx(spearmanr(heads.aie, heads.retrieval)[0], abs=1e-3)
+    shared, a, b, expected, p_value = printed(
+        nb, rf"share (\d+) of (\d+) and (\d+) \(expected {NUMBER}; p = {NUMBER}, Holm"
+    )
+    roles = atlas.tables["roles"]
+    fv = set(zip(roles[roles.role == "fv"].layer, roles[roles.role == "fv"]["head"]))
+    ret = set(zip(roles[roles.role == "retrieval"].layer, roles[roles.role == "retrieval"]["head"]))
+    assert int(a) == int(b) == 5 and int(shared) == len(fv & ret)
+    assert float(expected) == pytest.approx(25 / total, abs=0.01)
+    assert float(p_value) == pytest.approx(overlap_p_value(len(fv & ret), 5, 5, total), rel=1e-2)
+    grid = [o for o in _outputs(nb) if PLOTLY in o.get("data", {})]
+    assert len(grid) == 1
+
+
 CHECKS = {
+    "atlas": check_atlas,
     "quickstart": check_quickstart,
     "circuit_walkthrough": check_circuit_walkthrough,
     "task_vectors": check_task_vectors,

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
+from circuits.atlas.overlap import head_name
 from circuits.atlas.schema import ROLES, SCORES
 from interp.runs.format import integer_axes, short_id, sig, table_config, tidy_table
 from interp.runs.reports import FIGURE_LINE
@@ -26,11 +27,6 @@ SIGNIFICANT = 0.05
 """Holm-adjusted p-value under which a pair of roles shares more heads than chance."""
 _INDEX_COLUMNS = ("layer", "head", "depth")
 _HEADING = re.compile(r"^#+\s*(?P<title>.*)$")
-
-
-def head_name(layer: int, head: int) -> str:
-    """``L3H2``: how every page (and the run view's ``head=`` address) names a head."""
-    return f"L{int(layer)}H{int(head)}"
 
 
 def score_columns(heads: pd.DataFrame) -> list[str]:

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from circuits.atlas.overlap import OVERLAP_COLUMNS
 from circuits.atlas.page import report_overlap_text, source_links
 from circuits.atlas.schema import SCORES
 from interp.analysis import registry
@@ -67,17 +68,7 @@ def overlaps_table() -> pd.DataFrame:
             ("forerunner", "fv", 2, 1, 0, 0.33, 1.0, 1.0, ""),
             ("retrieval", "fv", 2, 1, 1, 0.33, 0.004, 0.008, "L1H0"),
         ],
-        columns=[
-            "role_a",
-            "role_b",
-            "size_a",
-            "size_b",
-            "shared",
-            "expected",
-            "p_value",
-            "p_adjusted",
-            "shared_heads",
-        ],
+        columns=OVERLAP_COLUMNS,
     )
 
 

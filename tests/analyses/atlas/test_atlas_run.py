@@ -143,3 +143,22 @@ def test_bad_atlas_input_is_refused_before_any_run(tmp_path, capsys):
         assert main(["atlas", "--model", "organism", *args, "--out", str(tmp_path)]) != 0
         assert said in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_the_explorer_shows_a_real_atlas_and_links_a_head_to_its_parts(planted_atlas, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    import app.explorer
+
+    monkeypatch.setenv("ICLSCOPE_RUNS", str(planted_atlas.path.parent))
+    monkeypatch.setenv("ICLSCOPE_STATIC_FIGURES", "0")
+    at = AppTest.from_file(app.explorer.__file__, default_timeout=120)
+    at.query_params.update({"page": "Runs", "run": planted_atlas.path.name, "head": "L1H2"})
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="atlas_head").value == "L1H2"
+    (scores,) = [d.value for d in at.dataframe if d.value.index.name == "score"]
+    assert float(scores.loc["forerunner", "value"]) == pytest.approx(1.0, abs=0.01)
+    links = "\n".join(m.value for m in at.markdown if "head=L1H2" in m.value)
+    for kind, r in planted_atlas.summary["runs"].items():
+        assert f"run={r['run_id']}&head=L1H2" in links, kind

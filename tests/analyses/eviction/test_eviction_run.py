@@ -43,7 +43,16 @@ def test_run_eviction_writes_every_method_rate_and_the_gate(eviction_run):
     run = load_run(path)
     s = run.summary
     assert {"accuracy_full", "by_method", "gate_rate", "gate_accuracy", "seconds"} <= set(s)
-    methods = {"streaming_llm", "h2o", "snapkv", "tova", "random", "gate", "gate_window", "gate_pooled"}
+    methods = {
+        "streaming_llm",
+        "h2o",
+        "snapkv",
+        "tova",
+        "random",
+        "gate",
+        "gate_window",
+        "gate_pooled",
+    }
     assert set(s["by_method"]) == methods
     assert all(set(v) == {"0.25", "0.5", "0.75"} for v in s["by_method"].values())
     assert 0.0 <= s["gate_rate"] <= 1.0 and 0.0 <= s["accuracy_full"] <= 1.0

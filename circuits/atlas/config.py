@@ -32,26 +32,26 @@ RANKING = {"natural": "nl_ranking_lexical", "organism": "ranking"}
 
 
 def _circuit() -> CircuitConfig:
-    return CircuitConfig(prompts=128, ablation_prompts=32)
+    return CircuitConfig(prompts=256, ablation_prompts=64)
 
 
 def _task_vectors() -> TaskVectorsConfig:
-    return TaskVectorsConfig(test_items=20, te_prompts=25, trials=10, steps=100, circuit_prompts=32)
+    return TaskVectorsConfig()  # the published sizes: three tasks keep it to minutes
 
 
 def _eviction() -> EvictionConfig:
     return EvictionConfig(
-        prompts=16,
+        prompts=32,
         rates=(0.5,),
         methods=("snapkv",),
         lengths=(512,),
-        gate_prompts=16,
-        gate_epochs=20,
+        gate_prompts=32,
+        gate_epochs=30,
     )
 
 
 def _block_relevance() -> BlockRelevanceConfig:
-    return BlockRelevanceConfig(prompts=32)
+    return BlockRelevanceConfig(prompts=48)
 
 
 @dataclass

@@ -4,7 +4,7 @@ Each part is a whole run of a registered analysis through the one runner
 (:func:`~interp.analysis.runner.run_analysis`), written as its own run directory beside the
 atlas's, so every number the atlas shows can be traced to a run that a reader can open on its
 own. A run already in the output folder is reused in place of a new one when it is complete and
-was made by the same code (:func:`~interp.runs.provenance.source_commit`) for the same model,
+was made by the same code (:func:`~interp.runs.provenance.code_fingerprint`) for the same model,
 task, seed and config: the atlas of a model then costs only what was never computed.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from circuits.atlas.config import Part
 from interp.analysis.base import Log
 from interp.analysis.runner import run_analysis
-from interp.runs.provenance import source_commit
+from interp.runs.provenance import code_fingerprint
 from interp.runs.store import list_runs, load_run
 
 
@@ -35,13 +35,14 @@ def _plain(value):
     return json.loads(json.dumps(value, default=str))
 
 
-def matches(manifest: dict, part: Part, model: str, commit: str | None) -> bool:
-    """Whether a run's manifest is ``part`` on ``model``, complete and made by ``commit``."""
+def matches(manifest: dict, part: Part, model: str, code: str | None) -> bool:
+    """Whether a run's manifest is ``part`` on ``model``, made by the code of fingerprint
+    ``code`` (:func:`~interp.runs.provenance.code_fingerprint`)."""
     params = manifest.get("params") or {}
     wanted = _plain(part.config.params())
     return (
-        commit is not None
-        and manifest.get("commit") == commit
+        code is not None
+        and manifest.get("code") == code
         and manifest.get("kind") == part.kind
         and manifest.get("model") == model
         and manifest.get("task") == part.task
@@ -52,12 +53,12 @@ def matches(manifest: dict, part: Part, model: str, commit: str | None) -> bool:
 
 def find_reusable(out: Path, part: Part, model: str) -> Path | None:
     """The newest complete run under ``out`` that :func:`matches` ``part``, or None."""
-    commit = source_commit()
+    code = code_fingerprint()
     for entry in list_runs(out):  # newest first
         if entry["status"] != "complete" or entry["kind"] != part.kind:
             continue
         manifest = load_run(entry["path"]).manifest
-        if matches(manifest, part, model, commit):
+        if matches(manifest, part, model, code):
             return Path(entry["path"])
     return None
 

@@ -11,8 +11,8 @@ from interp.cli.app import app, log, report_path
 from interp.errors import IclscopeError
 
 SIZES = ("modest", "tiny")
-"""``modest``: the atlas's defaults (about a quarter of an hour on smollm2 on 2 cores); ``tiny``: every
-part at a handful of prompts, a smoke test of the whole run in a minute or two."""
+"""``modest``: the atlas's defaults (about a quarter of an hour on smollm2 on 2 cores);
+``tiny``: every part at a handful of prompts, a smoke test of the whole run in a minute or two."""
 
 
 @app.command(short_help="Every analysis on one model, head by head: roles and shared heads.")

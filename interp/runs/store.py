@@ -45,7 +45,7 @@ import pyarrow as pa
 from interp.errors import IclscopeError, Interrupted, write_error
 from interp.io import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-export)
 from interp.runs.process import run_status, this_process
-from interp.runs.provenance import source_commit
+from interp.runs.provenance import code_fingerprint, source_commit
 from interp.runs.reports import markdown_to_html, render_report_html  # noqa: F401 (re-export)
 
 UTC = timezone.utc
@@ -134,6 +134,7 @@ class RunWriter:
             "seed": seed if seed is None or isinstance(seed, int) else list(seed),
             "versions": _versions(),
             "commit": source_commit(),
+            "code": code_fingerprint(),
             "timings": {"started": None, "finished": None, "seconds": None},
             "error": None,
             "params": dict(params or {}),

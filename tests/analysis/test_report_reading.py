@@ -48,6 +48,7 @@ SECTIONS = {
         "logit_lens": "One prompt",
         "query_attention": "One prompt",
     },
+    "atlas": {"role_grid": "Roles", "overlap_upset": "Shared heads"},
 }
 """Per kind, a figure's name prefix -> how the heading of the section that discusses it starts
 (eviction's figures belong to the first setting, whose name the run picks: checked apart)."""
